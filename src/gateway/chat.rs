@@ -1,0 +1,442 @@
+//! `POST /v1/chat/completions`: parse, input policies, route, call the upstream in its
+//! own format, translate back, output policies, reply (or stream), record the event.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde_json::json;
+use tiny_http::Request;
+
+use super::http::{header, now_ms, read_body, Reply};
+use super::transport::{self, UpstreamResponse};
+use super::{stream, Runtime, State};
+use crate::config::schema::{ProviderKind, Strategy};
+use crate::config::Target;
+use crate::openai::{ApiError, ChatRequest, KeeptrustsMeta};
+use crate::policy::chain::PolicyTrace;
+use crate::policy::{RequestContext, Verdict};
+use crate::providers::{self, BuildContext};
+use crate::router::{self, Resolution};
+use crate::store::{Event, EventKind};
+
+/// What the client sent, checked and routed, ready to go upstream.
+pub struct Prepared {
+    pub runtime: Arc<Runtime>,
+    pub chat: ChatRequest,
+    pub resolution: Resolution,
+    pub ctx: RequestContext,
+    /// A non-gateway key the client sent, forwarded when the target has none.
+    pub client_key: Option<String>,
+    pub started: Instant,
+}
+
+/// The upstream that answered.
+pub enum Upstream {
+    /// The built-in mock provider.
+    Mock,
+    Http(UpstreamResponse),
+}
+
+pub fn handle(state: &Arc<State>, mut req: Request, request_id: &str) {
+    let started = Instant::now();
+    let mut ev = Event {
+        request_id: request_id.to_string(),
+        ts_ms: now_ms(),
+        kind: EventKind::ChatCompletion,
+        endpoint: "/v1/chat/completions".to_string(),
+        verdict: Verdict::Allow.as_str().to_string(),
+        request_source: header(&req, "x-request-source").map(str::to_string),
+        correlation_id: header(&req, "x-correlation-id").map(str::to_string),
+        ..Event::default()
+    };
+    let runtime = state.default.clone();
+    ev.configuration = Some(runtime.config.name.clone());
+    let prepared = prepare(state, runtime, &mut req, request_id, started, &mut ev);
+    let prepared = match prepared {
+        Ok(p) => p,
+        Err(e) => {
+            finish_event(state, &mut ev, started, &e);
+            Reply::error(&e).send(req, request_id);
+            return;
+        }
+    };
+    if prepared.chat.is_stream() {
+        stream::run(state, req, prepared, ev);
+    } else {
+        unary(state, req, prepared, ev);
+    }
+}
+
+fn prepare(
+    _state: &State,
+    runtime: Arc<Runtime>,
+    req: &mut Request,
+    request_id: &str,
+    started: Instant,
+    ev: &mut Event,
+) -> Result<Prepared, ApiError> {
+    let body = read_body(req, runtime.config.max_body_bytes)?;
+    let mut chat = parse_request(&body)?;
+    ev.model_requested = Some(chat.model.clone());
+    ev.stream = chat.is_stream();
+    let resolution = router::resolve(&runtime.config, &chat.model)?;
+    let client_key = client_key(req);
+    let ctx = RequestContext {
+        request_id: request_id.to_string(),
+        model: resolution.model.clone(),
+        key_name: None,
+        team: None,
+    };
+    let input = runtime.chain.run_input(&ctx, &mut chat);
+    add_trace(ev, &input.trace);
+    if let Some(block) = input.block {
+        ev.blocked_by = Some(block.policy.clone());
+        return Err(ApiError::policy_violation(
+            &block.policy,
+            false,
+            block.message,
+        ));
+    }
+    Ok(Prepared {
+        runtime,
+        chat,
+        resolution,
+        ctx,
+        client_key,
+        started,
+    })
+}
+
+/// Parses and checks the body: malformed JSON and missing fields are 400s naming the
+/// parameter.
+pub fn parse_request(body: &[u8]) -> Result<ChatRequest, ApiError> {
+    let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| {
+        ApiError::invalid_json(format!(
+            "We could not parse the JSON body of your request: {e}. Send a valid JSON object."
+        ))
+    })?;
+    let obj = value
+        .as_object()
+        .ok_or_else(|| ApiError::bad_request("The request body must be a JSON object."))?;
+    match obj.get("model") {
+        None | Some(serde_json::Value::Null) => return Err(ApiError::missing_param("model")),
+        Some(serde_json::Value::String(s)) if s.is_empty() => {
+            return Err(ApiError::missing_param("model"))
+        }
+        Some(serde_json::Value::String(_)) => {}
+        Some(_) => {
+            return Err(ApiError::bad_request("'model' must be a string.").with_param("model"))
+        }
+    }
+    match obj.get("messages") {
+        None | Some(serde_json::Value::Null) => return Err(ApiError::missing_param("messages")),
+        Some(serde_json::Value::Array(a)) if a.is_empty() => {
+            return Err(
+                ApiError::bad_request("'messages' must contain at least one message.")
+                    .with_param("messages"),
+            )
+        }
+        Some(serde_json::Value::Array(_)) => {}
+        Some(_) => {
+            return Err(
+                ApiError::bad_request("'messages' must be an array of messages.")
+                    .with_param("messages"),
+            )
+        }
+    }
+    serde_json::from_value(value)
+        .map_err(|e| ApiError::bad_request(format!("Invalid request: {e}")).with_param("messages"))
+}
+
+/// The key the client sent (`Authorization: Bearer`, `api-key`, `x-api-key`), unless it is
+/// a gateway key, which is never forwarded.
+fn client_key(req: &Request) -> Option<String> {
+    let raw = header(req, "authorization")
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .or_else(|| header(req, "api-key"))
+        .or_else(|| header(req, "x-api-key"))?
+        .trim();
+    // TODO(#7): validate `kt_gk_` gateway keys against the store.
+    (!raw.is_empty() && !raw.starts_with("kt_gk_")).then(|| raw.to_string())
+}
+
+pub fn add_trace(ev: &mut Event, trace: &[PolicyTrace]) {
+    if trace.is_empty() {
+        return;
+    }
+    let mut verdict = Verdict::Allow;
+    for t in trace.iter().filter(|t| !t.observed) {
+        verdict = verdict.max(t.verdict);
+    }
+    let current = match ev.verdict.as_str() {
+        "block" => Verdict::Block,
+        "redact" => Verdict::Redact,
+        "flag" => Verdict::Flag,
+        _ => Verdict::Allow,
+    };
+    ev.verdict = current.max(verdict).as_str().to_string();
+    let list = ev.policies.get_or_insert_with(|| json!([]));
+    if let Some(arr) = list.as_array_mut() {
+        arr.extend(trace.iter().filter_map(|t| serde_json::to_value(t).ok()));
+    }
+}
+
+/// Sends the request to the first candidate that answers; connection failures (and 5xx
+/// under the `fallback` strategy) move on to the next candidate.
+pub fn call_upstream(
+    state: &State,
+    p: &mut Prepared,
+    ev: &mut Event,
+) -> Result<(usize, Upstream), ApiError> {
+    let stream = p.chat.is_stream();
+    let config = p.runtime.config.clone();
+    let candidates = p.resolution.candidates.clone();
+    let mut attempts = Vec::new();
+    let mut last_err = ApiError::model_not_found(&p.resolution.requested);
+    for (n, &i) in candidates.iter().enumerate() {
+        let Some(target) = config.targets.get(i) else {
+            continue;
+        };
+        let is_last = n + 1 == candidates.len();
+        ev.target_id = Some(target.id.clone());
+        ev.provider = Some(target.kind.as_str().to_string());
+        ev.model_used = Some(target.model.clone());
+        p.chat.model.clone_from(&target.model);
+        if target.kind == ProviderKind::Mock {
+            attempts.push(json!({"target": target.id, "outcome": "ok"}));
+            set_routing(ev, &p.resolution, &attempts);
+            return Ok((i, Upstream::Mock));
+        }
+        let result = send_one(state, target, p, stream);
+        match result {
+            Ok(resp) if resp.status >= 500 && !is_last && config.strategy == Strategy::Fallback => {
+                attempts
+                    .push(json!({"target": target.id, "outcome": format!("http {}", resp.status)}));
+                let status = resp.status;
+                let body = resp.read_all().unwrap_or_default();
+                last_err = providers::adapter_for(target).parse_error(status, &body);
+            }
+            Ok(resp) => {
+                attempts
+                    .push(json!({"target": target.id, "outcome": format!("http {}", resp.status)}));
+                set_routing(ev, &p.resolution, &attempts);
+                return Ok((i, Upstream::Http(resp)));
+            }
+            Err(e) if !is_last && (transport::is_connect_error(&e) || e.status == 504) => {
+                attempts.push(json!({"target": target.id, "outcome": e.body.message}));
+                last_err = e;
+            }
+            Err(e) => {
+                attempts.push(json!({"target": target.id, "outcome": e.body.message}));
+                set_routing(ev, &p.resolution, &attempts);
+                return Err(e);
+            }
+        }
+    }
+    set_routing(ev, &p.resolution, &attempts);
+    Err(last_err)
+}
+
+fn send_one(
+    state: &State,
+    target: &Target,
+    p: &Prepared,
+    stream: bool,
+) -> Result<UpstreamResponse, ApiError> {
+    let adapter = providers::adapter_for(target);
+    let key = target
+        .credential
+        .as_ref()
+        .map(|s| s.expose())
+        .or(p.client_key.as_deref());
+    let mut chat_ref = std::borrow::Cow::Borrowed(&p.chat);
+    if stream
+        && !p.chat.include_usage()
+        && matches!(
+            target.kind,
+            ProviderKind::Openai | ProviderKind::AzureOpenai
+        )
+    {
+        // Ask for usage so the event has token counts; the usage chunk is not passed on
+        // to a client that did not ask for it.
+        let mut c = p.chat.clone();
+        let opts = c.stream_options.get_or_insert_with(Default::default);
+        opts.include_usage = Some(true);
+        chat_ref = std::borrow::Cow::Owned(c);
+    }
+    let up = adapter.build_request(
+        BuildContext {
+            target,
+            api_key: key,
+            now: std::time::SystemTime::now(),
+        },
+        &chat_ref,
+    )?;
+    let timeout = if stream {
+        target.stream_timeout
+    } else {
+        target.timeout
+    };
+    transport::send(&state.agent, up, timeout, stream)
+}
+
+fn set_routing(ev: &mut Event, r: &Resolution, attempts: &[serde_json::Value]) {
+    let detail = ev.detail.get_or_insert_with(|| json!({}));
+    detail["routing"] = json!({
+        "requested": r.requested,
+        "resolved": r.model,
+        "candidates": r.candidates.len(),
+        "attempts": attempts,
+    });
+}
+
+/// Turns a non-2xx upstream answer into the client's error, keeping the status and the
+/// retry hints.
+pub fn upstream_error(target: &Target, resp: UpstreamResponse) -> ApiError {
+    let status = resp.status;
+    let retry_after = resp
+        .header("retry-after-ms")
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .map(|ms| ms / 1000.0)
+        .or_else(|| {
+            resp.header("retry-after")
+                .and_then(|v| v.trim().parse::<f64>().ok())
+        });
+    let body = resp.read_all().unwrap_or_default();
+    let mut err = providers::adapter_for(target).parse_error(status, &body);
+    err.retry_after = retry_after.or(err.retry_after);
+    err
+}
+
+/// Headers every completion carries: deprecation notices.
+pub fn response_headers(p: &Prepared) -> Vec<(String, String)> {
+    let mut h = Vec::new();
+    if let Some(succ) = &p.resolution.deprecated_successor {
+        h.push(("Deprecation".to_string(), "true".to_string()));
+        h.push(("X-Model-Deprecated-Successor".to_string(), succ.clone()));
+    }
+    h
+}
+
+pub fn meta(p: &Prepared, target: Option<&Target>) -> KeeptrustsMeta {
+    KeeptrustsMeta {
+        routing_decision_id: format!("kt_decision_{}", p.ctx.request_id),
+        provider_used: target.map_or_else(String::new, |t| t.kind.as_str().to_string()),
+        cache_status: None,
+        region: target.and_then(|t| t.region.clone()),
+    }
+}
+
+fn unary(state: &Arc<State>, req: Request, mut p: Prepared, mut ev: Event) {
+    let request_id = p.ctx.request_id.clone();
+    let result = unary_inner(state, &mut p, &mut ev);
+    match result {
+        Ok(body) => {
+            ev.status = 200;
+            finish_ok(state, &mut ev, p.started);
+            let mut reply = Reply::json(200, body);
+            reply.headers.extend(response_headers(&p));
+            reply.send(req, &request_id);
+        }
+        Err(e) => {
+            finish_event(state, &mut ev, p.started, &e);
+            let mut reply = Reply::error(&e);
+            if e.status != 409 {
+                reply.headers.extend(response_headers(&p));
+            }
+            reply.send(req, &request_id);
+        }
+    }
+}
+
+fn unary_inner(state: &State, p: &mut Prepared, ev: &mut Event) -> Result<Vec<u8>, ApiError> {
+    let (ti, upstream) = call_upstream(state, p, ev)?;
+    let config = p.runtime.config.clone();
+    let target = config.targets.get(ti);
+    let mut resp = match (upstream, target) {
+        (Upstream::Mock, _) => providers::mock::respond(
+            &p.chat,
+            &completion_id(&p.ctx.request_id),
+            providers::unix_now(),
+        ),
+        (Upstream::Http(resp), Some(target)) => {
+            if !(200..300).contains(&resp.status) {
+                return Err(upstream_error(target, resp));
+            }
+            let body = resp.read_all()?;
+            providers::adapter_for(target).parse_response(target, &body)?
+        }
+        (Upstream::Http(_), None) => {
+            return Err(ApiError::internal("routing chose a missing target"))
+        }
+    };
+    ev.ttft_ms = Some(ms(p.started));
+    if let Some(u) = &resp.usage {
+        set_usage(ev, u);
+    }
+    let output = p.runtime.chain.run_output(&p.ctx, &mut resp);
+    add_trace(ev, &output.trace);
+    if let Some(block) = output.block {
+        ev.blocked_by = Some(block.policy.clone());
+        return Err(ApiError::policy_violation(
+            &block.policy,
+            true,
+            block.message,
+        ));
+    }
+    resp.x_keeptrusts = Some(meta(p, target));
+    serde_json::to_vec(&resp)
+        .map_err(|e| ApiError::internal(format!("failed to serialize the response: {e}")))
+}
+
+pub fn set_usage(ev: &mut Event, u: &crate::openai::Usage) {
+    ev.prompt_tokens = i64::try_from(u.prompt_tokens).ok();
+    ev.completion_tokens = i64::try_from(u.completion_tokens).ok();
+    ev.total_tokens = i64::try_from(u.total_tokens).ok();
+}
+
+pub fn ms(since: Instant) -> f64 {
+    since.elapsed().as_secs_f64() * 1000.0
+}
+
+pub fn finish_ok(state: &State, ev: &mut Event, started: Instant) {
+    ev.latency_ms = ms(started);
+    state.events.record(std::mem::take(ev));
+}
+
+pub fn finish_event(state: &State, ev: &mut Event, started: Instant, e: &ApiError) {
+    ev.status = e.status;
+    if e.status == 409 {
+        ev.verdict = Verdict::Block.as_str().to_string();
+    } else {
+        ev.error = Some(e.body.message.clone());
+    }
+    finish_ok(state, ev, started);
+}
+
+/// `chatcmpl-…` for answers kt makes itself (mock provider).
+pub fn completion_id(request_id: &str) -> String {
+    format!("chatcmpl-{}", request_id.trim_start_matches("req_"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_validation_names_the_parameter() {
+        assert_eq!(parse_request(b"{nope").unwrap_err().status, 400);
+        let e = parse_request(br#"{"messages":[{"role":"user","content":"x"}]}"#).unwrap_err();
+        assert_eq!(e.body.param.as_deref(), Some("model"));
+        let e = parse_request(br#"{"model":"m"}"#).unwrap_err();
+        assert_eq!(e.body.param.as_deref(), Some("messages"));
+        let e = parse_request(br#"{"model":"m","messages":[]}"#).unwrap_err();
+        assert_eq!(e.body.param.as_deref(), Some("messages"));
+        assert!(
+            parse_request(br#"{"model":"m","messages":[{"role":"user","content":"x"}]}"#).is_ok()
+        );
+    }
+}

@@ -1,0 +1,68 @@
+//! The route table: `(method, path) → handler`. Handlers live beside it (small ones) or in
+//! their own file (`chat`).
+
+use std::sync::Arc;
+
+use tiny_http::{Method, Request};
+
+use super::http::{random_id, Reply};
+use super::{chat, State};
+use crate::openai::{ApiError, ModelEntry};
+
+pub fn handle(state: &Arc<State>, req: Request) {
+    let request_id = random_id("req_");
+    let path = req.url().split('?').next().unwrap_or("").to_string();
+    let method = req.method().clone();
+    match (&method, path.trim_end_matches('/')) {
+        (Method::Post, "/v1/chat/completions") | (Method::Post, "/chat/completions") => {
+            chat::handle(state, req, &request_id);
+        }
+        (Method::Get, "/v1/models") | (Method::Get, "/models") => {
+            models(state).send(req, &request_id)
+        }
+        (Method::Get, "/health") | (Method::Get, "/healthz") => {
+            health(state).send(req, &request_id)
+        }
+        (m, p) if is_known_path(p) => {
+            Reply::error(&ApiError::method_not_allowed(m.as_str(), p)).send(req, &request_id)
+        }
+        (_, p) => Reply::error(&ApiError::not_found(p)).send(req, &request_id),
+    }
+}
+
+fn is_known_path(p: &str) -> bool {
+    matches!(
+        p,
+        "/v1/chat/completions"
+            | "/chat/completions"
+            | "/v1/models"
+            | "/models"
+            | "/health"
+            | "/healthz"
+    )
+}
+
+fn models(state: &State) -> Reply {
+    let created = crate::providers::unix_now();
+    let data: Vec<ModelEntry> = crate::router::catalog(&state.default.config)
+        .into_iter()
+        .map(|(id, owned_by)| ModelEntry {
+            id,
+            object: "model".to_string(),
+            created,
+            owned_by,
+        })
+        .collect();
+    let body = serde_json::json!({"object": "list", "data": data});
+    Reply::json(200, body.to_string().into_bytes())
+}
+
+fn health(state: &State) -> Reply {
+    let body = serde_json::json!({
+        "status": "ok",
+        "version": env!("CARGO_PKG_VERSION"),
+        "configuration": state.default.config.name,
+        "policies": state.default.chain.names(),
+    });
+    Reply::json(200, body.to_string().into_bytes())
+}

@@ -1,0 +1,120 @@
+//! Small HTTP helpers over tiny_http: headers, bodies, JSON and error responses.
+
+use std::io::Read;
+
+use tiny_http::{Header, Request, Response};
+
+use crate::openai::ApiError;
+
+/// A header value by case-insensitive name.
+pub fn header<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
+    req.headers()
+        .iter()
+        .find(|h| h.field.as_str().as_str().eq_ignore_ascii_case(name))
+        .map(|h| h.value.as_str())
+}
+
+/// Builds a header; names and values kt creates are always valid.
+pub fn make_header(name: &str, value: &str) -> Option<Header> {
+    Header::from_bytes(name.as_bytes(), value.as_bytes()).ok()
+}
+
+/// Reads the body up to `limit` bytes; a larger body is a 413.
+pub fn read_body(req: &mut Request, limit: u64) -> Result<Vec<u8>, ApiError> {
+    let limit_usize = usize::try_from(limit).unwrap_or(usize::MAX);
+    if let Some(len) = req.body_length() {
+        if len as u64 > limit {
+            return Err(ApiError::payload_too_large(limit_usize));
+        }
+    }
+    let mut body = Vec::with_capacity(req.body_length().unwrap_or(0).min(limit_usize));
+    req.as_reader()
+        .take(limit.saturating_add(1))
+        .read_to_end(&mut body)
+        .map_err(|e| ApiError::bad_request(format!("failed to read the request body: {e}")))?;
+    if body.len() as u64 > limit {
+        return Err(ApiError::payload_too_large(limit_usize));
+    }
+    Ok(body)
+}
+
+/// A reply: status, headers and a body, sent with one `respond`.
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    pub fn json(status: u16, body: Vec<u8>) -> Reply {
+        Reply {
+            status,
+            headers: vec![("Content-Type".into(), "application/json".into())],
+            body,
+        }
+    }
+
+    pub fn error(err: &ApiError) -> Reply {
+        let mut r = Reply::json(err.status, err.to_json());
+        if let Some(secs) = err.retry_after {
+            r.headers
+                .push(("Retry-After".into(), format!("{}", secs.ceil().max(0.0))));
+            r.headers.push((
+                "retry-after-ms".into(),
+                format!("{}", (secs * 1000.0).round()),
+            ));
+        }
+        if let Some(retry) = err.retryable {
+            r.headers.push(("x-should-retry".into(), retry.to_string()));
+        }
+        r
+    }
+
+    pub fn header(mut self, name: &str, value: impl Into<String>) -> Reply {
+        self.headers.push((name.to_string(), value.into()));
+        self
+    }
+
+    /// Sends the reply. A client that went away is not an error worth more than a log line.
+    pub fn send(self, req: Request, request_id: &str) {
+        let mut resp = Response::from_data(self.body).with_status_code(self.status);
+        for (k, v) in &self.headers {
+            if let Some(h) = make_header(k, v) {
+                resp.add_header(h);
+            }
+        }
+        if let Some(h) = make_header("x-request-id", request_id) {
+            resp.add_header(h);
+        }
+        if let Err(e) = req.respond(resp) {
+            crate::logging::debug(&format!("{request_id}: failed to send the response: {e}"));
+        }
+    }
+}
+
+/// A random id: `prefix` + 24 hex digits from the OS generator (not guessable).
+pub fn random_id(prefix: &str) -> String {
+    let mut bytes = [0u8; 12];
+    if getrandom::fill(&mut bytes).is_err() {
+        // No OS randomness: fall back to time and a counter (unique, not secret).
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        bytes.copy_from_slice(&nanos.to_le_bytes()[..12]);
+    }
+    let mut s = String::with_capacity(prefix.len() + 24);
+    s.push_str(prefix);
+    for b in bytes {
+        s.push_str(&format!("{b:02x}"));
+    }
+    s
+}
+
+/// Milliseconds since the epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}

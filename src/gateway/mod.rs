@@ -1,0 +1,121 @@
+//! The gateway: tiny_http server and worker pool, routes, the chat completion path, the
+//! SSE writer and the upstream transport. Only this module and `store` touch the network
+//! and the disk.
+
+pub mod chat;
+pub mod handlers;
+pub mod http;
+pub mod server;
+pub mod stream;
+pub mod streaming;
+pub mod transport;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use crate::config::{Config, ConfigSet, Secret};
+use crate::policy::chain::FailMode;
+use crate::policy::PolicyChain;
+use crate::store::EventSink;
+
+pub use server::run;
+
+/// `--upstream*`: a debug override that sends every target to one OpenAI-format URL.
+#[derive(Debug, Clone, Default)]
+pub struct UpstreamOverride {
+    pub url: String,
+    pub api_key: Option<Secret>,
+    pub api_key_header: Option<String>,
+    pub api_key_prefix: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct GatewayOptions {
+    pub listen: SocketAddr,
+    pub configs: ConfigSet,
+    pub db: PathBuf,
+    /// Worker threads: requests (and open streams) served at once.
+    pub max_concurrency: usize,
+    pub fail_mode: FailMode,
+    pub upstream: Option<UpstreamOverride>,
+    /// How long in-flight requests may take to finish after SIGTERM/SIGINT.
+    pub shutdown_grace: std::time::Duration,
+}
+
+/// One configuration with its built policy chain.
+pub struct Runtime {
+    pub config: Arc<Config>,
+    pub chain: PolicyChain,
+}
+
+/// Shared by every worker.
+pub struct State {
+    pub default: Arc<Runtime>,
+    pub by_name: BTreeMap<String, Arc<Runtime>>,
+    pub agent: ureq::Agent,
+    pub events: EventSink,
+    pub shutting_down: AtomicBool,
+}
+
+impl State {
+    pub fn build(opts: &GatewayOptions, events: EventSink) -> Result<State, String> {
+        let mut by_name = BTreeMap::new();
+        let mut default = None;
+        for (name, cfg) in &opts.configs.by_name {
+            let cfg = apply_override(cfg, opts.upstream.as_ref());
+            let chain = PolicyChain::build(&cfg, opts.fail_mode)
+                .map_err(|e| format!("configuration `{name}`: {e}"))?;
+            let rt = Arc::new(Runtime { config: cfg, chain });
+            if *name == opts.configs.default.name {
+                default = Some(rt.clone());
+            }
+            by_name.insert(name.clone(), rt);
+        }
+        let default = match default {
+            Some(d) => d,
+            None => {
+                let cfg = apply_override(&opts.configs.default, opts.upstream.as_ref());
+                let chain = PolicyChain::build(&cfg, opts.fail_mode)?;
+                Arc::new(Runtime { config: cfg, chain })
+            }
+        };
+        Ok(State {
+            default,
+            by_name,
+            agent: transport::agent(),
+            events,
+            shutting_down: AtomicBool::new(false),
+        })
+    }
+}
+
+fn apply_override(cfg: &Arc<Config>, o: Option<&UpstreamOverride>) -> Arc<Config> {
+    let Some(o) = o else {
+        return cfg.clone();
+    };
+    let mut c = (**cfg).clone();
+    for t in &mut c.targets {
+        t.base_url = o.url.trim_end_matches('/').to_string();
+        if t.kind == crate::config::schema::ProviderKind::Mock {
+            t.kind = crate::config::schema::ProviderKind::OpenaiCompatible;
+            t.format = crate::config::schema::WireFormat::Openai;
+        }
+        if let Some(k) = &o.api_key {
+            t.credential = Some(k.clone());
+        }
+        if let Some(h) = &o.api_key_header {
+            t.api_key_header.clone_from(h);
+        }
+        if let Some(p) = &o.api_key_prefix {
+            t.api_key_prefix = if p.is_empty() || p.ends_with(' ') {
+                p.clone()
+            } else {
+                format!("{p} ")
+            };
+        }
+    }
+    Arc::new(c)
+}

@@ -1,0 +1,141 @@
+//! The tiny_http loop: the listener (TCP_NODELAY and socket timeouts set before tiny_http
+//! takes it), the worker pool, signals and graceful shutdown.
+
+use std::net::{SocketAddr, TcpListener};
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use socket2::{Domain, Protocol, Socket, Type};
+
+use super::{handlers, GatewayOptions, State};
+use crate::store::EventWriter;
+
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    #[error("failed to listen on `{addr}`")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("failed to start the HTTP server: {0}")]
+    Server(String),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error("{0}")]
+    Config(String),
+    #[error("failed to install signal handlers")]
+    Signals(#[source] std::io::Error),
+}
+
+/// How long a worker waits for a request before checking for shutdown.
+const POLL: Duration = Duration::from_millis(100);
+/// Client sockets: a read or write that stalls this long fails (slow or dead peers).
+const SOCKET_TIMEOUT: Duration = Duration::from_secs(120);
+
+fn listener(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    // Inherited by accepted sockets on Linux: no Nagle stalls on streamed tokens, and no
+    // connection can hang a worker forever.
+    socket.set_nodelay(true)?;
+    socket.set_read_timeout(Some(SOCKET_TIMEOUT))?;
+    socket.set_write_timeout(Some(SOCKET_TIMEOUT))?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    Ok(socket.into())
+}
+
+/// Runs the gateway until SIGINT/SIGTERM. `on_ready` gets the bound address (port 0
+/// resolved) once the server accepts connections.
+pub fn run(opts: GatewayOptions, on_ready: impl FnOnce(SocketAddr)) -> Result<(), GatewayError> {
+    let shutdown = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, shutdown.clone()).map_err(GatewayError::Signals)?;
+    }
+    let writer = EventWriter::start(&opts.db)?;
+    let state = Arc::new(State::build(&opts, writer.sink()).map_err(GatewayError::Config)?);
+
+    let tcp = listener(opts.listen).map_err(|source| GatewayError::Bind {
+        addr: opts.listen,
+        source,
+    })?;
+    let addr = tcp.local_addr().map_err(|source| GatewayError::Bind {
+        addr: opts.listen,
+        source,
+    })?;
+    let server = Arc::new(
+        tiny_http::Server::from_listener(tcp, None)
+            .map_err(|e| GatewayError::Server(e.to_string()))?,
+    );
+
+    let workers: Vec<_> = (0..opts.max_concurrency.max(1))
+        .map(|i| {
+            let server = server.clone();
+            let state = state.clone();
+            std::thread::Builder::new()
+                .name(format!("kt-worker-{i}"))
+                .stack_size(256 * 1024)
+                .spawn(move || worker(&server, &state))
+        })
+        .collect::<Result<_, _>>()
+        .map_err(|e| GatewayError::Server(format!("failed to spawn workers: {e}")))?;
+
+    on_ready(addr);
+
+    while !shutdown.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    crate::logging::info("shutting down: finishing in-flight requests");
+    state.shutting_down.store(true, Ordering::SeqCst);
+    let deadline = Instant::now() + opts.shutdown_grace;
+    for w in workers {
+        while !w.is_finished() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        if w.is_finished() {
+            let _ = w.join(); // Worker panics are caught and logged inside.
+        }
+    }
+    let dropped = state.events.dropped();
+    let flushed = writer.shutdown(Duration::from_secs(10));
+    if !flushed {
+        crate::logging::error("shutdown: not every event could be written to the database");
+    }
+    if dropped > 0 {
+        crate::logging::error(&format!(
+            "{dropped} event(s) were dropped because the event queue was full"
+        ));
+    }
+    crate::logging::info("stopped");
+    Ok(())
+}
+
+fn worker(server: &tiny_http::Server, state: &Arc<State>) {
+    loop {
+        let req = match server.recv_timeout(POLL) {
+            Ok(Some(req)) => req,
+            Ok(None) => {
+                if state.shutting_down.load(Ordering::Relaxed) {
+                    return;
+                }
+                continue;
+            }
+            Err(e) => {
+                crate::logging::error(&format!("accept failed: {e}"));
+                if state.shutting_down.load(Ordering::Relaxed) {
+                    return;
+                }
+                std::thread::sleep(POLL);
+                continue;
+            }
+        };
+        // The last line of defence: a bug in a handler must not take a worker down.
+        let result = std::panic::catch_unwind(AssertUnwindSafe(|| handlers::handle(state, req)));
+        if result.is_err() {
+            crate::logging::error("a request handler panicked; the request was dropped");
+        }
+    }
+}

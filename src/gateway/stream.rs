@@ -1,0 +1,329 @@
+//! A streamed chat completion: every upstream event is translated and written to the
+//! client as it arrives. The chunk that closes the stream (finish reason / usage) is held
+//! back until the upstream ends, so the output policies can still replace it with an error
+//! and `x_keeptrusts` can ride on it.
+
+use std::io::Read;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tiny_http::Request;
+
+use super::chat::{
+    self, add_trace, call_upstream, finish_event, finish_ok, meta, ms, Prepared, Upstream,
+};
+use super::streaming::SseWriter;
+use super::State;
+use crate::config::Target;
+use crate::openai::{ApiError, ChatChunk, ChunkChoice, Delta, StreamAccumulator};
+use crate::policy::StreamFilter;
+use crate::providers::{self, StreamEvent};
+use crate::store::Event;
+
+/// Why a stream stopped early.
+enum Stop {
+    /// The client went away (write failed).
+    ClientGone,
+    /// The upstream failed mid-stream: sent to the client as an in-band error.
+    Upstream(ApiError),
+}
+
+pub fn run(state: &Arc<State>, req: Request, mut p: Prepared, mut ev: Event) {
+    let request_id = p.ctx.request_id.clone();
+    let (ti, upstream) = match call_upstream(state, &mut p, &mut ev) {
+        Ok(x) => x,
+        Err(e) => {
+            finish_event(state, &mut ev, p.started, &e);
+            super::http::Reply::error(&e).send(req, &request_id);
+            return;
+        }
+    };
+    let config = p.runtime.config.clone();
+    let Some(target) = config.targets.get(ti) else {
+        let e = ApiError::internal("routing chose a missing target");
+        finish_event(state, &mut ev, p.started, &e);
+        super::http::Reply::error(&e).send(req, &request_id);
+        return;
+    };
+    if let Upstream::Http(resp) = &upstream {
+        if !(200..300).contains(&resp.status) {
+            let Upstream::Http(resp) = upstream else {
+                return;
+            };
+            let e = chat::upstream_error(target, resp);
+            finish_event(state, &mut ev, p.started, &e);
+            let mut reply = super::http::Reply::error(&e);
+            reply.headers.extend(chat::response_headers(&p));
+            reply.send(req, &request_id);
+            return;
+        }
+    }
+    let http10 = req.http_version() == &tiny_http::HTTPVersion(1, 0);
+    let writer = match SseWriter::start(
+        req.into_writer(),
+        http10,
+        &request_id,
+        &chat::response_headers(&p),
+    ) {
+        Ok(w) => w,
+        Err(_) => {
+            ev.status = 499;
+            ev.error = Some("client closed the connection".to_string());
+            finish_ok(state, &mut ev, p.started);
+            return;
+        }
+    };
+    let mut pump = Pump {
+        writer,
+        acc: StreamAccumulator::default(),
+        filters: Vec::new(),
+        held: None,
+        hide_usage: !p.chat.include_usage(),
+        first_token: None,
+        started: p.started,
+        make_filter: || p.runtime.chain.stream_filter(),
+    };
+    let result = match upstream {
+        Upstream::Mock => pump_mock(&mut pump, &p),
+        Upstream::Http(resp) => pump_http(&mut pump, target, &p, resp.into_reader()),
+    };
+    ev.ttft_ms = pump.first_token;
+    let Pump {
+        writer,
+        acc,
+        filters,
+        held,
+        ..
+    } = pump;
+    match result {
+        Err(Stop::ClientGone) => {
+            ev.status = 499;
+            ev.error = Some("client closed the connection during the stream".to_string());
+            if let Some(u) = &acc.usage {
+                chat::set_usage(&mut ev, u);
+            }
+            finish_ok(state, &mut ev, p.started);
+        }
+        Err(Stop::Upstream(e)) => {
+            // The status is already 200: the error travels in-band, then [DONE].
+            let mut writer = writer;
+            let _ = writer.data(&e.to_json()); // The client may be gone; the event says what happened.
+            let _ = writer.done();
+            ev.status = e.status;
+            ev.error = Some(e.body.message.clone());
+            finish_ok(state, &mut ev, p.started);
+        }
+        Ok(()) => finish_stream(state, &p, target, ev, writer, acc, filters, held),
+    }
+}
+
+struct Pump<F: Fn() -> StreamFilter> {
+    writer: SseWriter,
+    acc: StreamAccumulator,
+    /// One redaction filter per choice index.
+    filters: Vec<StreamFilter>,
+    held: Option<ChatChunk>,
+    hide_usage: bool,
+    first_token: Option<f64>,
+    started: Instant,
+    make_filter: F,
+}
+
+impl<F: Fn() -> StreamFilter> Pump<F> {
+    fn chunk(&mut self, mut c: ChatChunk) -> Result<(), Stop> {
+        self.acc.push(&c);
+        if self.hide_usage {
+            if c.choices.is_empty() && c.usage.is_some() {
+                return Ok(());
+            }
+            c.usage = None;
+        }
+        for choice in &mut c.choices {
+            let idx = choice.index as usize;
+            while self.filters.len() <= idx {
+                self.filters.push((self.make_filter)());
+            }
+            if let (Some(text), Some(f)) = (&choice.delta.content, self.filters.get_mut(idx)) {
+                if !f.is_empty() {
+                    choice.delta.content = Some(f.push(text));
+                }
+            }
+        }
+        let closes = c.choices.iter().any(|ch| ch.finish_reason.is_some())
+            || (c.choices.is_empty() && c.usage.is_some());
+        if let Some(prev) = self.held.take() {
+            self.emit(&prev)?;
+        }
+        if closes {
+            self.held = Some(c);
+            return Ok(());
+        }
+        self.emit(&c)
+    }
+
+    fn emit(&mut self, c: &ChatChunk) -> Result<(), Stop> {
+        let json =
+            serde_json::to_vec(c).map_err(|e| Stop::Upstream(ApiError::internal(e.to_string())))?;
+        self.writer.data(&json).map_err(|_| Stop::ClientGone)?;
+        if self.first_token.is_none()
+            && c.choices.iter().any(|ch| {
+                ch.delta.content.as_deref().is_some_and(|s| !s.is_empty())
+                    || ch.delta.tool_calls.is_some()
+            })
+        {
+            self.first_token = Some(ms(self.started));
+        }
+        Ok(())
+    }
+}
+
+fn pump_mock<F: Fn() -> StreamFilter>(pump: &mut Pump<F>, p: &Prepared) -> Result<(), Stop> {
+    let id = chat::completion_id(&p.ctx.request_id);
+    // Always ask the mock for usage so the event has token counts; `hide_usage` keeps it
+    // from a client that did not ask.
+    let mut req = p.chat.clone();
+    req.stream_options
+        .get_or_insert_with(Default::default)
+        .include_usage = Some(true);
+    for (i, c) in providers::mock::stream(&req, &id, providers::unix_now())
+        .into_iter()
+        .enumerate()
+    {
+        if i > 1 {
+            std::thread::sleep(providers::mock::WORD_DELAY);
+        }
+        pump.chunk(c)?;
+    }
+    Ok(())
+}
+
+fn pump_http<F: Fn() -> StreamFilter>(
+    pump: &mut Pump<F>,
+    target: &Target,
+    p: &Prepared,
+    mut reader: impl Read,
+) -> Result<(), Stop> {
+    let mut decoder = providers::adapter_for(target).stream_decoder(target, &p.chat);
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut events = Vec::new();
+    let mut done = false;
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(n) => n,
+            Err(e) if done => {
+                // Already complete; the connection just will not be reused.
+                crate::logging::debug(&format!("after [DONE]: {e}"));
+                return Ok(());
+            }
+            Err(e) => {
+                let timed_out = matches!(
+                    e.kind(),
+                    std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
+                ) || e.to_string().contains("timeout");
+                return Err(Stop::Upstream(if timed_out {
+                    ApiError::upstream_timeout(format!("the upstream stream stalled: {e}"))
+                } else {
+                    ApiError::bad_gateway(format!("the upstream stream failed: {e}"))
+                }));
+            }
+        };
+        if n == 0 {
+            decoder.finish(&mut events).map_err(Stop::Upstream)?;
+        } else if !done {
+            decoder
+                .feed(buf.get(..n).unwrap_or_default(), &mut events)
+                .map_err(Stop::Upstream)?;
+        }
+        for ev in events.drain(..) {
+            match ev {
+                StreamEvent::Chunk(c) if !done => pump.chunk(c)?,
+                StreamEvent::Chunk(_) => {}
+                StreamEvent::Done => done = true,
+                StreamEvent::Error(e) => return Err(Stop::Upstream(e)),
+            }
+        }
+        if n == 0 {
+            return if done {
+                Ok(())
+            } else {
+                Err(Stop::Upstream(ApiError::bad_gateway(
+                    "the upstream closed the stream before it was complete",
+                )))
+            };
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn finish_stream(
+    state: &State,
+    p: &Prepared,
+    target: &Target,
+    mut ev: Event,
+    mut writer: SseWriter,
+    acc: StreamAccumulator,
+    mut filters: Vec<StreamFilter>,
+    held: Option<ChatChunk>,
+) {
+    let id = acc.id.clone();
+    let model = acc.model.clone();
+    let created = acc.created;
+    let usage = acc.usage.clone();
+    // Text the redaction filters held back.
+    for (i, f) in filters.iter_mut().enumerate() {
+        let rest = f.finish();
+        if rest.is_empty() {
+            continue;
+        }
+        let c = ChatChunk {
+            id: id.clone(),
+            created,
+            model: model.clone(),
+            choices: vec![ChunkChoice {
+                index: u32::try_from(i).unwrap_or(0),
+                delta: Delta {
+                    content: Some(rest),
+                    ..Delta::default()
+                },
+                ..ChunkChoice::default()
+            }],
+            ..ChatChunk::default()
+        };
+        if let Ok(json) = serde_json::to_vec(&c) {
+            let _ = writer.data(&json); // A gone client shows up on the final write below.
+        }
+    }
+    let mut resp = acc.into_response();
+    let output = p.runtime.chain.run_output(&p.ctx, &mut resp);
+    add_trace(&mut ev, &output.trace);
+    for f in &filters {
+        add_trace(&mut ev, &f.trace());
+    }
+    if let Some(u) = &usage {
+        chat::set_usage(&mut ev, u);
+    }
+    if let Some(block) = output.block {
+        let e = ApiError::policy_violation(&block.policy, true, block.message);
+        ev.blocked_by = Some(block.policy);
+        ev.status = 409;
+        let _ = writer.data(&e.to_json()); // Recorded on the event either way.
+        let _ = writer.done();
+        finish_ok(state, &mut ev, p.started);
+        return;
+    }
+    let mut last = held.unwrap_or_else(|| ChatChunk {
+        id,
+        created,
+        model,
+        ..ChatChunk::default()
+    });
+    last.x_keeptrusts = Some(meta(p, Some(target)));
+    let sent = serde_json::to_vec(&last)
+        .ok()
+        .map(|json| writer.data(&json).and_then(|()| writer.done()));
+    ev.status = match sent {
+        Some(Ok(())) => 200,
+        _ => 499,
+    };
+    finish_ok(state, &mut ev, p.started);
+}

@@ -1,0 +1,120 @@
+//! The one upstream transport: a ureq agent with a keep-alive pool, shared by all workers.
+
+use std::io::Read;
+use std::time::Duration;
+
+use ureq::Agent;
+
+use crate::openai::ApiError;
+use crate::providers::UpstreamRequest;
+
+/// Largest upstream (non-streaming) body kt reads.
+pub const MAX_UPSTREAM_BODY: u64 = 64 * 1024 * 1024;
+
+pub fn agent() -> Agent {
+    Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_connect(Some(Duration::from_secs(10)))
+        .max_idle_connections(512)
+        .max_idle_connections_per_host(256)
+        .max_idle_age(Duration::from_secs(60))
+        // Never follow a redirect: an upstream must not send a request (and its key)
+        // to another host.
+        .max_redirects(0)
+        .max_redirects_will_error(false)
+        .user_agent("keeptrusts-kt")
+        .accept_encoding("identity")
+        .build()
+        .into()
+}
+
+/// An upstream answer whose body has not been read yet.
+pub struct UpstreamResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: ureq::Body,
+}
+
+impl UpstreamResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Reads the whole body (bounded).
+    pub fn read_all(mut self) -> Result<Vec<u8>, ApiError> {
+        self.body
+            .with_config()
+            .limit(MAX_UPSTREAM_BODY)
+            .read_to_vec()
+            .map_err(|e| map_error(&e))
+    }
+
+    pub fn into_reader(self) -> impl Read {
+        self.body.into_reader()
+    }
+}
+
+/// Sends a request. `timeout` bounds a non-streaming call end to end; for a stream it
+/// bounds the wait for the response head and for each read (stall detection).
+pub fn send(
+    agent: &Agent,
+    up: UpstreamRequest,
+    timeout: Duration,
+    stream: bool,
+) -> Result<UpstreamResponse, ApiError> {
+    let mut builder = agent.post(&up.url);
+    for (k, v) in &up.headers {
+        builder = builder.header(k.as_str(), v.as_str());
+    }
+    let builder = if stream {
+        builder
+            .config()
+            .timeout_recv_response(Some(timeout))
+            .timeout_per_read(Some(timeout))
+            .build()
+    } else {
+        builder.config().timeout_global(Some(timeout)).build()
+    };
+    let resp = builder.send(&up.body[..]).map_err(|e| map_error(&e))?;
+    let status = resp.status().as_u16();
+    let headers = resp
+        .headers()
+        .iter()
+        .filter_map(|(k, v)| {
+            v.to_str()
+                .ok()
+                .map(|v| (k.as_str().to_string(), v.to_string()))
+        })
+        .collect();
+    Ok(UpstreamResponse {
+        status,
+        headers,
+        body: resp.into_body(),
+    })
+}
+
+/// Maps a transport failure to the client's error: 504 for timeouts, 502 otherwise.
+pub fn map_error(e: &ureq::Error) -> ApiError {
+    match e {
+        ureq::Error::Timeout(_) => ApiError::upstream_timeout(format!("upstream timed out ({e})")),
+        ureq::Error::Io(io)
+            if io.kind() == std::io::ErrorKind::TimedOut
+                || io.kind() == std::io::ErrorKind::WouldBlock =>
+        {
+            ApiError::upstream_timeout(format!("upstream timed out ({io})"))
+        }
+        ureq::Error::Io(_) | ureq::Error::ConnectionFailed | ureq::Error::HostNotFound => {
+            ApiError::upstream_unreachable(format!("upstream unreachable: {e}"))
+        }
+        _ => ApiError::bad_gateway(format!("upstream request failed: {e}")),
+    }
+}
+
+/// Whether an error happened before any upstream answer (a connection problem), so trying
+/// another target is safe.
+pub fn is_connect_error(e: &ApiError) -> bool {
+    e.status == 502 && e.code_str() == Some("upstream_unreachable")
+}

@@ -1,0 +1,11 @@
+//! The OpenAI wire format: the lingua franca of kt. Every provider translates to and from
+//! these types; the gateway, policies and `kt chat` speak only these.
+//!
+//! Unknown fields are kept (`extra`) so a request is passed through without losing what a
+//! newer SDK sent.
+
+pub mod error;
+pub mod types;
+
+pub use error::{ApiError, ErrorBody};
+pub use types::*;

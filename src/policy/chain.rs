@@ -1,0 +1,339 @@
+//! Runs the configured policies in order. The first enforced block wins; observe-mode
+//! policies are recorded as flags and let the request through; a policy that errors is
+//! treated according to the gateway's `--fail-mode`.
+
+use serde::{Deserialize, Serialize};
+
+use super::{
+    build, Decision, Finding, Mode, Phase, Policy, PolicyError, RequestContext, TextFilter, Verdict,
+};
+use crate::config::Config;
+use crate::openai::{ChatRequest, ChatResponse};
+
+/// What happens when a policy itself fails.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum FailMode {
+    #[default]
+    Block,
+    Allow,
+}
+
+/// One policy's decision, as recorded on the event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PolicyTrace {
+    pub policy: String,
+    pub phase: Phase,
+    pub verdict: Verdict,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub score: Option<f64>,
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub findings: Vec<Finding>,
+    /// Observe mode: this is what the policy would have done.
+    #[serde(skip_serializing_if = "std::ops::Not::not", default)]
+    pub observed: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// A block: which policy, and the message for the client.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Block {
+    pub policy: String,
+    pub message: String,
+}
+
+/// The result of running one phase of the chain.
+#[derive(Debug, Clone, Default)]
+pub struct ChainOutcome {
+    pub trace: Vec<PolicyTrace>,
+    pub block: Option<Block>,
+}
+
+impl ChainOutcome {
+    pub fn verdict(&self) -> Verdict {
+        self.trace
+            .iter()
+            .filter(|t| !t.observed)
+            .fold(Verdict::Allow, |v, t| v.max(t.verdict))
+    }
+}
+
+pub struct PolicyChain {
+    policies: Vec<Box<dyn Policy>>,
+    fail_mode: FailMode,
+}
+
+impl std::fmt::Debug for PolicyChain {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.policies.iter().map(|p| p.name()).collect();
+        f.debug_struct("PolicyChain")
+            .field("policies", &names)
+            .finish()
+    }
+}
+
+impl PolicyChain {
+    /// Builds the chain of a configuration (each policy from its `policy.<name>` block).
+    pub fn build(config: &Config, fail_mode: FailMode) -> Result<PolicyChain, String> {
+        let policies = config
+            .chain
+            .iter()
+            .map(|name| build(name, config.policy_blocks.get(name)))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(PolicyChain {
+            policies,
+            fail_mode,
+        })
+    }
+
+    pub fn from_policies(policies: Vec<Box<dyn Policy>>, fail_mode: FailMode) -> PolicyChain {
+        PolicyChain {
+            policies,
+            fail_mode,
+        }
+    }
+
+    pub fn names(&self) -> Vec<&'static str> {
+        self.policies.iter().map(|p| p.name()).collect()
+    }
+
+    pub fn audit(&self) -> Option<&super::audit_logger::AuditSettings> {
+        self.policies.iter().find_map(|p| p.audit())
+    }
+
+    pub fn run_input(&self, ctx: &RequestContext, req: &mut ChatRequest) -> ChainOutcome {
+        self.run(Phase::Input, |p| {
+            if p.mode() == Mode::Observe {
+                // Observe: decide on a copy so nothing is rewritten.
+                let mut copy = req.clone();
+                p.on_input(ctx, &mut copy)
+            } else {
+                p.on_input(ctx, req)
+            }
+        })
+    }
+
+    pub fn run_output(&self, ctx: &RequestContext, resp: &mut ChatResponse) -> ChainOutcome {
+        self.run(Phase::Output, |p| {
+            if p.mode() == Mode::Observe {
+                let mut copy = resp.clone();
+                p.on_output(ctx, &mut copy)
+            } else {
+                p.on_output(ctx, resp)
+            }
+        })
+    }
+
+    fn run(
+        &self,
+        phase: Phase,
+        mut eval: impl FnMut(&dyn Policy) -> Result<Decision, PolicyError>,
+    ) -> ChainOutcome {
+        let mut out = ChainOutcome::default();
+        for p in &self.policies {
+            let observed = p.mode() == Mode::Observe;
+            let mut trace = PolicyTrace {
+                policy: p.name().to_string(),
+                phase,
+                verdict: Verdict::Allow,
+                reason: None,
+                score: None,
+                findings: Vec::new(),
+                observed,
+                error: None,
+            };
+            let decision = eval(p.as_ref());
+            let mut block_message = None;
+            match decision {
+                Ok(Decision::Allow) => {}
+                Ok(Decision::Redacted { reason, findings }) => {
+                    trace.verdict = Verdict::Redact;
+                    trace.reason = Some(reason);
+                    trace.findings = findings;
+                }
+                Ok(Decision::Flag {
+                    reason,
+                    score,
+                    findings,
+                }) => {
+                    trace.verdict = Verdict::Flag;
+                    trace.reason = Some(reason);
+                    trace.score = score;
+                    trace.findings = findings;
+                }
+                Ok(Decision::Block {
+                    reason,
+                    message,
+                    score,
+                    findings,
+                }) => {
+                    trace.verdict = Verdict::Block;
+                    trace.reason = Some(reason);
+                    trace.score = score;
+                    trace.findings = findings;
+                    block_message = Some(message);
+                }
+                Err(e) => {
+                    trace.error = Some(e.message.clone());
+                    trace.reason = Some("policy_error".to_string());
+                    match self.fail_mode {
+                        FailMode::Block => {
+                            trace.verdict = Verdict::Block;
+                            block_message = Some(format!(
+                                "Request blocked: policy `{}` could not be evaluated",
+                                p.name()
+                            ));
+                        }
+                        FailMode::Allow => trace.verdict = Verdict::Flag,
+                    }
+                }
+            }
+            let blocks = block_message.is_some() && !observed;
+            out.trace.push(trace);
+            if blocks {
+                out.block = block_message.map(|message| Block {
+                    policy: p.name().to_string(),
+                    message,
+                });
+                break;
+            }
+        }
+        out
+    }
+
+    /// A filter that rewrites streamed output text through every enforcing policy that
+    /// redacts output.
+    pub fn stream_filter(&self) -> StreamFilter {
+        StreamFilter {
+            filters: self
+                .policies
+                .iter()
+                .filter(|p| p.mode() == Mode::Enforce)
+                .filter_map(|p| p.stream_filter().map(|f| (p.name(), f)))
+                .collect(),
+        }
+    }
+}
+
+/// The composition of the chain's text filters, applied in chain order.
+pub struct StreamFilter {
+    filters: Vec<(&'static str, Box<dyn TextFilter>)>,
+}
+
+impl StreamFilter {
+    pub fn is_empty(&self) -> bool {
+        self.filters.is_empty()
+    }
+
+    pub fn push(&mut self, text: &str) -> String {
+        let mut cur = text.to_string();
+        for (_, f) in &mut self.filters {
+            cur = f.push(&cur);
+        }
+        cur
+    }
+
+    pub fn finish(&mut self) -> String {
+        let mut carry = String::new();
+        for (_, f) in &mut self.filters {
+            let mut s = f.push(&carry);
+            s.push_str(&f.finish());
+            carry = s;
+        }
+        carry
+    }
+
+    /// Redactions made while streaming, for the event.
+    pub fn trace(&self) -> Vec<PolicyTrace> {
+        self.filters
+            .iter()
+            .filter_map(|(name, f)| {
+                let findings = f.findings();
+                (!findings.is_empty()).then(|| PolicyTrace {
+                    policy: (*name).to_string(),
+                    phase: Phase::Output,
+                    verdict: Verdict::Redact,
+                    reason: Some("stream_redaction".to_string()),
+                    score: None,
+                    findings,
+                    observed: false,
+                    error: None,
+                })
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Blocker(Mode);
+    impl Policy for Blocker {
+        fn name(&self) -> &'static str {
+            "blocker"
+        }
+        fn mode(&self) -> Mode {
+            self.0
+        }
+        fn on_input(
+            &self,
+            _: &RequestContext,
+            _: &mut ChatRequest,
+        ) -> Result<Decision, PolicyError> {
+            Ok(Decision::Block {
+                reason: "always".into(),
+                message: "no".into(),
+                score: None,
+                findings: vec![],
+            })
+        }
+    }
+
+    struct Failing;
+    impl Policy for Failing {
+        fn name(&self) -> &'static str {
+            "failing"
+        }
+        fn on_input(
+            &self,
+            _: &RequestContext,
+            _: &mut ChatRequest,
+        ) -> Result<Decision, PolicyError> {
+            Err(PolicyError {
+                policy: "failing".into(),
+                message: "boom".into(),
+            })
+        }
+    }
+
+    #[test]
+    fn enforce_blocks_and_observe_only_records() {
+        let ctx = RequestContext::default();
+        let mut req = ChatRequest::default();
+        let chain =
+            PolicyChain::from_policies(vec![Box::new(Blocker(Mode::Enforce))], FailMode::Block);
+        let out = chain.run_input(&ctx, &mut req);
+        assert_eq!(out.block.unwrap().policy, "blocker");
+        let chain =
+            PolicyChain::from_policies(vec![Box::new(Blocker(Mode::Observe))], FailMode::Block);
+        let out = chain.run_input(&ctx, &mut req);
+        assert!(out.block.is_none());
+        assert!(out.trace[0].observed);
+        assert_eq!(out.verdict(), Verdict::Allow);
+    }
+
+    #[test]
+    fn fail_mode_decides_on_policy_errors() {
+        let ctx = RequestContext::default();
+        let mut req = ChatRequest::default();
+        let chain = PolicyChain::from_policies(vec![Box::new(Failing)], FailMode::Block);
+        assert!(chain.run_input(&ctx, &mut req).block.is_some());
+        let chain = PolicyChain::from_policies(vec![Box::new(Failing)], FailMode::Allow);
+        let out = chain.run_input(&ctx, &mut req);
+        assert!(out.block.is_none());
+        assert_eq!(out.trace[0].error.as_deref(), Some("boom"));
+    }
+}

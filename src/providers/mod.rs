@@ -1,0 +1,98 @@
+//! Provider adapters: each is a PURE translation (no I/O) between the OpenAI wire format
+//! and a provider's native API. `gateway::transport` does the network part.
+//!
+//! `adapter_for` is the only `match` on provider kind.
+
+pub mod mock;
+pub mod openai;
+pub mod sse;
+
+use std::time::SystemTime;
+
+use crate::config::schema::{ProviderKind, WireFormat};
+use crate::config::Target;
+use crate::openai::{ApiError, ChatChunk, ChatRequest, ChatResponse};
+
+/// An HTTP request to send upstream.
+#[derive(Debug, Clone)]
+pub struct UpstreamRequest {
+    pub method: &'static str,
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+/// What an adapter needs to build a request.
+#[derive(Debug, Clone, Copy)]
+pub struct BuildContext<'a> {
+    pub target: &'a Target,
+    /// The key to send: the target's secret, or the client's pass-through bearer.
+    pub api_key: Option<&'a str>,
+    pub now: SystemTime,
+}
+
+/// Something decoded from an upstream stream.
+#[derive(Debug, Clone)]
+pub enum StreamEvent {
+    Chunk(ChatChunk),
+    /// The upstream said the stream is complete.
+    Done,
+    /// The upstream reported an error in-band.
+    Error(ApiError),
+}
+
+/// Decodes an upstream stream incrementally; bytes may be split anywhere.
+pub trait StreamDecoder: Send {
+    fn feed(&mut self, bytes: &[u8], out: &mut Vec<StreamEvent>) -> Result<(), ApiError>;
+    fn finish(&mut self, out: &mut Vec<StreamEvent>) -> Result<(), ApiError>;
+}
+
+/// A provider's translation.
+pub trait Adapter: Send + Sync {
+    fn build_request(
+        &self,
+        ctx: BuildContext<'_>,
+        req: &ChatRequest,
+    ) -> Result<UpstreamRequest, ApiError>;
+
+    fn parse_response(&self, target: &Target, body: &[u8]) -> Result<ChatResponse, ApiError>;
+
+    /// An upstream non-2xx answer, normalized to OpenAI's error shape (status kept).
+    fn parse_error(&self, status: u16, body: &[u8]) -> ApiError {
+        ApiError::from_upstream(status, body)
+    }
+
+    fn stream_decoder(&self, target: &Target, req: &ChatRequest) -> Box<dyn StreamDecoder>;
+}
+
+/// The adapter for a target's wire format.
+pub fn adapter_for(target: &Target) -> &'static dyn Adapter {
+    match target.format {
+        WireFormat::Openai => match target.kind {
+            ProviderKind::AzureOpenai => &openai::AZURE,
+            ProviderKind::Openai
+            | ProviderKind::Groq
+            | ProviderKind::Mistral
+            | ProviderKind::Together
+            | ProviderKind::Fireworks
+            | ProviderKind::OpenaiCompatible
+            | ProviderKind::Mock
+            | ProviderKind::Anthropic
+            | ProviderKind::Gemini
+            | ProviderKind::Bedrock
+            | ProviderKind::Cohere => &openai::OPENAI,
+        },
+        // TODO(#5): native Anthropic, Gemini, Bedrock and Cohere translations.
+        WireFormat::Anthropic | WireFormat::Gemini | WireFormat::Bedrock | WireFormat::Cohere => {
+            &openai::UNSUPPORTED
+        }
+    }
+}
+
+/// Seconds since the epoch.
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}

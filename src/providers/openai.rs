@@ -1,0 +1,241 @@
+//! OpenAI Chat Completions and the vendors that speak it natively (Azure OpenAI, Groq,
+//! Mistral, Together, Fireworks, any OpenAI-compatible server): no body translation, only
+//! the URL, the auth header and the model name.
+
+use serde_json::Value;
+
+use super::sse::{SseEvent, SseParser};
+use super::{Adapter, BuildContext, StreamDecoder, StreamEvent, UpstreamRequest};
+use crate::config::Target;
+use crate::openai::{ApiError, ChatChunk, ChatRequest, ChatResponse};
+
+pub const DEFAULT_AZURE_API_VERSION: &str = "2024-10-21";
+
+pub struct OpenAiAdapter {
+    azure: bool,
+}
+
+pub static OPENAI: OpenAiAdapter = OpenAiAdapter { azure: false };
+pub static AZURE: OpenAiAdapter = OpenAiAdapter { azure: true };
+pub static UNSUPPORTED: Unsupported = Unsupported;
+
+impl OpenAiAdapter {
+    fn url(&self, target: &Target) -> String {
+        let base = target.base_url.trim_end_matches('/');
+        if !self.azure {
+            return format!("{base}/chat/completions");
+        }
+        let version = target
+            .api_version
+            .as_deref()
+            .unwrap_or(DEFAULT_AZURE_API_VERSION);
+        if base.ends_with("/openai/v1") {
+            // The v1 form: model in the body, no api-version needed.
+            format!("{base}/chat/completions")
+        } else if base.contains("/openai/deployments/") {
+            format!("{base}/chat/completions?api-version={version}")
+        } else {
+            format!(
+                "{base}/openai/deployments/{}/chat/completions?api-version={version}",
+                target.model
+            )
+        }
+    }
+}
+
+impl Adapter for OpenAiAdapter {
+    fn build_request(
+        &self,
+        ctx: BuildContext<'_>,
+        req: &ChatRequest,
+    ) -> Result<UpstreamRequest, ApiError> {
+        let target = ctx.target;
+        let mut headers = Vec::with_capacity(3 + target.headers.len());
+        headers.push(("Content-Type".to_string(), "application/json".to_string()));
+        if req.is_stream() {
+            headers.push(("Accept".to_string(), "text/event-stream".to_string()));
+        }
+        if let Some(key) = ctx.api_key {
+            headers.push((
+                target.api_key_header.clone(),
+                format!("{}{key}", target.api_key_prefix),
+            ));
+        }
+        headers.extend(target.headers.iter().cloned());
+        // The gateway has already set `req.model` to the target's model.
+        let body = serde_json::to_vec(req)
+            .map_err(|e| ApiError::internal(format!("failed to serialize the request: {e}")))?;
+        Ok(UpstreamRequest {
+            method: "POST",
+            url: self.url(target),
+            headers,
+            body,
+        })
+    }
+
+    fn parse_response(&self, _target: &Target, body: &[u8]) -> Result<ChatResponse, ApiError> {
+        serde_json::from_slice(body).map_err(|e| {
+            ApiError::bad_gateway(format!("upstream returned an invalid chat completion: {e}"))
+        })
+    }
+
+    fn stream_decoder(&self, _target: &Target, _req: &ChatRequest) -> Box<dyn StreamDecoder> {
+        Box::new(OpenAiStreamDecoder::default())
+    }
+}
+
+/// OpenAI SSE: `data: <chunk>` events ending with `data: [DONE]`; an in-band
+/// `{"error": …}` becomes an error event.
+#[derive(Default)]
+pub struct OpenAiStreamDecoder {
+    sse: SseParser,
+    events: Vec<SseEvent>,
+}
+
+impl OpenAiStreamDecoder {
+    fn drain(&mut self, out: &mut Vec<StreamEvent>) -> Result<(), ApiError> {
+        for ev in self.events.drain(..) {
+            out.push(decode_openai_event(&ev.data)?);
+        }
+        Ok(())
+    }
+}
+
+/// Decodes one OpenAI SSE `data` payload.
+pub fn decode_openai_event(data: &str) -> Result<StreamEvent, ApiError> {
+    let data = data.trim();
+    if data == "[DONE]" {
+        return Ok(StreamEvent::Done);
+    }
+    let value: Value = serde_json::from_str(data).map_err(|e| {
+        ApiError::bad_gateway(format!("upstream sent a malformed stream event: {e}"))
+    })?;
+    if value.get("error").is_some_and(|e| !e.is_null()) && value.get("choices").is_none() {
+        let status = value
+            .pointer("/error/status")
+            .and_then(Value::as_u64)
+            .and_then(|s| u16::try_from(s).ok())
+            .unwrap_or(502);
+        return Ok(StreamEvent::Error(ApiError::from_upstream(
+            status,
+            data.as_bytes(),
+        )));
+    }
+    let chunk: ChatChunk = serde_json::from_value(value)
+        .map_err(|e| ApiError::bad_gateway(format!("upstream sent an invalid chunk: {e}")))?;
+    Ok(StreamEvent::Chunk(chunk))
+}
+
+impl StreamDecoder for OpenAiStreamDecoder {
+    fn feed(&mut self, bytes: &[u8], out: &mut Vec<StreamEvent>) -> Result<(), ApiError> {
+        self.sse.feed(bytes, &mut self.events);
+        self.drain(out)
+    }
+
+    fn finish(&mut self, out: &mut Vec<StreamEvent>) -> Result<(), ApiError> {
+        self.sse.finish(&mut self.events);
+        self.drain(out)
+    }
+}
+
+/// Answers for wire formats whose translation has not landed yet.
+pub struct Unsupported;
+
+impl Unsupported {
+    fn err() -> ApiError {
+        ApiError::new(
+            501,
+            "invalid_request_error",
+            Some("provider_not_supported"),
+            "this provider's native wire format is not supported by this kt build",
+        )
+    }
+}
+
+impl Adapter for Unsupported {
+    fn build_request(
+        &self,
+        _ctx: BuildContext<'_>,
+        _req: &ChatRequest,
+    ) -> Result<UpstreamRequest, ApiError> {
+        Err(Unsupported::err())
+    }
+
+    fn parse_response(&self, _target: &Target, _body: &[u8]) -> Result<ChatResponse, ApiError> {
+        Err(Unsupported::err())
+    }
+
+    fn stream_decoder(&self, _target: &Target, _req: &ChatRequest) -> Box<dyn StreamDecoder> {
+        Box::new(OpenAiStreamDecoder::default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::load_str;
+
+    fn target(yaml_target: &str) -> Target {
+        let yaml = format!("pack: {{name: t}}\nproviders:\n  targets:\n    - {yaml_target}\n");
+        load_str(&yaml, std::path::Path::new("t.yaml"))
+            .unwrap()
+            .0
+            .targets
+            .remove(0)
+    }
+
+    #[test]
+    fn openai_request_uses_target_model_and_key() {
+        let t = target("{id: a, provider: openai, model: gpt-4o-2024, base_url: 'http://h/v1'}");
+        let req: ChatRequest =
+            serde_json::from_str(r#"{"model":"gpt-4o-2024","messages":[],"seed":1}"#).unwrap();
+        let up = OPENAI
+            .build_request(
+                BuildContext {
+                    target: &t,
+                    api_key: Some("sk-x"),
+                    now: std::time::SystemTime::now(),
+                },
+                &req,
+            )
+            .unwrap();
+        assert_eq!(up.url, "http://h/v1/chat/completions");
+        assert!(up
+            .headers
+            .contains(&("Authorization".into(), "Bearer sk-x".into())));
+        let body: Value = serde_json::from_slice(&up.body).unwrap();
+        assert_eq!(body["model"], "gpt-4o-2024");
+        assert_eq!(body["seed"], 1);
+    }
+
+    #[test]
+    fn azure_urls() {
+        let t = target(
+            "{id: a, provider: azure-openai, model: gpt4o, base_url: 'https://r.openai.azure.com'}",
+        );
+        assert_eq!(
+            AZURE.url(&t),
+            "https://r.openai.azure.com/openai/deployments/gpt4o/chat/completions?api-version=2024-10-21"
+        );
+        assert_eq!(t.api_key_header, "api-key");
+        let t = target("{id: a, provider: azure-openai, model: m, base_url: 'https://r.openai.azure.com/openai/deployments/gpt-4o'}");
+        assert!(AZURE.url(&t).starts_with(
+            "https://r.openai.azure.com/openai/deployments/gpt-4o/chat/completions?api-version="
+        ));
+        let t = target("{id: a, provider: azure-openai, model: m, base_url: 'https://r.openai.azure.com/openai/v1'}");
+        assert_eq!(
+            AZURE.url(&t),
+            "https://r.openai.azure.com/openai/v1/chat/completions"
+        );
+    }
+
+    #[test]
+    fn stream_error_event_is_an_error() {
+        match decode_openai_event(r#"{"error":{"message":"overloaded","type":"server_error"}}"#)
+            .unwrap()
+        {
+            StreamEvent::Error(e) => assert_eq!(e.body.message, "overloaded"),
+            other => panic!("{other:?}"),
+        }
+    }
+}

@@ -1,0 +1,216 @@
+//! The event record: one row per request, written by the writer thread, read by
+//! `kt events` and `GET /v1/events`.
+
+use rusqlite::{params, Connection, Row};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    #[default]
+    ChatCompletion,
+    Responses,
+    Embeddings,
+    Models,
+    Realtime,
+}
+
+impl EventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::ChatCompletion => "chat_completion",
+            EventKind::Responses => "responses",
+            EventKind::Embeddings => "embeddings",
+            EventKind::Models => "models",
+            EventKind::Realtime => "realtime",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<EventKind> {
+        [
+            EventKind::ChatCompletion,
+            EventKind::Responses,
+            EventKind::Embeddings,
+            EventKind::Models,
+            EventKind::Realtime,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+    }
+}
+
+/// One governed request. Never holds a secret; payloads only as the audit-logger allows.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// Row id (0 until stored).
+    #[serde(default)]
+    pub id: i64,
+    pub request_id: String,
+    pub ts_ms: i64,
+    pub kind: EventKind,
+    pub endpoint: String,
+    pub configuration: Option<String>,
+    pub model_requested: Option<String>,
+    pub model_used: Option<String>,
+    pub target_id: Option<String>,
+    pub provider: Option<String>,
+    pub status: u16,
+    /// allow, redact, flag or block.
+    pub verdict: String,
+    pub blocked_by: Option<String>,
+    /// The policy chain trace (JSON array).
+    pub policies: Option<serde_json::Value>,
+    pub latency_ms: f64,
+    pub ttft_ms: Option<f64>,
+    pub stream: bool,
+    pub prompt_tokens: Option<i64>,
+    pub completion_tokens: Option<i64>,
+    pub total_tokens: Option<i64>,
+    pub cost_usd: Option<f64>,
+    pub key_name: Option<String>,
+    pub team: Option<String>,
+    pub request_source: Option<String>,
+    pub correlation_id: Option<String>,
+    pub error: Option<String>,
+    /// Routing decision and other details (JSON object).
+    pub detail: Option<serde_json::Value>,
+    pub request_body: Option<String>,
+    pub response_body: Option<String>,
+    pub prev_hash: Option<String>,
+    pub hash: Option<String>,
+}
+
+const COLUMNS: &str =
+    "id, request_id, ts_ms, kind, endpoint, configuration, model_requested, model_used, \
+    target_id, provider, status, verdict, blocked_by, policies, latency_ms, ttft_ms, stream, \
+    prompt_tokens, completion_tokens, total_tokens, cost_usd, key_name, team, request_source, \
+    correlation_id, error, detail, request_body, response_body, prev_hash, hash";
+
+/// Inserts one event (inside the caller's transaction) and returns its row id.
+pub fn insert(conn: &Connection, e: &Event) -> rusqlite::Result<i64> {
+    let mut stmt = conn.prepare_cached(
+        "INSERT INTO events (request_id, ts_ms, kind, endpoint, configuration, model_requested, \
+         model_used, target_id, provider, status, verdict, blocked_by, policies, latency_ms, ttft_ms, \
+         stream, prompt_tokens, completion_tokens, total_tokens, cost_usd, key_name, team, \
+         request_source, correlation_id, error, detail, request_body, response_body, prev_hash, hash) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, \
+         ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30)",
+    )?;
+    stmt.execute(params![
+        e.request_id,
+        e.ts_ms,
+        e.kind.as_str(),
+        e.endpoint,
+        e.configuration,
+        e.model_requested,
+        e.model_used,
+        e.target_id,
+        e.provider,
+        e.status,
+        e.verdict,
+        e.blocked_by,
+        e.policies.as_ref().map(serde_json::Value::to_string),
+        e.latency_ms,
+        e.ttft_ms,
+        e.stream,
+        e.prompt_tokens,
+        e.completion_tokens,
+        e.total_tokens,
+        e.cost_usd,
+        e.key_name,
+        e.team,
+        e.request_source,
+        e.correlation_id,
+        e.error,
+        e.detail.as_ref().map(serde_json::Value::to_string),
+        e.request_body,
+        e.response_body,
+        e.prev_hash,
+        e.hash,
+    ])?;
+    Ok(conn.last_insert_rowid())
+}
+
+fn from_row(r: &Row<'_>) -> rusqlite::Result<Event> {
+    let json = |s: Option<String>| s.and_then(|s| serde_json::from_str(&s).ok());
+    Ok(Event {
+        id: r.get(0)?,
+        request_id: r.get(1)?,
+        ts_ms: r.get(2)?,
+        kind: EventKind::parse(&r.get::<_, String>(3)?).unwrap_or_default(),
+        endpoint: r.get(4)?,
+        configuration: r.get(5)?,
+        model_requested: r.get(6)?,
+        model_used: r.get(7)?,
+        target_id: r.get(8)?,
+        provider: r.get(9)?,
+        status: r.get(10)?,
+        verdict: r.get(11)?,
+        blocked_by: r.get(12)?,
+        policies: json(r.get(13)?),
+        latency_ms: r.get(14)?,
+        ttft_ms: r.get(15)?,
+        stream: r.get(16)?,
+        prompt_tokens: r.get(17)?,
+        completion_tokens: r.get(18)?,
+        total_tokens: r.get(19)?,
+        cost_usd: r.get(20)?,
+        key_name: r.get(21)?,
+        team: r.get(22)?,
+        request_source: r.get(23)?,
+        correlation_id: r.get(24)?,
+        error: r.get(25)?,
+        detail: json(r.get(26)?),
+        request_body: r.get(27)?,
+        response_body: r.get(28)?,
+        prev_hash: r.get(29)?,
+        hash: r.get(30)?,
+    })
+}
+
+/// The newest `limit` events, oldest first.
+pub fn recent(conn: &Connection, limit: u32) -> rusqlite::Result<Vec<Event>> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM (SELECT * FROM events ORDER BY id DESC LIMIT ?1) ORDER BY id ASC"
+    );
+    let mut stmt = conn.prepare(&sql)?;
+    let rows = stmt.query_map(params![limit], from_row)?;
+    rows.collect()
+}
+
+/// Events with a row id above `after_id`, oldest first (follow mode).
+pub fn after(conn: &Connection, after_id: i64, limit: u32) -> rusqlite::Result<Vec<Event>> {
+    let sql = format!("SELECT {COLUMNS} FROM events WHERE id > ?1 ORDER BY id ASC LIMIT ?2");
+    let mut stmt = conn.prepare(&sql)?;
+    let rows = stmt.query_map(params![after_id, limit], from_row)?;
+    rows.collect()
+}
+
+pub fn count(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn insert_and_read_back() {
+        let conn = crate::store::open_in_memory().unwrap();
+        let e = Event {
+            request_id: "req-1".into(),
+            ts_ms: 1,
+            endpoint: "/v1/chat/completions".into(),
+            status: 200,
+            verdict: "allow".into(),
+            policies: Some(serde_json::json!([{"policy":"audit-logger"}])),
+            model_requested: Some("gpt-4o".into()),
+            ..Event::default()
+        };
+        let id = insert(&conn, &e).unwrap();
+        let back = recent(&conn, 10).unwrap();
+        assert_eq!(back.len(), 1);
+        assert_eq!(back[0], Event { id, ..e });
+        assert!(after(&conn, id, 10).unwrap().is_empty());
+    }
+}
