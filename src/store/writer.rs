@@ -22,6 +22,8 @@ enum Msg {
     Event(Box<Event>),
     /// Reply once everything sent before has been committed.
     Flush(SyncSender<()>),
+    /// Commit everything sent before, then stop.
+    Stop,
 }
 
 /// The request side: cheap to clone, never blocks.
@@ -87,15 +89,19 @@ impl EventWriter {
         self.sink.clone()
     }
 
-    /// Commits everything queued and stops the thread.
+    /// Commits everything queued and stops the thread (within `timeout`).
     pub fn shutdown(mut self, timeout: Duration) -> bool {
         let flushed = self.sink.flush(timeout);
-        drop(self.sink);
+        // Sinks cloned into request handlers may still exist: stop explicitly rather than
+        // waiting for every sender to be dropped.
+        let stopped = self.sink.tx.send(Msg::Stop).is_ok();
         if let Some(h) = self.handle.take() {
-            // The thread ends when the last sender is gone; senders held by workers that
-            // are still alive would keep it running, so do not wait for it forever.
-            if flushed || h.is_finished() {
-                let _ = h.join(); // A panic in the writer has already been logged.
+            let deadline = std::time::Instant::now() + timeout;
+            while stopped && !h.is_finished() && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            if h.is_finished() {
+                let _ = h.join(); // The thread's result is (); a panic was already printed.
             }
         }
         flushed
@@ -105,14 +111,16 @@ impl EventWriter {
 fn run(mut conn: Connection, rx: Receiver<Msg>) {
     let mut batch: Vec<Event> = Vec::with_capacity(BATCH);
     let mut waiters: Vec<SyncSender<()>> = Vec::new();
+    let mut stop = false;
     while let Ok(first) = rx.recv() {
         let mut next = Some(first);
         while let Some(msg) = next.take() {
             match msg {
                 Msg::Event(e) => batch.push(*e),
                 Msg::Flush(w) => waiters.push(w),
+                Msg::Stop => stop = true,
             }
-            if batch.len() >= BATCH {
+            if batch.len() >= BATCH || stop {
                 break;
             }
             next = rx.try_recv().ok();
@@ -120,6 +128,9 @@ fn run(mut conn: Connection, rx: Receiver<Msg>) {
         write_batch(&mut conn, &mut batch);
         for w in waiters.drain(..) {
             let _ = w.send(()); // The flusher may have given up waiting; nothing to do.
+        }
+        if stop {
+            return;
         }
     }
 }

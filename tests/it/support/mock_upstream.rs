@@ -1,0 +1,227 @@
+//! A scriptable in-process upstream on 127.0.0.1:0: it records what it
+//! receives and answers as the test says — JSON, SSE with delays, errors, stalls, or a
+//! dropped connection.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// A request the mock received.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub method: String,
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Received {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+/// How the mock answers.
+#[derive(Debug, Clone)]
+pub enum MockReply {
+    /// Status, body, extra headers.
+    Json(u16, String, Vec<(String, String)>),
+    /// Raw body with a content type.
+    Raw(u16, String, String),
+    /// SSE: each string is one event's full text (e.g. `data: {...}\n\n`), written and
+    /// flushed `delay` apart. `close_early` drops the connection after the events without
+    /// ending the chunked body properly.
+    Sse {
+        events: Vec<String>,
+        delay: Duration,
+        close_early: bool,
+    },
+    /// Wait, then answer.
+    Delay(Duration, Box<MockReply>),
+    /// Close the connection without answering.
+    Drop,
+}
+
+impl MockReply {
+    pub fn json(status: u16, body: serde_json::Value) -> MockReply {
+        MockReply::Json(status, body.to_string(), Vec::new())
+    }
+
+    /// An OpenAI SSE stream from JSON chunks (adds `data: [DONE]`).
+    pub fn openai_sse(chunks: &[serde_json::Value], delay: Duration) -> MockReply {
+        let mut events: Vec<String> = chunks.iter().map(|c| format!("data: {c}\n\n")).collect();
+        events.push("data: [DONE]\n\n".to_string());
+        MockReply::Sse {
+            events,
+            delay,
+            close_early: false,
+        }
+    }
+}
+
+type Handler = dyn Fn(&Received) -> MockReply + Send + Sync;
+
+/// Built on a plain `TcpListener` (not tiny_http) so a test can close, stall or truncate a
+/// connection exactly as a failing provider would.
+pub struct MockUpstream {
+    pub url: String,
+    pub received: Arc<Mutex<Vec<Received>>>,
+    /// Connections accepted so far (to check keep-alive reuse).
+    pub connections: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl MockUpstream {
+    pub fn start(handler: impl Fn(&Received) -> MockReply + Send + Sync + 'static) -> MockUpstream {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let handler: Arc<Handler> = Arc::new(handler);
+        let rec2 = received.clone();
+        let conns = connections.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { break };
+                conns.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let handler = handler.clone();
+                let received = rec2.clone();
+                std::thread::spawn(move || serve(stream, &*handler, &received));
+            }
+        });
+        MockUpstream {
+            url: format!("http://127.0.0.1:{port}"),
+            received,
+            connections,
+        }
+    }
+
+    /// `http://127.0.0.1:PORT/v1`
+    pub fn v1(&self) -> String {
+        format!("{}/v1", self.url)
+    }
+
+    pub fn requests(&self) -> Vec<Received> {
+        self.received.lock().unwrap().clone()
+    }
+
+    pub fn count(&self) -> usize {
+        self.received.lock().unwrap().len()
+    }
+}
+
+fn read_request(r: &mut BufReader<TcpStream>) -> Option<Received> {
+    let mut line = String::new();
+    if r.read_line(&mut line).ok()? == 0 {
+        return None;
+    }
+    let mut parts = line.split_whitespace();
+    let method = parts.next()?.to_string();
+    let path = parts.next()?.to_string();
+    let mut headers = Vec::new();
+    loop {
+        let mut h = String::new();
+        if r.read_line(&mut h).ok()? == 0 {
+            return None;
+        }
+        let h = h.trim_end();
+        if h.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = h.split_once(':') {
+            headers.push((k.trim().to_string(), v.trim().to_string()));
+        }
+    }
+    let len: usize = headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0);
+    let mut body = vec![0; len];
+    r.read_exact(&mut body).ok()?;
+    Some(Received {
+        method,
+        path,
+        headers,
+        body,
+    })
+}
+
+fn serve(stream: TcpStream, handler: &Handler, received: &Mutex<Vec<Received>>) {
+    stream.set_nodelay(true).ok();
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut w = stream;
+    while let Some(req) = read_request(&mut reader) {
+        received.lock().unwrap().push(req.clone());
+        let reply = handler(&req);
+        if !answer(&mut w, reply) {
+            return;
+        }
+    }
+}
+
+/// Writes the reply; `false` when the connection must be closed.
+fn answer(w: &mut TcpStream, reply: MockReply) -> bool {
+    match reply {
+        MockReply::Json(status, body, headers) => {
+            let mut head = format!(
+                "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
+                body.len()
+            );
+            for (k, v) in headers {
+                head.push_str(&format!("{k}: {v}\r\n"));
+            }
+            head.push_str("\r\n");
+            w.write_all(head.as_bytes()).is_ok() && w.write_all(body.as_bytes()).is_ok()
+        }
+        MockReply::Raw(status, ctype, body) => {
+            let head = format!(
+                "HTTP/1.1 {status} X\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            );
+            w.write_all(head.as_bytes()).is_ok() && w.write_all(body.as_bytes()).is_ok()
+        }
+        MockReply::Sse {
+            events,
+            delay,
+            close_early,
+        } => {
+            let head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n";
+            if w.write_all(head.as_bytes()).is_err() {
+                return false;
+            }
+            for (i, e) in events.iter().enumerate() {
+                if i > 0 && !delay.is_zero() {
+                    std::thread::sleep(delay);
+                }
+                let frame = format!("{:x}\r\n{}\r\n", e.len(), e);
+                if w.write_all(frame.as_bytes())
+                    .and_then(|_| w.flush())
+                    .is_err()
+                {
+                    return false;
+                }
+            }
+            if close_early {
+                w.shutdown(std::net::Shutdown::Both).ok();
+                return false;
+            }
+            w.write_all(b"0\r\n\r\n").is_ok()
+        }
+        MockReply::Delay(d, inner) => {
+            std::thread::sleep(d);
+            answer(w, *inner)
+        }
+        MockReply::Drop => {
+            w.shutdown(std::net::Shutdown::Both).ok();
+            false
+        }
+    }
+}
