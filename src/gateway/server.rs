@@ -55,7 +55,9 @@ pub fn run(opts: GatewayOptions, on_ready: impl FnOnce(SocketAddr)) -> Result<()
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, shutdown.clone()).map_err(GatewayError::Signals)?;
     }
-    let writer = EventWriter::start(&opts.db)?;
+    let retention = crate::policy::audit_logger::settings_of(&opts.configs.default)
+        .and_then(|a| a.retention_days);
+    let writer = EventWriter::start(&opts.db, retention)?;
     let state = Arc::new(State::build(&opts, writer.sink()).map_err(GatewayError::Config)?);
 
     let tcp = listener(opts.listen).map_err(|source| GatewayError::Bind {
