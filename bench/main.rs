@@ -5,7 +5,13 @@
 //! release `kt gateway run` pointed at it with `--upstream`, then measures both paths with
 //! the same client code.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout, clippy::print_stderr, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr,
+    clippy::panic
+)]
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -34,19 +40,38 @@ fn main() {
     let via = format!("http://{kt_addr}/v1/chat/completions");
     let dur = Duration::from_secs(seconds);
 
-    println!("kt bench — {} cores, {}s per measurement\n", std::thread::available_parallelism().map_or(0, |n| n.get()), seconds);
+    println!(
+        "kt bench — {} cores, {}s per measurement\n",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        seconds
+    );
     warm(&direct, body);
     warm(&via, body);
     let rss_idle = rss_kib(pid);
-    println!("{:<34} {:>12} {:>12} {:>12}", "measurement", "direct", "via kt", "added");
+    println!(
+        "{:<34} {:>12} {:>12} {:>12}",
+        "measurement", "direct", "via kt", "added"
+    );
     for conc in [1usize, 32] {
         let d = load(&direct, body, conc, dur);
         let k = load(&via, body, conc, dur);
         for (name, p) in [("p50", 0.50), ("p90", 0.90), ("p99", 0.99)] {
             let (a, b) = (pct(&d.lat, p), pct(&k.lat, p));
-            println!("{:<34} {:>10.3}ms {:>10.3}ms {:>10.3}ms", format!("latency {name} @ c={conc}"), a, b, b - a);
+            println!(
+                "{:<34} {:>10.3}ms {:>10.3}ms {:>10.3}ms",
+                format!("latency {name} @ c={conc}"),
+                a,
+                b,
+                b - a
+            );
         }
-        println!("{:<34} {:>12.0} {:>12.0} {:>11.1}%", format!("requests/s @ c={conc}"), d.rps, k.rps, (k.rps / d.rps) * 100.0);
+        println!(
+            "{:<34} {:>12.0} {:>12.0} {:>11.1}%",
+            format!("requests/s @ c={conc}"),
+            d.rps,
+            k.rps,
+            (k.rps / d.rps) * 100.0
+        );
         if k.errors + d.errors > 0 {
             println!("{:<34} {:>12} {:>12}", "errors", d.errors, k.errors);
         }
@@ -54,11 +79,37 @@ fn main() {
     let sbody = body.replacen("{\"model\"", "{\"stream\":true,\"model\"", 1);
     let (d_ttft, d_total) = stream_times(&direct, &sbody, 50);
     let (k_ttft, k_total) = stream_times(&via, &sbody, 50);
-    println!("{:<34} {:>10.3}ms {:>10.3}ms {:>10.3}ms", "stream TTFT p50", pct(&d_ttft, 0.5), pct(&k_ttft, 0.5), pct(&k_ttft, 0.5) - pct(&d_ttft, 0.5));
-    println!("{:<34} {:>10.3}ms {:>10.3}ms {:>10.3}ms", "stream TTFT p99", pct(&d_ttft, 0.99), pct(&k_ttft, 0.99), pct(&k_ttft, 0.99) - pct(&d_ttft, 0.99));
-    println!("{:<34} {:>10.3}ms {:>10.3}ms {:>10.3}ms", "stream total p50", pct(&d_total, 0.5), pct(&k_total, 0.5), pct(&k_total, 0.5) - pct(&d_total, 0.5));
-    println!("{:<34} {:>12} {:>10}KiB", "kt RSS idle (after warm-up)", "", rss_idle);
-    println!("{:<34} {:>12} {:>10}KiB", "kt peak RSS (VmHWM)", "", hwm_kib(pid));
+    println!(
+        "{:<34} {:>10.3}ms {:>10.3}ms {:>10.3}ms",
+        "stream TTFT p50",
+        pct(&d_ttft, 0.5),
+        pct(&k_ttft, 0.5),
+        pct(&k_ttft, 0.5) - pct(&d_ttft, 0.5)
+    );
+    println!(
+        "{:<34} {:>10.3}ms {:>10.3}ms {:>10.3}ms",
+        "stream TTFT p99",
+        pct(&d_ttft, 0.99),
+        pct(&k_ttft, 0.99),
+        pct(&k_ttft, 0.99) - pct(&d_ttft, 0.99)
+    );
+    println!(
+        "{:<34} {:>10.3}ms {:>10.3}ms {:>10.3}ms",
+        "stream total p50",
+        pct(&d_total, 0.5),
+        pct(&k_total, 0.5),
+        pct(&k_total, 0.5) - pct(&d_total, 0.5)
+    );
+    println!(
+        "{:<34} {:>12} {:>10}KiB",
+        "kt RSS idle (after warm-up)", "", rss_idle
+    );
+    println!(
+        "{:<34} {:>12} {:>10}KiB",
+        "kt peak RSS (VmHWM)",
+        "",
+        hwm_kib(pid)
+    );
     kt.kill().ok();
     kt.wait().ok();
     drop(dir);
@@ -82,8 +133,17 @@ fn client() -> ureq::Agent {
 fn warm(url: &str, body: &str) {
     let agent = client();
     for _ in 0..200 {
-        let mut r = agent.post(url).header("Content-Type", "application/json").send(body).expect("warm-up request");
-        assert_eq!(r.status().as_u16(), 200, "warm-up against {url}: {}", r.body_mut().read_to_string().unwrap_or_default());
+        let mut r = agent
+            .post(url)
+            .header("Content-Type", "application/json")
+            .send(body)
+            .expect("warm-up request");
+        assert_eq!(
+            r.status().as_u16(),
+            200,
+            "warm-up against {url}: {}",
+            r.body_mut().read_to_string().unwrap_or_default()
+        );
         r.body_mut().read_to_vec().ok();
     }
 }
@@ -100,7 +160,11 @@ fn load(url: &str, body: &str, conc: usize, dur: Duration) -> Load {
                 let mut errors = 0u64;
                 while !stop.load(Ordering::Relaxed) {
                     let t = Instant::now();
-                    match agent.post(&url).header("Content-Type", "application/json").send(body.as_str()) {
+                    match agent
+                        .post(&url)
+                        .header("Content-Type", "application/json")
+                        .send(body.as_str())
+                    {
                         Ok(mut r) if r.status().as_u16() == 200 => {
                             r.body_mut().read_to_vec().ok();
                             lat.push(t.elapsed().as_secs_f64() * 1000.0);
@@ -123,7 +187,11 @@ fn load(url: &str, body: &str, conc: usize, dur: Duration) -> Load {
     }
     let secs = start.elapsed().as_secs_f64();
     lat.sort_by(f64::total_cmp);
-    Load { rps: lat.len() as f64 / secs, lat, errors }
+    Load {
+        rps: lat.len() as f64 / secs,
+        lat,
+        errors,
+    }
 }
 
 /// Time to the first content byte and to the end of the stream, `n` times.
@@ -132,7 +200,11 @@ fn stream_times(url: &str, body: &str, n: usize) -> (Vec<f64>, Vec<f64>) {
     let (mut ttft, mut total) = (Vec::new(), Vec::new());
     for _ in 0..n {
         let t = Instant::now();
-        let r = agent.post(url).header("Content-Type", "application/json").send(body).unwrap();
+        let r = agent
+            .post(url)
+            .header("Content-Type", "application/json")
+            .send(body)
+            .unwrap();
         let mut reader = BufReader::new(r.into_body().into_reader());
         let mut line = String::new();
         let mut first = None;
@@ -184,7 +256,11 @@ fn start_kt(upstream: &str) -> (std::process::Child, String, tempfile::TempDir) 
     let exe = std::env::current_exe().unwrap();
     // target/release/examples/bench -> target/release/kt
     let kt = exe.parent().and_then(|p| p.parent()).unwrap().join("kt");
-    assert!(kt.exists(), "build kt first: cargo build --release ({} missing)", kt.display());
+    assert!(
+        kt.exists(),
+        "build kt first: cargo build --release ({} missing)",
+        kt.display()
+    );
     let mut child = Command::new(kt)
         .args(["gateway", "run", "--listen", "127.0.0.1:0", "--upstream"])
         .arg(format!("http://{upstream}/v1"))
@@ -198,7 +274,11 @@ fn start_kt(upstream: &str) -> (std::process::Child, String, tempfile::TempDir) 
     let mut out = BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
     out.read_line(&mut line).unwrap();
-    let addr = line.trim().strip_prefix("listening on http://").expect("kt did not start").to_string();
+    let addr = line
+        .trim()
+        .strip_prefix("listening on http://")
+        .expect("kt did not start")
+        .to_string();
     (child, addr, dir)
 }
 
@@ -253,7 +333,9 @@ fn serve(stream: TcpStream) {
                 } else {
                     format!("data: {{\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"gpt-4o\",\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"w{i} \"}},\"finish_reason\":null}}]}}\n\n")
                 };
-                if w.write_all(format!("{:x}\r\n{ev}\r\n", ev.len()).as_bytes()).is_err() {
+                if w.write_all(format!("{:x}\r\n{ev}\r\n", ev.len()).as_bytes())
+                    .is_err()
+                {
                     return;
                 }
                 if i + 1 < STREAM_EVENTS {

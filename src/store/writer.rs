@@ -17,6 +17,10 @@ use super::StoreError;
 const QUEUE: usize = 65_536;
 /// Rows per transaction.
 const BATCH: usize = 256;
+/// After the first event of a quiet period, wait this long for more before committing:
+/// one wake-up and one transaction per window instead of per request. It is also the most
+/// a SIGKILL can lose in `batched` durability.
+const BATCH_WINDOW: Duration = Duration::from_millis(5);
 
 enum Msg {
     Event(Box<Event>),
@@ -135,6 +139,9 @@ fn run(
             Err(mpsc::RecvTimeoutError::Timeout) => continue,
             Err(mpsc::RecvTimeoutError::Disconnected) => return,
         };
+        if matches!(first, Msg::Event(_)) && batch.is_empty() {
+            std::thread::sleep(BATCH_WINDOW);
+        }
         let mut next = Some(first);
         while let Some(msg) = next.take() {
             match msg {

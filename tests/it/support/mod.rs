@@ -362,20 +362,33 @@ pub fn python() -> String {
                 .arg(&venv)
                 .status()
                 .is_ok_and(|s| s.success());
-            assert!(ok, "could not create a Python virtualenv in {}", venv.display());
+            assert!(
+                ok,
+                "could not create a Python virtualenv in {}",
+                venv.display()
+            );
             if !ready(&py) {
                 let ok = Command::new(&py)
-                    .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r"])
+                    .args([
+                        "-m",
+                        "pip",
+                        "install",
+                        "--quiet",
+                        "--disable-pip-version-check",
+                        "-r",
+                    ])
                     .arg(repo().join("tests/python/requirements.txt"))
                     .status()
                     .is_ok_and(|s| s.success());
-                assert!(ok && ready(&py), "could not install tests/python/requirements.txt (openai SDK)");
+                assert!(
+                    ok && ready(&py),
+                    "could not install tests/python/requirements.txt (openai SDK)"
+                );
             }
             py.display().to_string()
         })
         .clone()
 }
-
 
 /// Runs `tests/python/<script>` against `base_url`; panics with its output on failure.
 pub fn run_python(script: &str, base_url: &str, envs: &[(&str, &str)]) -> String {
