@@ -6,7 +6,8 @@ use std::sync::Arc;
 use tiny_http::{Method, Request};
 
 use super::http::{header, now_ms, random_id, Reply};
-use super::{chat, State};
+use super::{admin, chat, State};
+
 use crate::openai::{ApiError, ModelEntry};
 use crate::policy::Verdict;
 use crate::store::{Event, EventKind};
@@ -32,6 +33,8 @@ pub fn handle(state: &Arc<State>, req: Request) {
             );
             reply.send(req, &request_id);
         }
+        (Method::Get, "/v1/events") => admin::events(state, &req).send(req, &request_id),
+        (Method::Get, "/keeptrusts/config") => admin::config(state, &req).send(req, &request_id),
         (Method::Get, "/health") | (Method::Get, "/healthz") => {
             health(state).send(req, &request_id)
         }
@@ -51,6 +54,8 @@ fn is_known_path(p: &str) -> bool {
             | "/models"
             | "/health"
             | "/healthz"
+            | "/v1/events"
+            | "/keeptrusts/config"
     )
 }
 

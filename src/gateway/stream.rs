@@ -82,7 +82,10 @@ pub fn run(state: &Arc<State>, req: Request, mut p: Prepared, mut ev: Event) {
         hide_usage: !p.chat.include_usage(),
         first_token: None,
         started: p.started,
-        make_filter: || p.runtime.chain.stream_filter(),
+        make_filter: {
+            let rt = p.runtime.clone();
+            move || rt.chain.stream_filter()
+        },
     };
     let result = match upstream {
         Upstream::Mock => pump_mock(&mut pump, &p),
@@ -103,6 +106,7 @@ pub fn run(state: &Arc<State>, req: Request, mut p: Prepared, mut ev: Event) {
             if let Some(u) = &acc.usage {
                 chat::set_usage(&mut ev, u);
             }
+            chat::settle(state, &mut p, &mut ev, Some(target));
             finish_ok(state, &mut ev, p.started);
         }
         Err(Stop::Upstream(e)) => {
@@ -114,7 +118,7 @@ pub fn run(state: &Arc<State>, req: Request, mut p: Prepared, mut ev: Event) {
             ev.error = Some(e.body.message.clone());
             finish_ok(state, &mut ev, p.started);
         }
-        Ok(()) => finish_stream(state, &p, target, ev, writer, acc, filters, held),
+        Ok(()) => finish_stream(state, &mut p, target, ev, writer, acc, filters, held),
     }
 }
 
@@ -258,7 +262,7 @@ fn pump_http<F: Fn() -> StreamFilter>(
 #[allow(clippy::too_many_arguments)]
 fn finish_stream(
     state: &State,
-    p: &Prepared,
+    p: &mut Prepared,
     target: &Target,
     mut ev: Event,
     mut writer: SseWriter,
@@ -310,6 +314,7 @@ fn finish_stream(
     if let Some(u) = &usage {
         chat::set_usage(&mut ev, u);
     }
+    chat::settle(state, p, &mut ev, Some(target));
     if let Some(block) = output.block {
         let e = ApiError::policy_violation(&block.policy, true, block.message);
         ev.blocked_by = Some(block.policy);

@@ -14,4 +14,5 @@ mod support;
 mod audit;
 mod cli;
 mod gateway;
+mod keys;
 mod sdk;
