@@ -7,6 +7,7 @@
 
 pub mod audit_logger;
 pub mod chain;
+pub mod scan;
 
 use serde::{Deserialize, Serialize};
 
