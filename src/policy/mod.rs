@@ -7,6 +7,7 @@
 
 pub mod audit_logger;
 pub mod chain;
+pub mod pii_detector;
 pub mod scan;
 
 use serde::{Deserialize, Serialize};
@@ -16,7 +17,7 @@ use crate::openai::{ChatRequest, ChatResponse};
 pub use chain::{ChainOutcome, PolicyChain, StreamFilter};
 
 /// Policy names kt knows (the public product's names).
-pub const KNOWN: &[&str] = &[audit_logger::NAME];
+pub const KNOWN: &[&str] = &[audit_logger::NAME, pii_detector::NAME];
 
 pub fn is_known(name: &str) -> bool {
     KNOWN.contains(&name)
@@ -33,6 +34,7 @@ pub fn build(name: &str, block: Option<&serde_yaml::Value>) -> Result<Box<dyn Po
     let block = block.unwrap_or(&empty);
     match name {
         audit_logger::NAME => Ok(Box::new(audit_logger::AuditLogger::from_block(block)?)),
+        pii_detector::NAME => Ok(Box::new(pii_detector::PiiDetector::from_block(block)?)),
         other => Err(format!("unknown policy kind `{other}`")),
     }
 }

@@ -1,9 +1,10 @@
 //! Liveness: how much of the end of a text a stream filter must hold back. A position is
 //! *live* when some detector's match starting there could still change (grow, appear or
-//! be decided) once more text arrives. Measured with a lazy DFA of all the detectors,
-//! anchored at the position, under "all matches" semantics: the position is live unless
-//! the DFA dies before the end of the text. This is exact, so a stream holds back only
-//! as many characters as a match can still span.
+//! be decided) once more text arrives. Measured with one lazy DFA per detector, anchored
+//! at the position, with the same leftmost-first preference as the search: the position
+//! is live unless every DFA dies before the end of the text (its preferred match, if
+//! any, is then settled). This is exact, so a stream holds back only as many characters
+//! as a match can still span.
 
 use regex_automata::hybrid::dfa::{Cache, DFA};
 use regex_automata::nfa::thompson;
@@ -19,8 +20,8 @@ const NFA_SIZE_LIMIT: usize = 32 * 1024 * 1024;
 /// The compiled liveness automata of a scanner.
 #[derive(Debug)]
 pub struct Liveness {
-    /// One DFA for every pattern that needs no Unicode word boundary, then one per pattern
-    /// that does (those give up on non-ASCII text, and only they should).
+    /// One DFA per pattern. A pattern with a Unicode word boundary gets a DFA that gives
+    /// up on non-ASCII text (counted as live there).
     dfas: Vec<DFA>,
     /// A pattern no DFA could be built for: every position counts as live (within
     /// [`MAX_HOLD`]).
@@ -32,48 +33,26 @@ pub struct LiveCache {
     caches: Vec<Cache>,
 }
 
-fn build(patterns: &[&str], unicode_word_boundary: bool) -> Option<DFA> {
+fn build(pattern: &str, unicode_word_boundary: bool) -> Option<DFA> {
     DFA::builder()
         .configure(
             DFA::config()
-                .match_kind(MatchKind::All)
+                .match_kind(MatchKind::LeftmostFirst)
                 .unicode_word_boundary(unicode_word_boundary)
                 .skip_cache_capacity_check(true),
         )
         .thompson(thompson::Config::new().nfa_size_limit(Some(NFA_SIZE_LIMIT)))
-        .build_many(patterns)
+        .build(pattern)
         .ok()
 }
 
 impl Liveness {
     pub fn new(patterns: &[&str]) -> Liveness {
-        if patterns.is_empty() {
-            return Liveness {
-                dfas: Vec::new(),
-                conservative: false,
-            };
-        }
-        if let Some(dfa) = build(patterns, false) {
-            return Liveness {
-                dfas: vec![dfa],
-                conservative: false,
-            };
-        }
-        let mut plain = Vec::new();
-        let mut dfas = Vec::new();
+        let mut dfas = Vec::with_capacity(patterns.len());
         let mut conservative = false;
         for p in patterns {
-            if build(&[p], false).is_some() {
-                plain.push(*p);
-            } else if let Some(dfa) = build(&[p], true) {
-                dfas.push(dfa);
-            } else {
-                conservative = true;
-            }
-        }
-        if !plain.is_empty() {
-            match build(&plain, false) {
-                Some(dfa) => dfas.insert(0, dfa),
+            match build(p, false).or_else(|| build(p, true)) {
+                Some(dfa) => dfas.push(dfa),
                 None => conservative = true,
             }
         }

@@ -65,12 +65,21 @@ fn json_values(v: &mut Value, f: &mut dyn FnMut(&mut String) -> bool) -> bool {
                 false
             }
         }
-        Value::Array(items) => items
-            .iter_mut()
-            .fold(false, |changed, i| json_values(i, f) || changed),
-        Value::Object(map) => map
-            .values_mut()
-            .fold(false, |changed, i| json_values(i, f) || changed),
+        // Every value is visited: no short circuit on the first change.
+        Value::Array(items) => {
+            let mut changed = false;
+            for i in items {
+                changed |= json_values(i, f);
+            }
+            changed
+        }
+        Value::Object(map) => {
+            let mut changed = false;
+            for i in map.values_mut() {
+                changed |= json_values(i, f);
+            }
+            changed
+        }
         Value::Null | Value::Bool(_) => false,
     }
 }
