@@ -7,7 +7,10 @@
 
 pub mod audit_logger;
 pub mod chain;
+pub mod dlp_filter;
+pub mod lists;
 pub mod pii_detector;
+pub mod safety_filter;
 pub mod scan;
 
 use serde::{Deserialize, Serialize};
@@ -17,7 +20,12 @@ use crate::openai::{ChatRequest, ChatResponse};
 pub use chain::{ChainOutcome, PolicyChain, StreamFilter};
 
 /// Policy names kt knows (the public product's names).
-pub const KNOWN: &[&str] = &[audit_logger::NAME, pii_detector::NAME];
+pub const KNOWN: &[&str] = &[
+    audit_logger::NAME,
+    pii_detector::NAME,
+    dlp_filter::NAME,
+    safety_filter::NAME,
+];
 
 pub fn is_known(name: &str) -> bool {
     KNOWN.contains(&name)
@@ -35,6 +43,8 @@ pub fn build(name: &str, block: Option<&serde_yaml::Value>) -> Result<Box<dyn Po
     match name {
         audit_logger::NAME => Ok(Box::new(audit_logger::AuditLogger::from_block(block)?)),
         pii_detector::NAME => Ok(Box::new(pii_detector::PiiDetector::from_block(block)?)),
+        dlp_filter::NAME => Ok(Box::new(dlp_filter::DlpFilter::from_block(block)?)),
+        safety_filter::NAME => Ok(Box::new(safety_filter::SafetyFilter::from_block(block)?)),
         other => Err(format!("unknown policy kind `{other}`")),
     }
 }
