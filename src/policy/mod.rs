@@ -5,6 +5,7 @@
 //! block (`policy.<name>`) and implements [`Policy`]. `build` is the only `match` on
 //! policy names.
 
+pub mod agent_firewall;
 pub mod audit_logger;
 pub mod chain;
 pub mod dlp_filter;
@@ -25,6 +26,7 @@ pub const KNOWN: &[&str] = &[
     pii_detector::NAME,
     dlp_filter::NAME,
     safety_filter::NAME,
+    agent_firewall::NAME,
 ];
 
 pub fn is_known(name: &str) -> bool {
@@ -45,6 +47,7 @@ pub fn build(name: &str, block: Option<&serde_yaml::Value>) -> Result<Box<dyn Po
         pii_detector::NAME => Ok(Box::new(pii_detector::PiiDetector::from_block(block)?)),
         dlp_filter::NAME => Ok(Box::new(dlp_filter::DlpFilter::from_block(block)?)),
         safety_filter::NAME => Ok(Box::new(safety_filter::SafetyFilter::from_block(block)?)),
+        agent_firewall::NAME => Ok(Box::new(agent_firewall::AgentFirewall::from_block(block)?)),
         other => Err(format!("unknown policy kind `{other}`")),
     }
 }
