@@ -153,6 +153,18 @@ impl<F: Fn() -> StreamFilter> Pump<F> {
                     choice.delta.content = Some(f.push(text));
                 }
             }
+            // A choice that finishes here releases what its filter still holds in this
+            // very chunk: sent later, it would land after this chunk's own text.
+            if let (Some(_), Some(f)) = (&choice.finish_reason, self.filters.get_mut(idx)) {
+                let rest = f.finish();
+                if !rest.is_empty() {
+                    choice
+                        .delta
+                        .content
+                        .get_or_insert_with(String::new)
+                        .push_str(&rest);
+                }
+            }
         }
         let closes = c.choices.iter().any(|ch| ch.finish_reason.is_some())
             || (c.choices.is_empty() && c.usage.is_some());

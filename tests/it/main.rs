@@ -15,4 +15,5 @@ mod audit;
 mod cli;
 mod gateway;
 mod keys;
+mod policies;
 mod sdk;
