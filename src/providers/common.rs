@@ -134,12 +134,23 @@ impl ChunkBuilder {
     }
 }
 
-/// Usage with `prompt_tokens_details.cached_tokens` when the provider reports cache reads.
-pub fn usage_with_cache(prompt: u64, completion: u64, cached: Option<u64>) -> Usage {
+/// Usage with `prompt_tokens_details`: `cached_tokens` (read from the prompt cache) and
+/// `cache_write_tokens` (written to it), each when the provider reports it.
+pub fn usage_with_cache(
+    prompt: u64,
+    completion: u64,
+    cached: Option<u64>,
+    cache_write: Option<u64>,
+) -> Usage {
     let mut u = Usage::new(prompt, completion);
+    let mut details = Map::new();
     if let Some(c) = cached {
-        let mut details = Map::new();
         details.insert("cached_tokens".to_string(), Value::from(c));
+    }
+    if let Some(w) = cache_write {
+        details.insert("cache_write_tokens".to_string(), Value::from(w));
+    }
+    if !details.is_empty() {
         u.extra
             .insert("prompt_tokens_details".to_string(), Value::Object(details));
     }
@@ -287,9 +298,12 @@ mod tests {
 
     #[test]
     fn cached_tokens_detail() {
-        let u = usage_with_cache(10, 2, Some(4));
+        let u = usage_with_cache(10, 2, Some(4), Some(3));
         let v = serde_json::to_value(&u).unwrap();
         assert_eq!(v["prompt_tokens_details"]["cached_tokens"], 4);
+        assert_eq!(v["prompt_tokens_details"]["cache_write_tokens"], 3);
         assert_eq!(v["total_tokens"], 12);
+        let v = serde_json::to_value(usage_with_cache(1, 1, None, None)).unwrap();
+        assert!(v.get("prompt_tokens_details").is_none());
     }
 }

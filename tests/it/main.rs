@@ -13,4 +13,6 @@ mod support;
 
 mod cli;
 mod gateway;
+mod providers_anthropic;
+mod providers_cohere;
 mod sdk;

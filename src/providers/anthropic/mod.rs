@@ -134,7 +134,12 @@ impl AnthropicUsage {
         let prompt = self.input_tokens.unwrap_or(0)
             + self.cache_creation_input_tokens.unwrap_or(0)
             + cache_read;
-        usage_with_cache(prompt, self.output_tokens.unwrap_or(0), Some(cache_read))
+        usage_with_cache(
+            prompt,
+            self.output_tokens.unwrap_or(0),
+            Some(cache_read),
+            self.cache_creation_input_tokens,
+        )
     }
 }
 
