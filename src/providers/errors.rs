@@ -59,8 +59,15 @@ pub fn is_context_overflow(message_lower: &str) -> bool {
 /// Everything else keeps its status; the message always survives.
 pub fn normalize(status: u16, body: &[u8]) -> ApiError {
     let mut err = ApiError::from_upstream(status, body);
-    if !err.body.code.as_ref().is_some_and(Value::is_string) {
-        // Numeric codes (Gemini repeats the HTTP status there) mean nothing to clients.
+    let meaningful = err
+        .body
+        .code
+        .as_ref()
+        .and_then(Value::as_str)
+        .is_some_and(|c| !c.is_empty() && !c.bytes().all(|b| b.is_ascii_digit()));
+    if !meaningful {
+        // Numeric codes (Gemini and Azure repeat the HTTP status there) mean nothing to
+        // clients; the mapping below gives OpenAI's.
         err.body.code = None;
     }
     let raw = String::from_utf8_lossy(body).to_ascii_lowercase();
@@ -221,5 +228,16 @@ mod tests {
             br#"{"error":{"code":400,"message":"The input token count exceeds the maximum number of tokens allowed","status":"INVALID_ARGUMENT"}}"#,
         );
         assert_eq!(e.code_str(), Some("context_length_exceeded"));
+        // Azure's throttling error repeats the status as its code.
+        let e = normalize(
+            429,
+            br#"{"error":{"code":"429","message":"exceeded call rate limit"}}"#,
+        );
+        assert_eq!(e.code_str(), Some("rate_limit_exceeded"));
+        let e = normalize(
+            404,
+            br#"{"error":{"code":"DeploymentNotFound","message":"no deployment"}}"#,
+        );
+        assert_eq!(e.code_str(), Some("DeploymentNotFound"));
     }
 }

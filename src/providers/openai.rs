@@ -104,7 +104,17 @@ pub struct OpenAiStreamDecoder {
 impl OpenAiStreamDecoder {
     fn drain(&mut self, out: &mut Vec<StreamEvent>) -> Result<(), ApiError> {
         for ev in self.events.drain(..) {
-            out.push(decode_openai_event(&ev.data)?);
+            match decode_openai_event(&ev.data)? {
+                // Azure opens with a chunk carrying only `prompt_filter_results`: nothing
+                // for the client, and its empty `object` would make the SDK's stream
+                // helper drop it anyway.
+                StreamEvent::Chunk(c) if c.choices.is_empty() && c.usage.is_none() => {}
+                StreamEvent::Chunk(mut c) => {
+                    c.object = crate::openai::chunk_object();
+                    out.push(StreamEvent::Chunk(c));
+                }
+                other => out.push(other),
+            }
         }
         Ok(())
     }
@@ -281,6 +291,23 @@ mod tests {
         let body: Value = serde_json::from_slice(&up.body).unwrap();
         assert_eq!(body["stream_options"]["include_usage"], true);
         assert_eq!(body["messages"][0]["content"], "hi");
+    }
+
+    #[test]
+    fn azure_filter_only_chunks_are_skipped_and_object_is_set() {
+        let mut d = OpenAiStreamDecoder::default();
+        let mut out = Vec::new();
+        d.feed(
+            b"data: {\"id\":\"\",\"object\":\"\",\"created\":0,\"model\":\"\",\"choices\":[],\"prompt_filter_results\":[]}\n\ndata: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"x\"}}]}\n\ndata: [DONE]\n\n",
+            &mut out,
+        )
+        .unwrap();
+        assert_eq!(out.len(), 2, "{out:?}");
+        let StreamEvent::Chunk(c) = &out[0] else {
+            panic!("{out:?}");
+        };
+        assert_eq!(c.object, "chat.completion.chunk");
+        assert!(matches!(out[1], StreamEvent::Done));
     }
 
     #[test]

@@ -14,5 +14,6 @@ mod support;
 mod cli;
 mod gateway;
 mod providers_anthropic;
+mod providers_azure;
 mod providers_cohere;
 mod sdk;
