@@ -79,11 +79,10 @@ impl Adapter for AnthropicAdapter {
         errors::normalize(status, body)
     }
 
-    fn stream_decoder(&self, target: &Target, _req: &ChatRequest) -> Box<dyn StreamDecoder> {
-        Box::new(stream::AnthropicStreamDecoder::new(
-            target.model.clone(),
-            unix_now(),
-        ))
+    fn stream_decoder(&self, target: &Target, req: &ChatRequest) -> Box<dyn StreamDecoder> {
+        let mut d = stream::AnthropicStreamDecoder::new(target.model.clone(), unix_now());
+        d.json_only = request::forces_json_tool(req);
+        Box::new(d)
     }
 }
 

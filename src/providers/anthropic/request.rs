@@ -108,11 +108,9 @@ fn add_tools(req: &ChatRequest, body: &mut Map<String, Value>) -> Result<(), Api
         Some(c) => Some(convert_tool_choice(c)?),
     };
     if let Some(schema) = json_mode_schema(req.response_format.as_ref())? {
-        let forced = json!({"type": "tool", "name": JSON_TOOL});
-        let is_none = choice.as_ref().is_some_and(|c| c["type"] == "none");
-        if tools.is_empty() || is_none {
+        if forces_json_tool(req) {
             tools = Vec::new();
-            choice = Some(forced);
+            choice = Some(json!({"type": "tool", "name": JSON_TOOL}));
         }
         tools.push(json!({
             "name": JSON_TOOL,
@@ -134,6 +132,20 @@ fn add_tools(req: &ChatRequest, body: &mut Map<String, Value>) -> Result<(), Api
         body.insert("tool_choice".into(), c);
     }
     Ok(())
+}
+
+/// Whether JSON mode forces the synthetic tool: JSON was asked for and the client offered
+/// no tools of its own (or forbade them). Then the tool's input is the whole answer.
+pub fn forces_json_tool(req: &ChatRequest) -> bool {
+    let json_mode = matches!(json_mode_schema(req.response_format.as_ref()), Ok(Some(_)));
+    let own_tools = req
+        .tools
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .any(|t| t.kind == "function");
+    let none = req.tool_choice.as_ref().and_then(Value::as_str) == Some("none");
+    json_mode && (!own_tools || none)
 }
 
 fn convert_tool(t: &Tool) -> Value {

@@ -40,6 +40,9 @@ pub struct AnthropicStreamDecoder {
     usage: AnthropicUsage,
     stop_reason: Option<String>,
     finished: bool,
+    /// JSON mode forced the synthetic tool: its input is the answer, and any text the
+    /// model writes around it would make the content invalid JSON, so text is dropped.
+    pub json_only: bool,
 }
 
 impl AnthropicStreamDecoder {
@@ -54,6 +57,7 @@ impl AnthropicStreamDecoder {
             usage: AnthropicUsage::default(),
             stop_reason: None,
             finished: false,
+            json_only: false,
         }
     }
 
@@ -175,6 +179,7 @@ impl AnthropicStreamDecoder {
 
     fn block_start(&mut self, block: &Value, out: &mut Vec<StreamEvent>) -> Block {
         match block.get("type").and_then(Value::as_str) {
+            Some("text") if self.json_only => Block::Other,
             Some("text") => {
                 let text = block.get("text").and_then(Value::as_str).unwrap_or("");
                 if !text.is_empty() {
@@ -211,7 +216,12 @@ impl AnthropicStreamDecoder {
     }
 
     fn block_delta(&mut self, index: u64, delta: &Value, out: &mut Vec<StreamEvent>) {
-        let block = self.blocks.get(&index).copied().unwrap_or(Block::Text);
+        let unknown = if self.json_only {
+            Block::Other
+        } else {
+            Block::Text
+        };
+        let block = self.blocks.get(&index).copied().unwrap_or(unknown);
         match (delta.get("type").and_then(Value::as_str), block) {
             (Some("text_delta"), Block::Text) => {
                 let text = delta.get("text").and_then(Value::as_str).unwrap_or("");
@@ -301,6 +311,29 @@ mod tests {
             include_str!("../../../testdata/providers/anthropic/stream.json_mode.sse"),
             include_str!("../../../testdata/providers/anthropic/stream.json_mode.chunks.json"),
         );
+    }
+
+    #[test]
+    fn forced_json_mode_drops_text_around_the_answer() {
+        let sse = include_str!("../../../testdata/providers/anthropic/stream.json_mode.sse").replacen(
+            "event: content_block_start",
+            "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":9,\"content_block\":{\"type\":\"text\",\"text\":\"Sure: \"}}\n\nevent: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":9,\"delta\":{\"type\":\"text_delta\",\"text\":\"here\"}}\n\nevent: content_block_start",
+            1,
+        );
+        let json_only = || {
+            let mut d = decoder();
+            d.json_only = true;
+            Box::new(d) as Box<dyn StreamDecoder>
+        };
+        let events = assert_every_split(sse.as_bytes(), json_only);
+        let want: Value = serde_json::from_str(include_str!(
+            "../../../testdata/providers/anthropic/stream.json_mode.chunks.json"
+        ))
+        .unwrap();
+        assert_eq!(Value::Array(render(&events)), want);
+        // Without JSON mode the same text would be content.
+        let events = assert_every_split(sse.as_bytes(), || Box::new(decoder()));
+        assert_ne!(Value::Array(render(&events)), want);
     }
 
     #[test]
