@@ -72,6 +72,16 @@ impl Adapter for AnthropicAdapter {
         let msg: MessageResponse = serde_json::from_slice(body).map_err(|e| {
             ApiError::bad_gateway(format!("anthropic returned an invalid message: {e}"))
         })?;
+        if msg.kind.as_deref() == Some("error") {
+            // An error body under a 2xx status (seen behind some proxies).
+            let kind = msg
+                .error
+                .as_ref()
+                .and_then(|e| e.get("type"))
+                .and_then(Value::as_str)
+                .unwrap_or("api_error");
+            return Err(errors::normalize(status_for_error_type(kind), body));
+        }
         Ok(to_openai(msg, unix_now()))
     }
 
@@ -89,6 +99,11 @@ impl Adapter for AnthropicAdapter {
 /// A complete Messages API answer (only what kt reads).
 #[derive(Debug, Deserialize)]
 pub struct MessageResponse {
+    /// `message`, or `error` for an error body.
+    #[serde(default, rename = "type")]
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub error: Option<Value>,
     #[serde(default)]
     pub id: String,
     #[serde(default)]
@@ -349,10 +364,17 @@ mod tests {
     }
 
     #[test]
-    fn invalid_body_is_a_502() {
+    fn invalid_or_error_bodies_are_errors() {
         let e = ANTHROPIC
             .parse_response(&target(""), b"not json")
             .unwrap_err();
         assert_eq!(e.status, 502);
+        let e = ANTHROPIC
+            .parse_response(
+                &target(""),
+                br#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#,
+            )
+            .unwrap_err();
+        assert_eq!((e.status, e.body.message.as_str()), (503, "Overloaded"));
     }
 }
