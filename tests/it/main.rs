@@ -16,4 +16,7 @@ mod cli;
 mod gateway;
 mod keys;
 mod policies;
+mod providers_anthropic;
+mod providers_azure;
+mod providers_cohere;
 mod sdk;
