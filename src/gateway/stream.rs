@@ -17,7 +17,7 @@ use super::State;
 use crate::config::Target;
 use crate::openai::{ApiError, ChatChunk, ChunkChoice, Delta, StreamAccumulator};
 use crate::policy::audit_logger::Payload;
-use crate::policy::StreamFilter;
+use crate::policy::{StreamFilter, Verdict};
 use crate::providers::{self, StreamEvent};
 use crate::store::Event;
 
@@ -319,10 +319,20 @@ fn finish_stream(
     if payload == Payload::Redacted {
         ev.response_body = serde_json::to_string(&resp).ok();
     }
-    add_trace(&mut ev, &output.trace);
-    for f in &filters {
-        add_trace(&mut ev, &f.trace());
-    }
+    // A policy that redacted the stream as it flowed is recorded once, from its filter;
+    // its output-phase redaction of the assembled copy is not what the client received.
+    let streamed: Vec<_> = filters.iter().flat_map(StreamFilter::trace).collect();
+    let output_trace: Vec<_> = output
+        .trace
+        .iter()
+        .filter(|t| {
+            !(t.verdict == Verdict::Redact && streamed.iter().any(|s| s.policy == t.policy))
+        })
+        .cloned()
+        .collect();
+    add_trace(&mut ev, &output_trace);
+    add_trace(&mut ev, &streamed);
+
     if let Some(u) = &usage {
         chat::set_usage(&mut ev, u);
     }
