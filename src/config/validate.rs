@@ -166,6 +166,7 @@ pub fn check_layers(files: &[SourceFile]) -> Vec<Layer> {
         for d in &mut diagnostics {
             place(d, files, parsed.get(..=k).unwrap_or_default(), &value);
         }
+        sort(&mut diagnostics, files);
         layers.push(Layer {
             spec,
             value: Some(value.clone()),
@@ -174,6 +175,23 @@ pub fn check_layers(files: &[SourceFile]) -> Vec<Layer> {
         merged = Some(value);
     }
     layers
+}
+
+/// In file order, then by position (unplaced findings last).
+pub fn sort(diagnostics: &mut [Diagnostic], files: &[SourceFile]) {
+    let file_index = |d: &Diagnostic| {
+        d.file
+            .as_ref()
+            .and_then(|f| files.iter().position(|s| &s.path == f))
+            .unwrap_or(0)
+    };
+    diagnostics.sort_by_key(|d| {
+        (
+            file_index(d),
+            d.line.unwrap_or(usize::MAX),
+            d.column.unwrap_or(usize::MAX),
+        )
+    });
 }
 
 /// Gives `d` its line and column (and file, when layered): the last file that defines

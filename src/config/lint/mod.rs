@@ -161,19 +161,7 @@ pub fn lint_sources(sources: &[SourceFile], strict: bool) -> LintReport {
             d.severity = Severity::Error;
         }
     }
-    let file_index = |d: &Diagnostic| {
-        d.file
-            .as_ref()
-            .and_then(|f| sources.iter().position(|s| &s.path == f))
-            .unwrap_or(0)
-    };
-    diagnostics.sort_by_key(|d| {
-        (
-            file_index(d),
-            d.line.unwrap_or(usize::MAX),
-            d.column.unwrap_or(usize::MAX),
-        )
-    });
+    validate::sort(&mut diagnostics, sources);
     let value = layers.last().and_then(|l| l.value.as_ref());
     LintReport {
         files: sources.iter().map(|s| s.path.clone()).collect(),

@@ -359,7 +359,14 @@ fn models(spec: &ConfigSpec, out: &mut Findings) {
         for (name, target) in map {
             let p = path::key(section, name);
             if let Err(msg) = resolves(target, aliases, deprecations, &served) {
-                let models: Vec<&str> = served.iter().copied().collect();
+                let mut models: Vec<&str> = spec
+                    .providers
+                    .targets
+                    .iter()
+                    .map(|t| t.model.as_str())
+                    .filter(|m| !m.is_empty())
+                    .collect();
+                models.dedup();
                 let mut d = Diagnostic::error(
                     code::DANGLING_MODEL,
                     p,

@@ -86,7 +86,11 @@ where
                         &child_path,
                         format!("missing required field `{field}`"),
                     )
-                    .with_suggestion(format!("add `{field}` here")),
+                    .with_suggestion(if segs.is_empty() && base.is_empty() {
+                        format!("add `{field}:` at the top level")
+                    } else {
+                        format!("add `{field}:` to `{}`", path::join(base, &segs))
+                    }),
                 );
             }
             if !set_placeholder(value, &child, 0) {
@@ -232,6 +236,14 @@ pub fn describe(kind: Kind, path: &str, msg: &str) -> Diagnostic {
                 && !found.starts_with("sequence")
             {
                 d.with_suggestion("quote the value to make it a string, e.g. `\"1.0\"`")
+            } else if want == "`true` or `false`" {
+                d.with_suggestion(format!(
+                    "write `{field}: true` or `{field}: false`, unquoted"
+                ))
+            } else if want == "a list" {
+                d.with_suggestion("write a YAML list: one `- item` per line, or `[a, b]`")
+            } else if want == "a mapping" {
+                d.with_suggestion("write `key: value` pairs indented under the key")
             } else {
                 d
             }

@@ -90,12 +90,12 @@ fn suggestions_name_the_likely_fix() {
         .flat_map(|l| l.diagnostics)
         .filter_map(|d| d.suggestion)
         .collect();
-    assert!(help[0].starts_with("did you mean `openai`?"), "{help:?}");
+    assert!(help[2].starts_with("did you mean `openai`?"), "{help:?}");
     assert!(
-        help[1].starts_with("did you mean `name`? valid keys: name, version"),
+        help[0].starts_with("did you mean `name`? valid keys: name, version"),
         "{help:?}"
     );
-    assert!(help[2].starts_with("did you mean `fallback`?"), "{help:?}");
+    assert!(help[1].starts_with("did you mean `fallback`?"), "{help:?}");
     assert!(
         help[3].starts_with("did you mean `audit-logger`?"),
         "{help:?}"
@@ -178,9 +178,9 @@ fn aliases_and_deprecations_must_lead_to_a_model() {
     assert_eq!(
         codes,
         vec![
-            "models.aliases.gpt-4.1",
             "models.aliases.loop1",
             "models.aliases.loop2",
+            "models.aliases.gpt-4.1",
             "models.deprecations.older",
         ]
     );
