@@ -1,10 +1,11 @@
 //! The one validation pass shared by `kt gateway run` and `kt policy lint`: it collects
 //! every finding instead of stopping at the first, and places each one in its file.
 //!
-//! Steps, per file then per layer: parse the YAML twice (serde_yaml for the values, a
-//! span parser for positions and duplicate keys), merge the layers, check the structure
-//! against the serde types (`shape`), then the rules that need more than types (`rules`,
-//! `policies`), then give each finding its line and column.
+//! Steps, per file then per layer: parse the YAML (serde_yaml), merge the layers, check
+//! the structure against the serde types (`shape`), then the rules that need more than
+//! types (`rules`, `policies`), then give each finding its line and column. Positions
+//! come from a second, positioned parse (`lint::span`), made only for files that have
+//! findings or do not parse (it also finds every duplicate key).
 
 mod path;
 mod policies;
@@ -12,15 +13,16 @@ mod rules;
 mod shape;
 mod suggest;
 
+use std::cell::OnceCell;
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-use serde_yaml::{Mapping, Value};
+use serde_yaml::Value;
 
 use super::diagnostic::{code, Diagnostic};
 use super::layer;
 use super::lint::span::{self, Pos, Tree};
-use super::schema::{ConfigSpec, TargetSpec};
+use super::schema::{ConfigSpec, ProviderId, ProviderKind, TargetSpec};
 
 /// One config file's text.
 #[derive(Debug, Clone)]
@@ -34,9 +36,40 @@ pub struct SourceFile {
 #[derive(Debug)]
 pub struct Layer {
     pub spec: Option<ConfigSpec>,
-    /// The merged YAML, when every file so far parsed.
-    pub value: Option<Value>,
+    /// Pack and chain as written, when every file so far parsed (for reports: the spec
+    /// may hold placeholders where values were missing).
+    pub summary: Option<Summary>,
     pub diagnostics: Vec<Diagnostic>,
+}
+
+/// `pack.name`, `pack.version` and `policies.chain`, as far as they can be read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Summary {
+    pub pack_name: Option<String>,
+    pub pack_version: Option<String>,
+    pub chain: Vec<String>,
+}
+
+impl Summary {
+    fn of(config: &Value) -> Summary {
+        let text = |v: &Value| match v {
+            Value::String(s) => Some(s.clone()),
+            Value::Number(n) => Some(n.to_string()),
+            Value::Bool(b) => Some(b.to_string()),
+            Value::Null | Value::Sequence(_) | Value::Mapping(_) | Value::Tagged(_) => None,
+        };
+        let pack = config.get("pack");
+        Summary {
+            pack_name: pack.and_then(|p| p.get("name")).and_then(text),
+            pack_version: pack.and_then(|p| p.get("version")).and_then(text),
+            chain: config
+                .get("policies")
+                .and_then(|p| p.get("chain"))
+                .and_then(Value::as_sequence)
+                .map(|items| items.iter().filter_map(text).collect())
+                .unwrap_or_default(),
+        }
+    }
 }
 
 /// What validation found so far, and which paths it is about (later checks skip paths
@@ -75,8 +108,12 @@ impl Findings {
 /// when the structure could be repaired into one (check `diagnostics` for errors before
 /// using it) and every finding, without positions.
 pub fn validate(value: &Value) -> (Option<ConfigSpec>, Vec<Diagnostic>) {
+    validate_owned(value.clone())
+}
+
+/// [`validate`], repairing `root` in place.
+fn validate_owned(mut root: Value) -> (Option<ConfigSpec>, Vec<Diagnostic>) {
     let mut out = Findings::default();
-    let mut root = value.clone();
     match &root {
         Value::Mapping(_) => {}
         Value::Null => {
@@ -96,19 +133,31 @@ pub fn validate(value: &Value) -> (Option<ConfigSpec>, Vec<Diagnostic>) {
             return (None, out.diagnostics);
         }
     }
-    // Targets one by one, so a broken target cannot hide the ones after it.
+    // Targets one by one, so a broken target cannot hide the ones after it; they are
+    // taken out of the tree so the whole-config pass does not parse them again.
     let mut broken = BTreeSet::new();
+    let mut typed_targets = None;
     let targets = root.get_mut("providers").and_then(|p| p.get_mut("targets"));
     if let Some(Value::Sequence(targets)) = targets {
-        for (i, t) in targets.iter_mut().enumerate() {
+        let items = std::mem::take(targets);
+        let mut typed = Vec::with_capacity(items.len());
+        for (i, mut t) in items.into_iter().enumerate() {
             let base = format!("providers.targets[{i}]");
-            if shape::check::<TargetSpec>(t, &base, &mut out).is_none() {
-                broken.insert(i);
-                *t = placeholder_target();
+            match shape::check::<TargetSpec>(&mut t, &base, &mut out) {
+                Some(spec) => typed.push(spec),
+                None => {
+                    broken.insert(i);
+                    typed.push(placeholder_target());
+                }
             }
         }
+        typed_targets = Some(typed);
     }
-    let spec = shape::check::<ConfigSpec>(&mut root, "", &mut out);
+    let mut spec = shape::check::<ConfigSpec>(&mut root, "", &mut out);
+    drop(root);
+    if let (Some(spec), Some(targets)) = (&mut spec, typed_targets) {
+        spec.providers.targets = targets;
+    }
     if let Some(spec) = &spec {
         rules::check(spec, &broken, &mut out);
         policies::check(spec, &mut out);
@@ -118,19 +167,33 @@ pub fn validate(value: &Value) -> (Option<ConfigSpec>, Vec<Diagnostic>) {
 
 /// Stands in for a target that is not even a mapping (already reported), so that the
 /// rest of the config can still be checked.
-fn placeholder_target() -> Value {
-    let mut m = Mapping::new();
-    for (k, v) in [("id", ""), ("provider", "mock"), ("model", "")] {
-        m.insert(Value::String(k.to_string()), Value::String(v.to_string()));
+fn placeholder_target() -> TargetSpec {
+    TargetSpec {
+        provider: ProviderId {
+            kind: ProviderKind::Mock,
+            ..ProviderId::default()
+        },
+        ..TargetSpec::default()
     }
-    Value::Mapping(m)
 }
 
-/// A file after parsing.
-struct Parsed {
-    tree: Option<Tree>,
+/// A file after parsing. Its positioned tree is built on first use: a valid file never
+/// needs one.
+struct Parsed<'a> {
+    text: &'a str,
+    tree: OnceCell<Option<Tree>>,
     value: Option<Value>,
     diagnostics: Vec<Diagnostic>,
+}
+
+impl Parsed<'_> {
+    fn tree(&self) -> Option<&Tree> {
+        // A file serde_yaml parsed but the span parser does not: positions are lost for
+        // it, the findings are not.
+        self.tree
+            .get_or_init(|| span::parse(self.text).ok())
+            .as_ref()
+    }
 }
 
 /// Validates `files` layered in order: one [`Layer`] per prefix (the gateway serves each
@@ -138,22 +201,22 @@ struct Parsed {
 /// several.
 pub fn check_layers(files: &[SourceFile]) -> Vec<Layer> {
     let layered = files.len() > 1;
-    let parsed: Vec<Parsed> = files.iter().map(|f| parse_file(f, layered)).collect();
+    let mut parsed: Vec<Parsed> = files.iter().map(|f| parse_file(f, layered)).collect();
+    let mut values: Vec<Option<Value>> = parsed.iter_mut().map(|p| p.value.take()).collect();
     let mut layers = Vec::with_capacity(files.len());
     let mut parse_errors: Vec<Diagnostic> = Vec::new();
     let mut merged: Option<Value> = None;
-    for (k, p) in parsed.iter().enumerate() {
-        parse_errors.extend(p.diagnostics.iter().cloned());
-        let value = match (&p.value, parse_errors.is_empty()) {
-            (Some(v), true) => v.clone(),
-            _ => {
-                layers.push(Layer {
-                    spec: None,
-                    value: None,
-                    diagnostics: parse_errors.clone(),
-                });
-                continue;
-            }
+    for (k, value) in values.iter_mut().enumerate() {
+        if let Some(p) = parsed.get(k) {
+            parse_errors.extend(p.diagnostics.iter().cloned());
+        }
+        let Some(value) = value.take().filter(|_| parse_errors.is_empty()) else {
+            layers.push(Layer {
+                spec: None,
+                summary: None,
+                diagnostics: parse_errors.clone(),
+            });
+            continue;
         };
         let value = match merged.take() {
             None => value,
@@ -162,17 +225,22 @@ pub fn check_layers(files: &[SourceFile]) -> Vec<Layer> {
                 base
             }
         };
-        let (spec, mut diagnostics) = validate(&value);
+        let summary = Summary::of(&value);
+        // The merged value is needed again as the base of the next layer, and to match
+        // targets by id when placing findings in layered files.
+        let keep = (layered || k + 1 < files.len()).then(|| value.clone());
+        let (spec, mut diagnostics) = validate_owned(value);
+        let so_far = parsed.get(..=k).unwrap_or_default();
         for d in &mut diagnostics {
-            place(d, files, parsed.get(..=k).unwrap_or_default(), &value);
+            place(d, files, so_far, keep.as_ref().filter(|_| layered));
         }
         sort(&mut diagnostics, files);
         layers.push(Layer {
             spec,
-            value: Some(value.clone()),
+            summary: Some(summary),
             diagnostics,
         });
-        merged = Some(value);
+        merged = keep;
     }
     layers
 }
@@ -196,12 +264,12 @@ pub fn sort(diagnostics: &mut [Diagnostic], files: &[SourceFile]) {
 
 /// Gives `d` its line and column (and file, when layered): the last file that defines
 /// the path wins, since later layers override earlier ones.
-fn place(d: &mut Diagnostic, files: &[SourceFile], parsed: &[Parsed], merged: &Value) {
+fn place(d: &mut Diagnostic, files: &[SourceFile], parsed: &[Parsed], merged: Option<&Value>) {
     let layered = files.len() > 1;
     let mut best: Option<(usize, span::Located)> = None;
     for (j, p) in parsed.iter().enumerate().rev() {
-        let Some(tree) = &p.tree else { continue };
-        let found = tree.locate(&d.path, d.anchor, layered.then_some(merged));
+        let Some(tree) = p.tree() else { continue };
+        let found = tree.locate(&d.path, d.anchor, merged);
         let better = match &best {
             None => true,
             Some((_, b)) => !b.complete && (found.complete || found.depth > b.depth),
@@ -221,53 +289,49 @@ fn place(d: &mut Diagnostic, files: &[SourceFile], parsed: &[Parsed], merged: &V
     }
 }
 
-fn parse_file(file: &SourceFile, layered: bool) -> Parsed {
-    let tree = span::parse(&file.text);
-    let value = serde_yaml::from_str::<Value>(&file.text);
-    let name = layered.then(|| file.path.clone());
-    match (tree, value) {
-        (Ok(tree), Ok(value)) => Parsed {
-            tree: Some(tree),
-            value: Some(value),
-            diagnostics: Vec::new(),
-        },
-        (Err(_), Ok(value)) => Parsed {
-            // The two parsers disagree: trust serde_yaml (the one the gateway runs on),
-            // and give up on positions for this file.
-            tree: None,
-            value: Some(value),
-            diagnostics: Vec::new(),
-        },
-        (tree, Err(e)) => {
-            let mut diagnostics: Vec<Diagnostic> = match &tree {
-                Ok(t) if !t.duplicates.is_empty() => t
-                    .duplicates
-                    .iter()
-                    .map(|dup| {
-                        Diagnostic::error(
-                            code::DUPLICATE_KEY,
-                            &dup.path,
-                            format!("duplicate key `{}`", dup.key),
-                        )
-                        .with_suggestion(format!(
-                            "`{}` is already set at line {}; keep one of them",
-                            dup.key, dup.first.line
-                        ))
-                        .at_key()
-                        .at(dup.pos.line, dup.pos.column)
-                    })
-                    .collect(),
-                _ => vec![syntax_error(&e, tree.as_ref())],
-            };
-            for d in &mut diagnostics {
-                d.file.clone_from(&name);
-            }
-            Parsed {
-                tree: tree.ok(),
-                value: None,
-                diagnostics,
+fn parse_file(file: &SourceFile, layered: bool) -> Parsed<'_> {
+    let value = match serde_yaml::from_str::<Value>(&file.text) {
+        Ok(value) => {
+            return Parsed {
+                text: &file.text,
+                tree: OnceCell::new(),
+                value: Some(value),
+                diagnostics: Vec::new(),
             }
         }
+        Err(e) => e,
+    };
+    let tree = span::parse(&file.text);
+    let mut diagnostics: Vec<Diagnostic> = match &tree {
+        Ok(t) if !t.duplicates.is_empty() => t
+            .duplicates
+            .iter()
+            .map(|dup| {
+                Diagnostic::error(
+                    code::DUPLICATE_KEY,
+                    &dup.path,
+                    format!("duplicate key `{}`", dup.key),
+                )
+                .with_suggestion(format!(
+                    "`{}` is already set at line {}; keep one of them",
+                    dup.key, dup.first.line
+                ))
+                .at_key()
+                .at(dup.pos.line, dup.pos.column)
+            })
+            .collect(),
+        _ => vec![syntax_error(&value, tree.as_ref())],
+    };
+    if layered {
+        for d in &mut diagnostics {
+            d.file = Some(file.path.clone());
+        }
+    }
+    Parsed {
+        text: &file.text,
+        tree: OnceCell::from(tree.ok()),
+        value: None,
+        diagnostics,
     }
 }
 

@@ -6,9 +6,8 @@
 pub mod render;
 pub mod span;
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-
-use serde_yaml::Value;
 
 use super::diagnostic::{Diagnostic, Severity};
 use super::validate::{self, SourceFile};
@@ -148,12 +147,11 @@ pub fn lint_sources(sources: &[SourceFile], strict: bool) -> LintReport {
     let layers = validate::check_layers(sources);
     // Every layer is a configuration the gateway would serve, so findings of every layer
     // count; the same finding in several layers is shown once.
+    let mut seen: HashSet<&Diagnostic> = HashSet::new();
     let mut diagnostics: Vec<Diagnostic> = Vec::new();
-    for layer in &layers {
-        for d in &layer.diagnostics {
-            if !diagnostics.contains(d) {
-                diagnostics.push(d.clone());
-            }
+    for d in layers.iter().flat_map(|l| &l.diagnostics) {
+        if seen.insert(d) {
+            diagnostics.push(d.clone());
         }
     }
     if strict {
@@ -162,39 +160,19 @@ pub fn lint_sources(sources: &[SourceFile], strict: bool) -> LintReport {
         }
     }
     validate::sort(&mut diagnostics, sources);
-    let value = layers.last().and_then(|l| l.value.as_ref());
+    let summary = layers
+        .last()
+        .and_then(|l| l.summary.clone())
+        .unwrap_or_default();
     LintReport {
         files: sources.iter().map(|s| s.path.clone()).collect(),
-        pack: value.and_then(pack_info),
-        chain: value.map(chain).unwrap_or_default(),
+        pack: summary.pack_name.map(|name| PackInfo {
+            name,
+            version: summary.pack_version,
+        }),
+        chain: summary.chain,
         diagnostics,
     }
-}
-
-fn scalar_text(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(b.to_string()),
-        Value::Null | Value::Sequence(_) | Value::Mapping(_) | Value::Tagged(_) => None,
-    }
-}
-
-fn pack_info(config: &Value) -> Option<PackInfo> {
-    let pack = config.get("pack")?;
-    Some(PackInfo {
-        name: pack.get("name").and_then(scalar_text)?,
-        version: pack.get("version").and_then(scalar_text),
-    })
-}
-
-fn chain(config: &Value) -> Vec<String> {
-    config
-        .get("policies")
-        .and_then(|p| p.get("chain"))
-        .and_then(Value::as_sequence)
-        .map(|items| items.iter().filter_map(scalar_text).collect())
-        .unwrap_or_default()
 }
 
 #[cfg(test)]
