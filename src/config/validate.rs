@@ -282,7 +282,8 @@ fn place(d: &mut Diagnostic, files: &[SourceFile], parsed: &[Parsed], merged: Op
         }
     }
     if let Some((j, found)) = best {
-        *d = d.clone().at(found.pos.line, found.pos.column);
+        d.line = Some(found.pos.line);
+        d.column = Some(found.pos.column);
         if layered {
             d.file = files.get(j).map(|f| f.path.clone());
         }
