@@ -59,12 +59,12 @@ complete -c kt -n "__fish_kt_using_subcommand policy; and not __fish_seen_subcom
 complete -c kt -n "__fish_kt_using_subcommand policy; and not __fish_seen_subcommand_from lint help" -f -a "lint" -d 'Check policy-config.yaml files and report every problem with its location'
 complete -c kt -n "__fish_kt_using_subcommand policy; and not __fish_seen_subcommand_from lint help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c kt -n "__fish_kt_using_subcommand policy; and __fish_seen_subcommand_from lint" -s f -l file -d 'A config file or a directory of *.yaml/*.yml files (repeat to layer files)' -r -F
-complete -c kt -n "__fish_kt_using_subcommand policy; and __fish_seen_subcommand_from lint" -l format -d 'Output format' -r -f -a "text\t''
-json\t''
-github\t''"
-complete -c kt -n "__fish_kt_using_subcommand policy; and __fish_seen_subcommand_from lint" -l json -d 'Print the result as JSON'
+complete -c kt -n "__fish_kt_using_subcommand policy; and __fish_seen_subcommand_from lint" -l format -d 'Output format' -r -f -a "text\t'Summary and findings for people (colored on a terminal)'
+json\t'One JSON object (an array of them for several configs)'
+github\t'GitHub Actions annotations'"
+complete -c kt -n "__fish_kt_using_subcommand policy; and __fish_seen_subcommand_from lint" -l json -d 'Print the result as JSON (same as --format json)'
 complete -c kt -n "__fish_kt_using_subcommand policy; and __fish_seen_subcommand_from lint" -l strict -d 'Treat warnings as errors'
-complete -c kt -n "__fish_kt_using_subcommand policy; and __fish_seen_subcommand_from lint" -s h -l help -d 'Print help'
+complete -c kt -n "__fish_kt_using_subcommand policy; and __fish_seen_subcommand_from lint" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c kt -n "__fish_kt_using_subcommand policy; and __fish_seen_subcommand_from lint" -s V -l version -d 'Print version'
 complete -c kt -n "__fish_kt_using_subcommand policy; and __fish_seen_subcommand_from help" -f -a "lint" -d 'Check policy-config.yaml files and report every problem with its location'
 complete -c kt -n "__fish_kt_using_subcommand policy; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

@@ -4,6 +4,7 @@
 pub mod gateway;
 pub mod gateway_key;
 pub mod generate;
+pub mod policy;
 
 use std::path::PathBuf;
 
@@ -30,7 +31,7 @@ pub enum Command {
     /// Run the governance gateway.
     Gateway(GatewayArgs),
     /// Validate policy configuration files.
-    Policy(PolicyArgs),
+    Policy(policy::PolicyArgs),
     /// Read the events the gateway recorded.
     Events(EventsArgs),
     /// Create, list and revoke gateway keys.
@@ -82,41 +83,6 @@ pub enum GatewayCommand {
         after_help = "Examples:\n  kt gateway run\n  kt gateway run --policy-config policy-config.yaml --port 41002\n  kt gateway run --listen 0.0.0.0:8080 --policy-config base.yaml --policy-config team.yaml"
     )]
     Run(gateway::RunArgs),
-}
-
-#[derive(Debug, Args)]
-pub struct PolicyArgs {
-    #[command(subcommand)]
-    pub command: PolicyCommand,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum PolicyCommand {
-    /// Check policy-config.yaml files and report every problem with its location.
-    Lint(LintArgs),
-}
-
-#[derive(Debug, Args)]
-pub struct LintArgs {
-    /// A config file or a directory of *.yaml/*.yml files (repeat to layer files)
-    #[arg(long, short = 'f', value_name = "PATH", required = true)]
-    pub file: Vec<PathBuf>,
-    /// Print the result as JSON
-    #[arg(long)]
-    pub json: bool,
-    /// Output format
-    #[arg(long, value_enum, default_value = "text")]
-    pub format: LintFormat,
-    /// Treat warnings as errors
-    #[arg(long)]
-    pub strict: bool,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum LintFormat {
-    Text,
-    Json,
-    Github,
 }
 
 #[derive(Debug, Args)]
@@ -255,7 +221,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
             command: GatewayCommand::Run(args),
         }) => gateway::run(args),
         Command::Generate(args) => generate::run(args),
-        Command::Policy(_) => not_implemented("kt policy lint", 3),
+        Command::Policy(args) => policy::run(args),
         Command::Events(_) => not_implemented("kt events", 8),
         Command::GatewayKey(GatewayKeyArgs { command }) => gateway_key::run(command),
         Command::Chat(_) => not_implemented("kt chat", 8),

@@ -15,6 +15,7 @@ mod audit;
 mod cli;
 mod gateway;
 mod keys;
+mod lint;
 mod policies;
 mod providers_anthropic;
 mod providers_azure;
