@@ -4,6 +4,7 @@
 
 pub mod events;
 pub mod migrations;
+pub mod query;
 pub mod writer;
 
 use std::path::{Path, PathBuf};

@@ -15,3 +15,4 @@ mod audit;
 mod cli;
 mod gateway;
 mod sdk;
+mod terminal;
