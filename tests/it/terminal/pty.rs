@@ -188,3 +188,31 @@ fn tail_colors_verdicts_on_a_terminal_unless_no_color() {
     assert!(plain.contains("block"), "{plain}");
     assert!(!plain.contains("\x1b["), "{plain:?}");
 }
+
+#[test]
+fn a_large_export_shows_progress_on_a_terminal() {
+    let events: Vec<kt::store::Event> = (0..20_000)
+        .map(|i| super::event(1_700_000_000_000 + i, "allow", "gpt-4o", None))
+        .collect();
+    let (dir, db) = seeded(&events);
+    let out = dir.path().join("all.csv");
+    let args = [
+        "events",
+        "export",
+        "--format",
+        "csv",
+        "--db",
+        db.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ];
+    let (status, screen) = Pty::start(&args, &[], false).finish();
+    assert!(status.success(), "{screen}");
+    assert!(screen.contains("exporting"), "{screen:?}");
+    assert!(screen.contains("/20,000 events"), "{screen:?}");
+    assert!(screen.contains("exported 20000 events to"), "{screen:?}");
+    assert_eq!(
+        std::fs::read_to_string(&out).unwrap().lines().count(),
+        20_001
+    );
+}
