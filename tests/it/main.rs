@@ -21,3 +21,4 @@ mod providers_anthropic;
 mod providers_azure;
 mod providers_cohere;
 mod sdk;
+mod terminal;
