@@ -105,7 +105,11 @@ const CHAIN_ORDER: &[&str] = &[
     "audit-logger",
 ];
 
+/// The chain `kt init --yes` writes (the sandbox's chain).
+const DEFAULT_CHAIN: &[&str] = &["prompt-injection", "pii-detector", "audit-logger"];
+
 /// What the starter config is made of.
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Answers {
     pub name: String,
@@ -163,9 +167,16 @@ pub fn run(args: InitArgs) -> anyhow::Result<ExitStatus> {
         name: name.unwrap_or_else(|| "my-config".to_string()),
         provider: provider.unwrap_or_else(|| "mock".to_string()),
         model: String::new(),
+        // The product's default chain; the others are offered interactively and with
+        // --policy.
         chain: if policies.is_empty() {
-            known.iter().map(|s| s.to_string()).collect()
+            DEFAULT_CHAIN
+                .iter()
+                .filter(|p| known.contains(p))
+                .map(|s| s.to_string())
+                .collect()
         } else {
+
             policies.clone()
         },
     };
