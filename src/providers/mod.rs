@@ -3,7 +3,10 @@
 //!
 //! `adapter_for` is the only `match` on provider kind.
 
+pub mod bedrock;
+pub mod gemini;
 pub mod mock;
+pub mod native;
 pub mod openai;
 pub mod sse;
 
@@ -62,6 +65,17 @@ pub trait Adapter: Send + Sync {
         ApiError::from_upstream(status, body)
     }
 
+    /// `parse_error` with the response headers, for providers that name the error in a
+    /// header (Bedrock's `x-amzn-ErrorType`).
+    fn parse_error_with_headers(
+        &self,
+        status: u16,
+        _headers: &[(String, String)],
+        body: &[u8],
+    ) -> ApiError {
+        self.parse_error(status, body)
+    }
+
     fn stream_decoder(&self, target: &Target, req: &ChatRequest) -> Box<dyn StreamDecoder>;
 }
 
@@ -82,10 +96,10 @@ pub fn adapter_for(target: &Target) -> &'static dyn Adapter {
             | ProviderKind::Bedrock
             | ProviderKind::Cohere => &openai::OPENAI,
         },
-        // TODO(#5): native Anthropic, Gemini, Bedrock and Cohere translations.
-        WireFormat::Anthropic | WireFormat::Gemini | WireFormat::Bedrock | WireFormat::Cohere => {
-            &openai::UNSUPPORTED
-        }
+        WireFormat::Gemini => &gemini::GEMINI,
+        WireFormat::Bedrock => &bedrock::BEDROCK,
+        // TODO(#5): native Anthropic and Cohere translations.
+        WireFormat::Anthropic | WireFormat::Cohere => &openai::UNSUPPORTED,
     }
 }
 
