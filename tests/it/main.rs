@@ -13,4 +13,6 @@ mod support;
 
 mod cli;
 mod gateway;
+mod providers_bedrock;
+mod providers_gemini;
 mod sdk;
