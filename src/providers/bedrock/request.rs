@@ -5,8 +5,8 @@
 //!   Bedrock cannot fetch `http(s)` URLs, so those are a 400 asking for a data URL.
 //! - assistant `tool_calls` → `toolUse` blocks; `tool` messages → `toolResult` blocks in a
 //!   user turn; consecutive turns of one role are merged (Converse requires alternation).
-//! - `max_completion_tokens` / `max_tokens`, `temperature`, `top_p`, `stop` →
-//!   `inferenceConfig`; tools and `tool_choice` → `toolConfig` (kept, or synthesized, whenever
+//! - `max_completion_tokens` / `max_tokens`, `temperature` (clamped to 0–1), `top_p`,
+//!   `stop` → `inferenceConfig`; tools and `tool_choice` → `toolConfig` (kept, or synthesized, whenever
 //!   the history holds tool blocks, which Converse requires).
 //! - `response_format`: `json_schema` → `outputConfig.textFormat`; `json_object` has no
 //!   native switch and becomes a system instruction.
@@ -82,7 +82,8 @@ pub fn to_converse(req: &ChatRequest) -> Result<Value, ApiError> {
         inference.insert("maxTokens".into(), json!(n));
     }
     if let Some(t) = req.temperature {
-        inference.insert("temperature".into(), json!(t));
+        // OpenAI's range is 0–2; the models behind Converse take 0–1 and reject more.
+        inference.insert("temperature".into(), json!(t.clamp(0.0, 1.0)));
     }
     if let Some(p) = req.top_p {
         inference.insert("topP".into(), json!(p));
@@ -363,10 +364,11 @@ mod tests {
             "model": "m", "messages": [{"role": "user", "content": "hi"}],
             "response_format": {"type": "json_object"},
             "tools": [{"type": "function", "function": {"name": "f"}}], "tool_choice": "none",
-            "n": 2, "seed": 4, "logprobs": true, "user": "u"
+            "n": 2, "seed": 4, "logprobs": true, "user": "u", "temperature": 1.7
         }))
         .unwrap();
         let body = to_converse(&req).unwrap();
+        assert_eq!(body["inferenceConfig"], json!({"temperature": 1.0}));
         assert_eq!(body["system"], json!([{ "text": JSON_OBJECT_INSTRUCTION }]));
         assert!(body.get("toolConfig").is_none());
         for dropped in ["n", "seed", "logprobs", "user"] {
