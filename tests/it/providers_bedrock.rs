@@ -406,3 +406,32 @@ fn openai_sdk_through_kt_to_bedrock() {
         .iter()
         .any(|r| String::from_utf8_lossy(&r.body).contains("https://example.com/cat.png")));
 }
+
+/// Without `secret_key_ref` or `region`, a Bedrock target signs with `AWS_ACCESS_KEY_ID`,
+/// `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN` and `AWS_REGION`.
+#[test]
+fn bedrock_credentials_and_region_from_the_aws_environment() {
+    let up = MockUpstream::start(fake_bedrock);
+    let yaml = format!(
+        "pack: {{name: br}}\nproviders:\n  targets:\n    - {{id: claude, provider: bedrock, model: '{MODEL}', base_url: '{}'}}\n",
+        up.url
+    );
+    let gw = Gateway::start_with(
+        Some(&yaml),
+        &[],
+        &[
+            ("AWS_ACCESS_KEY_ID", AKID),
+            ("AWS_SECRET_ACCESS_KEY", SECRET),
+            ("AWS_SESSION_TOKEN", TOKEN),
+            ("AWS_REGION", REGION),
+        ],
+    );
+    let (status, _, body) = post_json(
+        &format!("{}/chat/completions", gw.base_url()),
+        &json!({"model": "claude", "messages": [{"role": "user", "content": "hello env"}]}),
+        &[],
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["choices"][0]["message"]["content"], "echo hello env");
+    verify_sigv4(&up.requests()[0]).unwrap();
+}
