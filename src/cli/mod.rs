@@ -2,6 +2,7 @@
 //! arguments here and calls into the domain modules; only `cli/` writes to the terminal.
 
 pub mod gateway;
+pub mod gateway_key;
 pub mod generate;
 
 use std::path::PathBuf;
@@ -203,58 +204,11 @@ pub struct GatewayKeyArgs {
 #[derive(Debug, Subcommand)]
 pub enum GatewayKeyCommand {
     /// Create a key (shown once; only its hash is stored).
-    Create(KeyCreateArgs),
+    Create(gateway_key::KeyCreateArgs),
     /// List keys.
-    List(KeyListArgs),
+    List(gateway_key::KeyListArgs),
     /// Revoke a key by name or prefix.
-    Revoke(KeyRevokeArgs),
-}
-
-#[derive(Debug, Args)]
-pub struct KeyCreateArgs {
-    #[command(flatten)]
-    pub db: DbArgs,
-    /// A unique name for the key
-    #[arg(long)]
-    pub name: Option<String>,
-    /// The configuration (pack.name) requests with this key run under
-    #[arg(long, value_name = "PACK")]
-    pub configuration_id: Option<String>,
-    /// Lifetime: 90d, 12h or never
-    #[arg(long, value_name = "DURATION")]
-    pub expires_in: Option<String>,
-    /// Team the key's requests are attributed to
-    #[arg(long)]
-    pub team: Option<String>,
-    /// Requests per minute
-    #[arg(long)]
-    pub rpm: Option<u64>,
-    /// Tokens per minute
-    #[arg(long)]
-    pub tpm: Option<u64>,
-    /// Spending limit in USD
-    #[arg(long, value_name = "USD")]
-    pub budget_usd: Option<f64>,
-    /// Print JSON
-    #[arg(long)]
-    pub json: bool,
-}
-
-#[derive(Debug, Args)]
-pub struct KeyListArgs {
-    #[command(flatten)]
-    pub db: DbArgs,
-    /// Print JSON
-    #[arg(long)]
-    pub json: bool,
-}
-
-#[derive(Debug, Args)]
-pub struct KeyRevokeArgs {
-    #[command(flatten)]
-    pub db: DbArgs,
-    /// The key's name or display prefix
-    pub key: String,
+    Revoke(gateway_key::KeyRevokeArgs),
 }
 
 #[derive(Debug, Args)]
@@ -303,7 +257,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Generate(args) => generate::run(args),
         Command::Policy(_) => not_implemented("kt policy lint", 3),
         Command::Events(_) => not_implemented("kt events", 8),
-        Command::GatewayKey(_) => not_implemented("kt gateway-key", 7),
+        Command::GatewayKey(GatewayKeyArgs { command }) => gateway_key::run(command),
         Command::Chat(_) => not_implemented("kt chat", 8),
         Command::Init(_) => not_implemented("kt init", 8),
     }

@@ -5,8 +5,14 @@
 //! block (`policy.<name>`) and implements [`Policy`]. `build` is the only `match` on
 //! policy names.
 
+pub mod agent_firewall;
 pub mod audit_logger;
 pub mod chain;
+pub mod dlp_filter;
+pub mod lists;
+pub mod pii_detector;
+pub mod safety_filter;
+pub mod scan;
 
 use serde::{Deserialize, Serialize};
 
@@ -15,7 +21,13 @@ use crate::openai::{ChatRequest, ChatResponse};
 pub use chain::{ChainOutcome, PolicyChain, StreamFilter};
 
 /// Policy names kt knows (the public product's names).
-pub const KNOWN: &[&str] = &[audit_logger::NAME];
+pub const KNOWN: &[&str] = &[
+    audit_logger::NAME,
+    pii_detector::NAME,
+    dlp_filter::NAME,
+    safety_filter::NAME,
+    agent_firewall::NAME,
+];
 
 pub fn is_known(name: &str) -> bool {
     KNOWN.contains(&name)
@@ -32,6 +44,10 @@ pub fn build(name: &str, block: Option<&serde_yaml::Value>) -> Result<Box<dyn Po
     let block = block.unwrap_or(&empty);
     match name {
         audit_logger::NAME => Ok(Box::new(audit_logger::AuditLogger::from_block(block)?)),
+        pii_detector::NAME => Ok(Box::new(pii_detector::PiiDetector::from_block(block)?)),
+        dlp_filter::NAME => Ok(Box::new(dlp_filter::DlpFilter::from_block(block)?)),
+        safety_filter::NAME => Ok(Box::new(safety_filter::SafetyFilter::from_block(block)?)),
+        agent_firewall::NAME => Ok(Box::new(agent_firewall::AgentFirewall::from_block(block)?)),
         other => Err(format!("unknown policy kind `{other}`")),
     }
 }

@@ -3,7 +3,11 @@
 //!
 //! `adapter_for` is the only `match` on provider kind.
 
+pub mod anthropic;
 pub mod bedrock;
+pub mod cohere;
+pub mod common;
+pub mod errors;
 pub mod gemini;
 pub mod mock;
 pub mod native;
@@ -60,9 +64,10 @@ pub trait Adapter: Send + Sync {
 
     fn parse_response(&self, target: &Target, body: &[u8]) -> Result<ChatResponse, ApiError>;
 
-    /// An upstream non-2xx answer, normalized to OpenAI's error shape (status kept).
+    /// An upstream non-2xx answer in OpenAI's error shape, with the status the OpenAI SDK
+    /// treats as it would OpenAI's (see `errors::normalize`).
     fn parse_error(&self, status: u16, body: &[u8]) -> ApiError {
-        ApiError::from_upstream(status, body)
+        errors::normalize(status, body)
     }
 
     /// `parse_error` with the response headers, for providers that name the error in a
@@ -96,10 +101,10 @@ pub fn adapter_for(target: &Target) -> &'static dyn Adapter {
             | ProviderKind::Bedrock
             | ProviderKind::Cohere => &openai::OPENAI,
         },
+        WireFormat::Anthropic => &anthropic::ANTHROPIC,
+        WireFormat::Cohere => &cohere::COHERE,
         WireFormat::Gemini => &gemini::GEMINI,
         WireFormat::Bedrock => &bedrock::BEDROCK,
-        // TODO(#5): native Anthropic and Cohere translations.
-        WireFormat::Anthropic | WireFormat::Cohere => &openai::UNSUPPORTED,
     }
 }
 

@@ -11,8 +11,14 @@
 
 mod support;
 
+mod audit;
 mod cli;
 mod gateway;
+mod keys;
+mod policies;
+mod providers_anthropic;
+mod providers_azure;
 mod providers_bedrock;
+mod providers_cohere;
 mod providers_gemini;
 mod sdk;
