@@ -1,12 +1,13 @@
-//! Helpers shared by the native (non-OpenAI) translations, Gemini and Bedrock: reading
-//! OpenAI content parts, tool-call arguments and tool results, and building OpenAI stream
-//! chunks that keep the SDK's invariants (`role` once per choice; a tool call's `id` and
-//! `name` only in its first fragment).
+//! Helpers the Gemini and Bedrock translations share, beside `common`: OpenAI content parts
+//! as native parts, `tool_choice`, ids, and a chunk builder for streams with several
+//! choices (Gemini's `candidateCount`) that keeps the SDK's invariants (`role` once per
+//! choice; a tool call's `id` and `name` only in its first fragment).
 //!
 //! Pure data in, data out: no I/O here (randomness for ids aside).
 
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
+use super::common::parse_data_url;
 use crate::openai::{
     chunk_object, function_type, ApiError, ChatChunk, ChatRequest, ChunkChoice, Content, Delta,
     FunctionCallDelta, Role, ToolCallDelta, Usage,
@@ -29,27 +30,6 @@ pub enum InputPart {
         url: String,
         mime: Option<String>,
     },
-}
-
-/// A `data:<mime>[;…];base64,<data>` URL, split.
-pub fn parse_data_url(url: &str) -> Option<(String, String)> {
-    let rest = url.strip_prefix("data:")?;
-    let (meta, data) = rest.split_once(',')?;
-    let mut fields = meta.split(';');
-    let mime = fields
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase();
-    if !fields.any(|f| f.trim().eq_ignore_ascii_case("base64")) {
-        return None;
-    }
-    let mime = if mime.is_empty() {
-        "application/octet-stream".to_string()
-    } else {
-        mime
-    };
-    Some((mime, data.trim().to_string()))
 }
 
 /// The MIME type a URL's file extension suggests, for the media types LLM APIs accept.
@@ -95,7 +75,7 @@ pub fn input_parts(content: Option<&Content>) -> Result<Vec<InputPart>, ApiError
                     .as_ref()
                     .map(|u| u.url.as_str())
                     .ok_or_else(|| invalid_part("an `image_url` part needs `image_url.url`"))?;
-                out.push(url_part(url, None));
+                out.push(url_part(url, None)?);
             }
             "input_audio" => {
                 let audio = p.extra.get("input_audio");
@@ -133,7 +113,7 @@ pub fn input_parts(content: Option<&Content>) -> Result<Vec<InputPart>, ApiError
                             "a `file` part needs `file.file_data` (a base64 data URL); uploaded `file_id`s exist only at OpenAI",
                         )
                     })?;
-                out.push(url_part(data, name));
+                out.push(url_part(data, name)?);
             }
             other => {
                 return Err(invalid_part(&format!(
@@ -145,22 +125,27 @@ pub fn input_parts(content: Option<&Content>) -> Result<Vec<InputPart>, ApiError
     Ok(out)
 }
 
-fn url_part(url: &str, name: Option<String>) -> InputPart {
-    match parse_data_url(url) {
-        Some((mime, data)) => {
-            let mime = match (&name, mime.as_str()) {
-                (Some(n), "application/octet-stream") => {
-                    mime_from_url(n).map_or(mime.clone(), str::to_string)
-                }
-                _ => mime,
-            };
-            InputPart::Media { mime, data, name }
-        }
-        None => InputPart::Url {
+fn url_part(url: &str, name: Option<String>) -> Result<InputPart, ApiError> {
+    let Some(parsed) = parse_data_url(url) else {
+        return Ok(InputPart::Url {
             url: url.to_string(),
             mime: mime_from_url(url).map(str::to_string),
-        },
+        });
+    };
+    let parsed = parsed.map_err(|e| e.with_param("messages"))?;
+    let mut mime = parsed.media_type.to_ascii_lowercase();
+    if mime.is_empty() || mime == "application/octet-stream" {
+        mime = name
+            .as_deref()
+            .and_then(mime_from_url)
+            .unwrap_or("application/octet-stream")
+            .to_string();
     }
+    Ok(InputPart::Media {
+        mime,
+        data: parsed.data.trim().to_string(),
+        name,
+    })
 }
 
 fn invalid_part(message: &str) -> ApiError {
@@ -175,24 +160,6 @@ pub fn system_texts(req: &ChatRequest) -> Vec<String> {
         .map(|m| m.text_content())
         .filter(|t| !t.trim().is_empty())
         .collect()
-}
-
-/// A tool call's `arguments` string as the JSON object native APIs want. Empty means `{}`.
-pub fn parse_arguments(name: &str, arguments: &str) -> Result<Value, ApiError> {
-    if arguments.trim().is_empty() {
-        return Ok(json!({}));
-    }
-    match serde_json::from_str::<Value>(arguments) {
-        Ok(v @ Value::Object(_)) => Ok(v),
-        Ok(_) => Err(ApiError::bad_request(format!(
-            "the arguments of tool call `{name}` must be a JSON object"
-        ))
-        .with_param("messages")),
-        Err(e) => Err(ApiError::bad_request(format!(
-            "the arguments of tool call `{name}` are not valid JSON: {e}"
-        ))
-        .with_param("messages")),
-    }
 }
 
 /// The name of the tool call a `tool` message answers, from the earlier assistant turns.
@@ -235,24 +202,6 @@ impl ToolChoice {
     }
 }
 
-/// OpenAI usage with the detail objects clients read.
-pub fn usage(prompt: u64, completion: u64, cached: Option<u64>, reasoning: Option<u64>) -> Usage {
-    let mut u = Usage::new(prompt, completion);
-    if let Some(c) = cached {
-        u.extra.insert(
-            "prompt_tokens_details".into(),
-            json!({ "cached_tokens": c }),
-        );
-    }
-    if let Some(r) = reasoning {
-        u.extra.insert(
-            "completion_tokens_details".into(),
-            json!({ "reasoning_tokens": r }),
-        );
-    }
-    u
-}
-
 /// A `u64` field of a JSON object, 0 when absent.
 pub fn u64_at(v: &Value, key: &str) -> u64 {
     v.get(key).and_then(Value::as_u64).unwrap_or(0)
@@ -288,18 +237,19 @@ pub fn hex(bytes: &[u8]) -> String {
     s
 }
 
-/// Builds the OpenAI chunks of one stream. Remembers which choices already sent `role`.
+/// Builds the OpenAI chunks of one stream with any number of choices (`common::ChunkBuilder`
+/// serves single-choice streams). Remembers which choices already sent `role`.
 #[derive(Debug, Clone)]
-pub struct ChunkBuilder {
+pub struct MultiChunkBuilder {
     pub id: String,
     pub model: String,
     pub created: u64,
     role_sent: Vec<u32>,
 }
 
-impl ChunkBuilder {
-    pub fn new(id: String, model: String, created: u64) -> ChunkBuilder {
-        ChunkBuilder {
+impl MultiChunkBuilder {
+    pub fn new(id: String, model: String, created: u64) -> MultiChunkBuilder {
+        MultiChunkBuilder {
             id,
             model,
             created,
@@ -418,21 +368,27 @@ impl ChunkBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
-    fn data_urls() {
-        assert_eq!(
-            parse_data_url("data:image/PNG;base64,iVBOR"),
-            Some(("image/png".into(), "iVBOR".into()))
-        );
-        assert_eq!(
-            parse_data_url("data:;base64,AAAA"),
-            Some(("application/octet-stream".into(), "AAAA".into()))
-        );
-        assert_eq!(parse_data_url("data:text/plain,hello"), None);
-        assert_eq!(parse_data_url("https://x/y.png"), None);
+    fn urls_and_mime_types() {
         assert_eq!(mime_from_url("https://x/a.JPG?s=1"), Some("image/jpeg"));
         assert_eq!(mime_from_url("https://x/a"), None);
+        let content: Content = serde_json::from_value(json!([
+            {"type": "image_url", "image_url": {"url": "data:image/PNG;base64,iVBOR"}},
+            {"type": "file", "file": {"file_data": "data:;base64,AAAA", "filename": "notes.md"}}
+        ]))
+        .unwrap();
+        let parts = input_parts(Some(&content)).unwrap();
+        assert!(
+            matches!(&parts[0], InputPart::Media { mime, data, .. } if mime == "image/png" && data == "iVBOR")
+        );
+        assert!(matches!(&parts[1], InputPart::Media { mime, .. } if mime == "text/markdown"));
+        let bad: Content = serde_json::from_value(
+            json!([{"type": "image_url", "image_url": {"url": "data:image/png,raw"}}]),
+        )
+        .unwrap();
+        assert_eq!(input_parts(Some(&bad)).unwrap_err().status, 400);
     }
 
     #[test]
@@ -471,23 +427,15 @@ mod tests {
     }
 
     #[test]
-    fn arguments_must_be_an_object() {
-        assert_eq!(parse_arguments("f", "").unwrap(), json!({}));
-        assert_eq!(parse_arguments("f", r#"{"a":1}"#).unwrap(), json!({"a": 1}));
-        assert_eq!(parse_arguments("f", "[1]").unwrap_err().status, 400);
-        assert_eq!(parse_arguments("f", "{").unwrap_err().status, 400);
-    }
-
-    #[test]
     fn role_is_sent_once_per_choice() {
-        let mut b = ChunkBuilder::new("c".into(), "m".into(), 1);
+        let mut b = MultiChunkBuilder::new("c".into(), "m".into(), 1);
         let first = b.text(0, "a");
         let second = b.text(0, "b");
         let other = b.text(1, "c");
         assert_eq!(first.choices[0].delta.role, Some(Role::Assistant));
         assert_eq!(second.choices[0].delta.role, None);
         assert_eq!(other.choices[0].delta.role, Some(Role::Assistant));
-        let u = b.usage(usage(1, 2, Some(0), None));
+        let u = b.usage(Usage::new(1, 2));
         assert!(u.choices.is_empty());
         assert_eq!(u.usage.unwrap().total_tokens, 3);
     }

@@ -16,7 +16,8 @@
 use serde_json::{json, Map, Value};
 
 use crate::openai::{ApiError, ChatRequest, Message, Role};
-use crate::providers::native::{input_parts, parse_arguments, system_texts, InputPart, ToolChoice};
+use crate::providers::common::parse_arguments;
+use crate::providers::native::{input_parts, system_texts, InputPart, ToolChoice};
 
 /// What `json_object` mode asks of the model, as Converse has no JSON switch.
 pub const JSON_OBJECT_INSTRUCTION: &str =

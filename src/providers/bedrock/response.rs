@@ -13,7 +13,9 @@ use crate::openai::{
     function_type, ApiError, ChatResponse, Choice, Content, FunctionCall, Message, Role, ToolCall,
     Usage,
 };
-use crate::providers::native::{random_id, u64_at, usage};
+use crate::providers::common::usage_with_cache;
+use crate::providers::errors::is_context_overflow;
+use crate::providers::native::{random_id, u64_at};
 use crate::providers::unix_now;
 
 /// A Converse `stopReason` as an OpenAI `finish_reason`.
@@ -29,11 +31,18 @@ pub fn finish_reason(stop: Option<&str>, has_tool_calls: bool) -> &'static str {
     }
 }
 
-/// Converse `usage` → OpenAI usage; cache reads and writes count as prompt tokens.
+/// Converse `usage` → OpenAI usage; cache reads and writes count as prompt tokens and are
+/// reported as `cached_tokens` / `cache_write_tokens`.
 pub fn usage_from(u: &Value) -> Usage {
     let cache_read = u64_at(u, "cacheReadInputTokens");
-    let prompt = u64_at(u, "inputTokens") + cache_read + u64_at(u, "cacheWriteInputTokens");
-    usage(prompt, u64_at(u, "outputTokens"), Some(cache_read), None)
+    let cache_write = u.get("cacheWriteInputTokens").and_then(Value::as_u64);
+    let prompt = u64_at(u, "inputTokens") + cache_read + cache_write.unwrap_or(0);
+    usage_with_cache(
+        prompt,
+        u64_at(u, "outputTokens"),
+        Some(cache_read),
+        cache_write,
+    )
 }
 
 pub fn from_converse(target: &Target, body: &[u8]) -> Result<ChatResponse, ApiError> {
@@ -141,9 +150,9 @@ pub fn error_for(kind: Option<&str>, status: u16, message: String) -> ApiError {
     let mut e = match name {
         "validation" => {
             let lower = message.to_ascii_lowercase();
-            let code = (lower.contains("too long")
-                || lower.contains("context window")
-                || lower.contains("too many input tokens"))
+            let code = (is_context_overflow(&lower)
+                || lower.contains("too many input tokens")
+                || lower.contains("context window"))
             .then_some("context_length_exceeded");
             ApiError::new(400, invalid, code, message)
         }
@@ -231,7 +240,7 @@ mod tests {
         );
         assert_eq!(
             u.extra["prompt_tokens_details"],
-            json!({"cached_tokens": 32})
+            json!({"cached_tokens": 32, "cache_write_tokens": 0})
         );
         assert_eq!(resp.model, "us.anthropic.claude-3-7-sonnet-20250219-v1:0");
         assert!(resp.id.starts_with("chatcmpl-"));

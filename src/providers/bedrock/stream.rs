@@ -16,7 +16,7 @@ use serde_json::Value;
 use super::eventstream::{Decoder, Message};
 use super::response::{error_for, finish_reason, usage_from};
 use crate::openai::ApiError;
-use crate::providers::native::ChunkBuilder;
+use crate::providers::native::MultiChunkBuilder;
 use crate::providers::{StreamDecoder, StreamEvent};
 
 /// One tool call of the stream.
@@ -31,7 +31,7 @@ struct ToolBlock {
 pub struct BedrockStreamDecoder {
     frames: Decoder,
     messages: Vec<Message>,
-    chunks: ChunkBuilder,
+    chunks: MultiChunkBuilder,
     tools: Vec<ToolBlock>,
     stopped: bool,
     done: bool,
@@ -42,7 +42,7 @@ impl BedrockStreamDecoder {
         BedrockStreamDecoder {
             frames: Decoder::new(),
             messages: Vec::new(),
-            chunks: ChunkBuilder::new(id, model, created),
+            chunks: MultiChunkBuilder::new(id, model, created),
             tools: Vec::new(),
             stopped: false,
             done: false,
@@ -193,6 +193,7 @@ impl StreamDecoder for BedrockStreamDecoder {
 mod tests {
     use super::*;
     use crate::providers::bedrock::eventstream::{encode, encode_event, HeaderValue};
+    use crate::providers::common::testing::{assert_every_split, render};
     use serde_json::json;
 
     fn fixture_bytes() -> Vec<u8> {
@@ -209,27 +210,20 @@ mod tests {
         bytes
     }
 
-    fn decode(bytes: &[u8], split: &[usize]) -> Vec<Value> {
-        let mut d = BedrockStreamDecoder::new("chatcmpl-x".into(), "m".into(), 7);
-        let mut out = Vec::new();
-        let mut at = 0;
-        for &s in split.iter().chain(std::iter::once(&bytes.len())) {
-            d.feed(&bytes[at..s], &mut out).unwrap();
-            at = s;
-        }
-        d.finish(&mut out).unwrap();
-        out.into_iter()
-            .map(|e| match e {
-                StreamEvent::Chunk(c) => serde_json::to_value(c).unwrap(),
-                StreamEvent::Done => json!("DONE"),
-                StreamEvent::Error(e) => json!({"error": e.body.message}),
-            })
-            .collect()
+    /// Decodes whole, split at every byte and byte by byte (all must agree), rendered.
+    fn decode(bytes: &[u8]) -> Vec<Value> {
+        render(&assert_every_split(bytes, || {
+            Box::new(BedrockStreamDecoder::new(
+                "chatcmpl-x".into(),
+                "m".into(),
+                7,
+            ))
+        }))
     }
 
     #[test]
-    fn stream_translates_to_the_expected_chunks() {
-        let got = decode(&fixture_bytes(), &[]);
+    fn stream_translates_to_the_expected_chunks_at_every_split() {
+        let got = decode(&fixture_bytes());
         let path = format!(
             "{}/testdata/providers/bedrock/stream_tool_use.expected.json",
             env!("CARGO_MANIFEST_DIR")
@@ -247,7 +241,7 @@ mod tests {
             env!("CARGO_MANIFEST_DIR")
         );
         let bytes = std::fs::read(path).unwrap();
-        let out = decode(&bytes, &[]);
+        let out = decode(&bytes);
         let text: String = out
             .iter()
             .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
@@ -255,21 +249,7 @@ mod tests {
         assert_eq!(text, "Bonjour à vous");
         assert_eq!(out[out.len() - 3]["choices"][0]["finish_reason"], "stop");
         assert_eq!(out[out.len() - 2]["usage"]["total_tokens"], 13);
-        assert_eq!(out[out.len() - 1], json!("DONE"));
-        for i in 0..=bytes.len() {
-            assert_eq!(decode(&bytes, &[i]), out, "split at {i}");
-        }
-    }
-
-    #[test]
-    fn every_byte_split_gives_the_same_chunks() {
-        let bytes = fixture_bytes();
-        let whole = decode(&bytes, &[]);
-        for i in 0..=bytes.len() {
-            assert_eq!(decode(&bytes, &[i]), whole, "split at {i}");
-        }
-        let all: Vec<usize> = (1..bytes.len()).collect();
-        assert_eq!(decode(&bytes, &all), whole, "byte by byte");
+        assert_eq!(out[out.len() - 1], json!("[DONE]"));
     }
 
     #[test]

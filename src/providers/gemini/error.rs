@@ -8,6 +8,7 @@
 use serde_json::Value;
 
 use crate::openai::ApiError;
+use crate::providers::errors::{is_context_overflow, normalize};
 
 /// A non-2xx Gemini answer.
 pub fn parse_error(status: u16, body: &[u8]) -> ApiError {
@@ -18,7 +19,7 @@ pub fn parse_error(status: u16, body: &[u8]) -> ApiError {
     };
     match v.as_ref().and_then(|v| v.get("error")) {
         Some(err) => parse_error_value(status, err),
-        None => ApiError::from_upstream(status, body),
+        None => normalize(status, body),
     }
 }
 
@@ -53,8 +54,7 @@ pub fn parse_error_value(status: u16, err: &Value) -> ApiError {
             ApiError::unauthorized(message)
         }
         "INVALID_ARGUMENT" | "FAILED_PRECONDITION" | "OUT_OF_RANGE" => {
-            let code = message
-                .contains("exceeds the maximum number of tokens")
+            let code = is_context_overflow(&message.to_ascii_lowercase())
                 .then_some("context_length_exceeded");
             ApiError::new(400, invalid, code, message)
         }
@@ -70,11 +70,13 @@ pub fn parse_error_value(status: u16, err: &Value) -> ApiError {
         "UNAVAILABLE" => ApiError::new(503, "server_error", Some("service_unavailable"), message),
         "DEADLINE_EXCEEDED" => ApiError::upstream_timeout(message),
         "INTERNAL" | "UNKNOWN" | "DATA_LOSS" => ApiError::new(500, "server_error", None, message),
-        _ => {
-            let mut e = ApiError::from_upstream(code, b"");
-            e.body.message = message;
-            e
-        }
+        // No or another canonical status: the shared mapping by HTTP status.
+        _ => normalize(
+            code,
+            serde_json::json!({ "error": { "message": message } })
+                .to_string()
+                .as_bytes(),
+        ),
     };
     e.retry_after = details
         .iter()

@@ -19,9 +19,8 @@ use serde_json::{json, Map, Value};
 
 use super::response::THOUGHT_SEPARATOR;
 use crate::openai::{ApiError, ChatRequest, Message, Role};
-use crate::providers::native::{
-    input_parts, parse_arguments, system_texts, tool_call_name, InputPart, ToolChoice,
-};
+use crate::providers::common::parse_arguments;
+use crate::providers::native::{input_parts, system_texts, tool_call_name, InputPart, ToolChoice};
 
 /// The MIME type sent for a URL whose extension says nothing (image parts are the usual
 /// case).

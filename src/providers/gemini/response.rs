@@ -14,7 +14,8 @@ use crate::openai::{
     function_type, ApiError, ChatResponse, Choice, Content, FunctionCall, Message, Role, ToolCall,
     Usage,
 };
-use crate::providers::native::{hex, random_id, u64_at, usage};
+use crate::providers::common::usage_with_cache;
+use crate::providers::native::{hex, random_id, u64_at};
 use crate::providers::unix_now;
 
 /// Separates a tool-call id from the Gemini thought signature folded into it.
@@ -86,12 +87,17 @@ pub fn usage_from(m: &Value) -> Usage {
     } else {
         candidates + thoughts
     };
-    usage(
+    let mut u = usage_with_cache(
         prompt + tool_prompt,
         completion,
         Some(u64_at(m, "cachedContentTokenCount")),
-        Some(thoughts),
-    )
+        None,
+    );
+    u.extra.insert(
+        "completion_tokens_details".into(),
+        serde_json::json!({ "reasoning_tokens": thoughts }),
+    );
+    u
 }
 
 /// The error for a prompt Gemini refused to answer (`promptFeedback.blockReason`).

@@ -16,7 +16,7 @@ use super::response::{
     usage_from,
 };
 use crate::openai::ApiError;
-use crate::providers::native::ChunkBuilder;
+use crate::providers::native::MultiChunkBuilder;
 use crate::providers::sse::{SseEvent, SseParser};
 use crate::providers::{StreamDecoder, StreamEvent};
 
@@ -32,8 +32,8 @@ pub struct GeminiStreamDecoder {
     sse: SseParser,
     events: Vec<SseEvent>,
     /// Set from the first event (its `responseId` and `modelVersion`).
-    chunks: Option<ChunkBuilder>,
-    fallback: ChunkBuilder,
+    chunks: Option<MultiChunkBuilder>,
+    fallback: MultiChunkBuilder,
     /// Seeds the tool-call ids: the response id, else the fallback id.
     seed: String,
     candidates: Vec<Candidate>,
@@ -49,7 +49,7 @@ impl GeminiStreamDecoder {
             events: Vec::new(),
             chunks: None,
             seed: id.clone(),
-            fallback: ChunkBuilder::new(id, model, created),
+            fallback: MultiChunkBuilder::new(id, model, created),
             candidates: Vec::new(),
             usage: None,
             ended: false,
@@ -71,7 +71,7 @@ impl GeminiStreamDecoder {
         Ok(())
     }
 
-    fn builder(&mut self, v: &Value) -> &mut ChunkBuilder {
+    fn builder(&mut self, v: &Value) -> &mut MultiChunkBuilder {
         let fallback = &self.fallback;
         let seed = &mut self.seed;
         self.chunks.get_or_insert_with(|| {
@@ -176,6 +176,7 @@ impl StreamDecoder for GeminiStreamDecoder {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::providers::common::testing::{assert_every_split, render};
     use serde_json::json;
 
     fn fixture(name: &str) -> Vec<u8> {
@@ -186,27 +187,20 @@ mod tests {
         .unwrap()
     }
 
-    fn decode(bytes: &[u8], split: &[usize]) -> Vec<Value> {
-        let mut d = GeminiStreamDecoder::new("fallback".into(), "gemini-x".into(), 7);
-        let mut out = Vec::new();
-        let mut at = 0;
-        for &s in split.iter().chain(std::iter::once(&bytes.len())) {
-            d.feed(&bytes[at..s], &mut out).unwrap();
-            at = s;
-        }
-        d.finish(&mut out).unwrap();
-        out.into_iter()
-            .map(|e| match e {
-                StreamEvent::Chunk(c) => serde_json::to_value(c).unwrap(),
-                StreamEvent::Done => json!("DONE"),
-                StreamEvent::Error(e) => json!({"error": e.status, "message": e.body.message}),
-            })
-            .collect()
+    /// Decodes whole, split at every byte and byte by byte (all must agree), rendered.
+    fn decode(bytes: &[u8]) -> Vec<Value> {
+        render(&assert_every_split(bytes, || {
+            Box::new(GeminiStreamDecoder::new(
+                "fallback".into(),
+                "gemini-x".into(),
+                7,
+            ))
+        }))
     }
 
     #[test]
     fn stream_translates_to_the_expected_chunks() {
-        let got = decode(&fixture("stream_tool_call.sse"), &[]);
+        let got = decode(&fixture("stream_tool_call.sse"));
         let want: Value =
             serde_json::from_slice(&fixture("stream_tool_call.expected.json")).unwrap();
         assert_eq!(Value::Array(got), want);
@@ -214,7 +208,7 @@ mod tests {
 
     #[test]
     fn candidates_interleave_and_finish_separately() {
-        let out = decode(&fixture("stream_text.sse"), &[]);
+        let out = decode(&fixture("stream_text.sse"));
         let pick = |i: usize| {
             let c = &out[i]["choices"][0];
             (
@@ -251,45 +245,32 @@ mod tests {
         );
         assert_eq!(pick(6), (json!(1), json!({}), json!("length")));
         assert_eq!(out[7]["usage"]["total_tokens"], 10);
-        assert_eq!(out[8], json!("DONE"));
+        assert_eq!(out[8], json!("[DONE]"));
         assert_eq!(out.len(), 9);
     }
 
     #[test]
-    fn every_byte_split_gives_the_same_chunks() {
+    fn every_fixture_ends_the_stream() {
         for name in ["stream_tool_call.sse", "stream_text.sse"] {
-            let bytes = fixture(name);
-            let whole = decode(&bytes, &[]);
-            assert!(whole.last() == Some(&json!("DONE")), "{name}: {whole:?}");
-            for i in 0..=bytes.len() {
-                assert_eq!(decode(&bytes, &[i]), whole, "{name}: split at {i}");
-            }
-            let all: Vec<usize> = (1..bytes.len()).collect();
-            assert_eq!(decode(&bytes, &all), whole, "{name}: byte by byte");
+            let out = decode(&fixture(name));
+            assert_eq!(out.last(), Some(&json!("[DONE]")), "{name}: {out:?}");
         }
     }
 
     #[test]
     fn errors_blocks_and_incomplete_streams() {
-        let out = decode(
-            b"data: {\"error\":{\"code\":429,\"message\":\"Resource has been exhausted\",\"status\":\"RESOURCE_EXHAUSTED\"}}\r\n\r\n",
-            &[],
-        );
-        assert_eq!(
-            out,
-            [json!({"error": 429, "message": "Resource has been exhausted"})]
-        );
-        let out = decode(
-            b"data: {\"promptFeedback\":{\"blockReason\":\"PROHIBITED_CONTENT\"},\"usageMetadata\":{\"promptTokenCount\":3}}\n\n",
-            &[],
-        );
+        let out = decode(b"data: {\"error\":{\"code\":429,\"message\":\"Resource has been exhausted\",\"status\":\"RESOURCE_EXHAUSTED\"}}\r\n\r\n");
         assert_eq!(out.len(), 1);
-        assert_eq!(out[0]["error"], 400);
+        assert_eq!(out[0]["status"], 429);
+        assert_eq!(out[0]["error"]["message"], "Resource has been exhausted");
+        assert_eq!(out[0]["error"]["code"], "rate_limit_exceeded");
+        let out = decode(b"data: {\"promptFeedback\":{\"blockReason\":\"PROHIBITED_CONTENT\"},\"usageMetadata\":{\"promptTokenCount\":3}}\n\n");
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0]["status"], 400);
+        assert_eq!(out[0]["error"]["code"], "content_filter");
         // Text without any finishReason: no end of stream (the gateway reports the cut).
-        let out = decode(
-            b"data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"Hel\"}]}}]}\n\n",
-            &[],
-        );
+        let out =
+            decode(b"data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"Hel\"}]}}]}\n\n");
         assert_eq!(out.len(), 1);
         assert_eq!(out[0]["choices"][0]["delta"]["content"], "Hel");
         assert_eq!(out[0]["id"], "fallback");
