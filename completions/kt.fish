@@ -59,12 +59,12 @@ complete -c kt -n "__fish_kt_using_subcommand policy; and not __fish_seen_subcom
 complete -c kt -n "__fish_kt_using_subcommand policy; and not __fish_seen_subcommand_from lint help" -f -a "lint" -d 'Check policy-config.yaml files and report every problem with its location'
 complete -c kt -n "__fish_kt_using_subcommand policy; and not __fish_seen_subcommand_from lint help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c kt -n "__fish_kt_using_subcommand policy; and __fish_seen_subcommand_from lint" -s f -l file -d 'A config file or a directory of *.yaml/*.yml files (repeat to layer files)' -r -F
-complete -c kt -n "__fish_kt_using_subcommand policy; and __fish_seen_subcommand_from lint" -l format -d 'Output format' -r -f -a "text\t''
-json\t''
-github\t''"
-complete -c kt -n "__fish_kt_using_subcommand policy; and __fish_seen_subcommand_from lint" -l json -d 'Print the result as JSON'
+complete -c kt -n "__fish_kt_using_subcommand policy; and __fish_seen_subcommand_from lint" -l format -d 'Output format' -r -f -a "text\t'Summary and findings for people (colored on a terminal)'
+json\t'One JSON object (an array of them for several configs)'
+github\t'GitHub Actions annotations'"
+complete -c kt -n "__fish_kt_using_subcommand policy; and __fish_seen_subcommand_from lint" -l json -d 'Print the result as JSON (same as --format json)'
 complete -c kt -n "__fish_kt_using_subcommand policy; and __fish_seen_subcommand_from lint" -l strict -d 'Treat warnings as errors'
-complete -c kt -n "__fish_kt_using_subcommand policy; and __fish_seen_subcommand_from lint" -s h -l help -d 'Print help'
+complete -c kt -n "__fish_kt_using_subcommand policy; and __fish_seen_subcommand_from lint" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c kt -n "__fish_kt_using_subcommand policy; and __fish_seen_subcommand_from lint" -s V -l version -d 'Print version'
 complete -c kt -n "__fish_kt_using_subcommand policy; and __fish_seen_subcommand_from help" -f -a "lint" -d 'Check policy-config.yaml files and report every problem with its location'
 complete -c kt -n "__fish_kt_using_subcommand policy; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -76,31 +76,40 @@ complete -c kt -n "__fish_kt_using_subcommand events; and not __fish_seen_subcom
 complete -c kt -n "__fish_kt_using_subcommand events; and not __fish_seen_subcommand_from tail export verify help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c kt -n "__fish_kt_using_subcommand events; and __fish_seen_subcommand_from tail" -l db -d 'SQLite file for keys and events [default: $KT_HOME/kt.db, KT_HOME defaulting to ~/.keeptrusts]' -r -F
 complete -c kt -n "__fish_kt_using_subcommand events; and __fish_seen_subcommand_from tail" -l since -d 'Only events newer than this (5m, 1h, 7d or an RFC 3339 time)' -r
-complete -c kt -n "__fish_kt_using_subcommand events; and __fish_seen_subcommand_from tail" -s n -l limit -d 'How many recent events to show' -r
 complete -c kt -n "__fish_kt_using_subcommand events; and __fish_seen_subcommand_from tail" -l verdict -d 'Only events with this verdict' -r -f -a "allow\t''
 block\t''
 redact\t''
 flag\t''"
-complete -c kt -n "__fish_kt_using_subcommand events; and __fish_seen_subcommand_from tail" -l policy -d 'Only events where this policy decided something' -r
-complete -c kt -n "__fish_kt_using_subcommand events; and __fish_seen_subcommand_from tail" -l model -d 'Only events for this model' -r
-complete -c kt -n "__fish_kt_using_subcommand events; and __fish_seen_subcommand_from tail" -l key -d 'Only events made with this gateway key (name)' -r
-complete -c kt -n "__fish_kt_using_subcommand events; and __fish_seen_subcommand_from tail" -l format -d 'Output format' -r -f -a "line\t''
-detailed\t''"
-complete -c kt -n "__fish_kt_using_subcommand events; and __fish_seen_subcommand_from tail" -l url -d 'Read from a remote gateway\'s /v1/events instead of the local database' -r
-complete -c kt -n "__fish_kt_using_subcommand events; and __fish_seen_subcommand_from tail" -s f -l follow -d 'Keep running and print new events as they are recorded'
-complete -c kt -n "__fish_kt_using_subcommand events; and __fish_seen_subcommand_from tail" -l json -d 'One JSON object per line'
-complete -c kt -n "__fish_kt_using_subcommand events; and __fish_seen_subcommand_from tail" -s h -l help -d 'Print help'
+complete -c kt -n "__fish_kt_using_subcommand events; and __fish_seen_subcommand_from tail" -l policy -d 'Only events this policy blocked, redacted or flagged' -r
+complete -c kt -n "__fish_kt_using_subcommand events; and __fish_seen_subcommand_from tail" -l model -d 'Only events for this model (requested or served)' -r
+complete -c kt -n "__fish_kt_using_subcommand events; and __fish_seen_subcommand_from tail" -l key -d 'Only events made with this gateway key (its name)' -r
+complete -c kt -n "__fish_kt_using_subcommand events; and __fish_seen_subcommand_from tail" -s n -l limit -d 'How many recent events to show first' -r
+complete -c kt -n "__fish_kt_using_subcommand events; and __fish_seen_subcommand_from tail" -l format -d 'Output format' -r -f -a "line\t'One aligned line per event'
+detailed\t'Every field, the policy chain trace and the routing decision'"
+complete -c kt -n "__fish_kt_using_subcommand events; and __fish_seen_subcommand_from tail" -l url -d 'Read a remote gateway\'s /v1/events instead of the local database' -r
+complete -c kt -n "__fish_kt_using_subcommand events; and __fish_seen_subcommand_from tail" -l admin-token -d 'Admin token for --url' -r
+complete -c kt -n "__fish_kt_using_subcommand events; and __fish_seen_subcommand_from tail" -s f -l follow -d 'Keep running and print new events as they are recorded (Ctrl-C to stop)'
+complete -c kt -n "__fish_kt_using_subcommand events; and __fish_seen_subcommand_from tail" -l json -d 'One JSON object per line (the event\'s stored fields)'
+complete -c kt -n "__fish_kt_using_subcommand events; and __fish_seen_subcommand_from tail" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c kt -n "__fish_kt_using_subcommand events; and __fish_seen_subcommand_from tail" -s V -l version -d 'Print version'
 complete -c kt -n "__fish_kt_using_subcommand events; and __fish_seen_subcommand_from export" -l db -d 'SQLite file for keys and events [default: $KT_HOME/kt.db, KT_HOME defaulting to ~/.keeptrusts]' -r -F
-complete -c kt -n "__fish_kt_using_subcommand events; and __fish_seen_subcommand_from export" -l since -d 'Start of the range (5m, 1h, 7d or an RFC 3339 time)' -r
-complete -c kt -n "__fish_kt_using_subcommand events; and __fish_seen_subcommand_from export" -l until -d 'End of the range (RFC 3339 time)' -r
-complete -c kt -n "__fish_kt_using_subcommand events; and __fish_seen_subcommand_from export" -l format -d 'Output format' -r -f -a "json\t''
-csv\t''"
+complete -c kt -n "__fish_kt_using_subcommand events; and __fish_seen_subcommand_from export" -l since -d 'Only events newer than this (5m, 1h, 7d or an RFC 3339 time)' -r
+complete -c kt -n "__fish_kt_using_subcommand events; and __fish_seen_subcommand_from export" -l verdict -d 'Only events with this verdict' -r -f -a "allow\t''
+block\t''
+redact\t''
+flag\t''"
+complete -c kt -n "__fish_kt_using_subcommand events; and __fish_seen_subcommand_from export" -l policy -d 'Only events this policy blocked, redacted or flagged' -r
+complete -c kt -n "__fish_kt_using_subcommand events; and __fish_seen_subcommand_from export" -l model -d 'Only events for this model (requested or served)' -r
+complete -c kt -n "__fish_kt_using_subcommand events; and __fish_seen_subcommand_from export" -l key -d 'Only events made with this gateway key (its name)' -r
+complete -c kt -n "__fish_kt_using_subcommand events; and __fish_seen_subcommand_from export" -l until -d 'Only events before this (5m, 1h, 7d ago or an RFC 3339 time)' -r
+complete -c kt -n "__fish_kt_using_subcommand events; and __fish_seen_subcommand_from export" -l format -d 'Output format' -r -f -a "json\t'A JSON array of events'
+csv\t'A header row and one row per event (nested fields as JSON text)'"
 complete -c kt -n "__fish_kt_using_subcommand events; and __fish_seen_subcommand_from export" -s o -l output -d 'Output file (default: standard output)' -r -F
-complete -c kt -n "__fish_kt_using_subcommand events; and __fish_seen_subcommand_from export" -s h -l help -d 'Print help'
+complete -c kt -n "__fish_kt_using_subcommand events; and __fish_seen_subcommand_from export" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c kt -n "__fish_kt_using_subcommand events; and __fish_seen_subcommand_from export" -s V -l version -d 'Print version'
 complete -c kt -n "__fish_kt_using_subcommand events; and __fish_seen_subcommand_from verify" -l db -d 'SQLite file for keys and events [default: $KT_HOME/kt.db, KT_HOME defaulting to ~/.keeptrusts]' -r -F
-complete -c kt -n "__fish_kt_using_subcommand events; and __fish_seen_subcommand_from verify" -s h -l help -d 'Print help'
+complete -c kt -n "__fish_kt_using_subcommand events; and __fish_seen_subcommand_from verify" -l json -d 'Print the result as JSON'
+complete -c kt -n "__fish_kt_using_subcommand events; and __fish_seen_subcommand_from verify" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c kt -n "__fish_kt_using_subcommand events; and __fish_seen_subcommand_from verify" -s V -l version -d 'Print version'
 complete -c kt -n "__fish_kt_using_subcommand events; and __fish_seen_subcommand_from help" -f -a "tail" -d 'Show recent events, and new ones as they arrive with --follow'
 complete -c kt -n "__fish_kt_using_subcommand events; and __fish_seen_subcommand_from help" -f -a "export" -d 'Export events to JSON or CSV'
@@ -140,10 +149,20 @@ complete -c kt -n "__fish_kt_using_subcommand chat" -s m -l model -d 'Model to a
 complete -c kt -n "__fish_kt_using_subcommand chat" -l system -d 'A system message' -r
 complete -c kt -n "__fish_kt_using_subcommand chat" -l api-key -d 'API key to send (a gateway key or a provider key)' -r
 complete -c kt -n "__fish_kt_using_subcommand chat" -l no-stream -d 'Wait for the whole answer instead of streaming it'
-complete -c kt -n "__fish_kt_using_subcommand chat" -l json -d 'Print the raw JSON response'
+complete -c kt -n "__fish_kt_using_subcommand chat" -l json -d 'Print the gateway\'s raw JSON response (implies --no-stream)'
 complete -c kt -n "__fish_kt_using_subcommand chat" -s h -l help -d 'Print help'
 complete -c kt -n "__fish_kt_using_subcommand chat" -s V -l version -d 'Print version'
-complete -c kt -n "__fish_kt_using_subcommand init" -s o -l output -d 'Where to write the config' -r -F
+complete -c kt -n "__fish_kt_using_subcommand init" -s o -l output -d 'Where to write the config (`-` for standard output)' -r -F
+complete -c kt -n "__fish_kt_using_subcommand init" -l name -d 'Configuration name (`pack.name`; gateway keys bind to it)' -r
+complete -c kt -n "__fish_kt_using_subcommand init" -l provider -d 'Provider of the first target' -r -f -a "mock\t''
+openai\t''
+anthropic\t''
+gemini\t''
+openai-compatible\t''
+groq\t''
+mistral\t''"
+complete -c kt -n "__fish_kt_using_subcommand init" -l model -d 'Model of the first target [default: depends on the provider]' -r
+complete -c kt -n "__fish_kt_using_subcommand init" -l policy -d 'A policy for the chain (repeat; in chain order) [default: every built-in one]' -r
 complete -c kt -n "__fish_kt_using_subcommand init" -s y -l yes -d 'Accept the defaults without asking'
 complete -c kt -n "__fish_kt_using_subcommand init" -l force -d 'Overwrite an existing file'
 complete -c kt -n "__fish_kt_using_subcommand init" -s h -l help -d 'Print help'

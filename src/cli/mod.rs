@@ -1,9 +1,14 @@
 //! The command line: clap definitions and dispatch. Each subcommand resolves its
 //! arguments here and calls into the domain modules; only `cli/` writes to the terminal.
 
+pub mod chat;
+pub mod events;
 pub mod gateway;
 pub mod gateway_key;
 pub mod generate;
+mod hint;
+pub mod init;
+pub mod policy;
 
 use std::path::PathBuf;
 
@@ -11,14 +16,25 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::exit::ExitStatus;
 
+/// `kt --version`: the version and the git commit it was built from (when built from a
+/// git checkout; see build.rs).
+pub const LONG_VERSION: &str = env!("KT_LONG_VERSION");
+
 /// kt — the Keeptrusts AI governance gateway.
 ///
 /// Point any OpenAI SDK at `http://localhost:41002/v1`; kt checks every request against a
 /// policy chain, routes it to the configured provider and records the decision.
 #[derive(Debug, Parser)]
-#[command(name = "kt", version, about, long_about, propagate_version = true)]
 #[command(
-    after_help = "Examples:\n  kt gateway run\n  kt chat \"Hello\"\n  kt policy lint --file policy-config.yaml\n  kt events tail --follow"
+    name = "kt",
+    version,
+    long_version = LONG_VERSION,
+    about,
+    long_about,
+    propagate_version = true
+)]
+#[command(
+    after_help = "Examples:\n  kt init                                 write a starter policy-config.yaml\n  kt gateway run                          serve the built-in sandbox on 127.0.0.1:41002\n  kt chat \"Hello\"                         a governed prompt through the gateway\n  kt events tail --follow                 watch every decision as it happens\n  kt policy lint --file policy-config.yaml\n  kt events verify                        check the audit log's hash chain"
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -30,15 +46,17 @@ pub enum Command {
     /// Run the governance gateway.
     Gateway(GatewayArgs),
     /// Validate policy configuration files.
-    Policy(PolicyArgs),
+    Policy(policy::PolicyArgs),
     /// Read the events the gateway recorded.
-    Events(EventsArgs),
+    Events(events::EventsArgs),
     /// Create, list and revoke gateway keys.
     GatewayKey(GatewayKeyArgs),
     /// Send a governed prompt through a running gateway.
-    Chat(ChatArgs),
+    #[command(after_help = chat::EXAMPLES)]
+    Chat(chat::ChatArgs),
     /// Write a starter policy-config.yaml.
-    Init(InitArgs),
+    #[command(after_help = init::EXAMPLES)]
+    Init(init::InitArgs),
     /// Generate shell completions and man pages (for packagers).
     #[command(hide = true)]
     Generate(generate::GenerateArgs),
@@ -85,117 +103,6 @@ pub enum GatewayCommand {
 }
 
 #[derive(Debug, Args)]
-pub struct PolicyArgs {
-    #[command(subcommand)]
-    pub command: PolicyCommand,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum PolicyCommand {
-    /// Check policy-config.yaml files and report every problem with its location.
-    Lint(LintArgs),
-}
-
-#[derive(Debug, Args)]
-pub struct LintArgs {
-    /// A config file or a directory of *.yaml/*.yml files (repeat to layer files)
-    #[arg(long, short = 'f', value_name = "PATH", required = true)]
-    pub file: Vec<PathBuf>,
-    /// Print the result as JSON
-    #[arg(long)]
-    pub json: bool,
-    /// Output format
-    #[arg(long, value_enum, default_value = "text")]
-    pub format: LintFormat,
-    /// Treat warnings as errors
-    #[arg(long)]
-    pub strict: bool,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum LintFormat {
-    Text,
-    Json,
-    Github,
-}
-
-#[derive(Debug, Args)]
-pub struct EventsArgs {
-    #[command(subcommand)]
-    pub command: EventsCommand,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum EventsCommand {
-    /// Show recent events, and new ones as they arrive with --follow.
-    Tail(TailArgs),
-    /// Export events to JSON or CSV.
-    Export(ExportArgs),
-    /// Verify the hash chain of an immutable audit log.
-    Verify(VerifyArgs),
-}
-
-#[derive(Debug, Args)]
-pub struct TailArgs {
-    #[command(flatten)]
-    pub db: DbArgs,
-    /// Keep running and print new events as they are recorded
-    #[arg(long, short = 'f')]
-    pub follow: bool,
-    /// Only events newer than this (5m, 1h, 7d or an RFC 3339 time)
-    #[arg(long, value_name = "WHEN")]
-    pub since: Option<String>,
-    /// How many recent events to show
-    #[arg(long, short = 'n', default_value_t = 50)]
-    pub limit: u32,
-    /// Only events with this verdict
-    #[arg(long, value_parser = ["allow", "block", "redact", "flag"])]
-    pub verdict: Option<String>,
-    /// Only events where this policy decided something
-    #[arg(long, value_name = "NAME")]
-    pub policy: Option<String>,
-    /// Only events for this model
-    #[arg(long, value_name = "MODEL")]
-    pub model: Option<String>,
-    /// Only events made with this gateway key (name)
-    #[arg(long, value_name = "NAME")]
-    pub key: Option<String>,
-    /// One JSON object per line
-    #[arg(long)]
-    pub json: bool,
-    /// Output format
-    #[arg(long, value_parser = ["line", "detailed"], default_value = "line")]
-    pub format: String,
-    /// Read from a remote gateway's /v1/events instead of the local database
-    #[arg(long, value_name = "URL")]
-    pub url: Option<String>,
-}
-
-#[derive(Debug, Args)]
-pub struct ExportArgs {
-    #[command(flatten)]
-    pub db: DbArgs,
-    /// Start of the range (5m, 1h, 7d or an RFC 3339 time)
-    #[arg(long, value_name = "WHEN")]
-    pub since: Option<String>,
-    /// End of the range (RFC 3339 time)
-    #[arg(long, value_name = "WHEN")]
-    pub until: Option<String>,
-    /// Output format
-    #[arg(long, value_parser = ["json", "csv"], default_value = "json")]
-    pub format: String,
-    /// Output file (default: standard output)
-    #[arg(long, short = 'o', value_name = "PATH")]
-    pub output: Option<PathBuf>,
-}
-
-#[derive(Debug, Args)]
-pub struct VerifyArgs {
-    #[command(flatten)]
-    pub db: DbArgs,
-}
-
-#[derive(Debug, Args)]
 pub struct GatewayKeyArgs {
     #[command(subcommand)]
     pub command: GatewayKeyCommand,
@@ -211,43 +118,6 @@ pub enum GatewayKeyCommand {
     Revoke(gateway_key::KeyRevokeArgs),
 }
 
-#[derive(Debug, Args)]
-pub struct ChatArgs {
-    /// The prompt (read from standard input when piped; interactive when omitted on a terminal)
-    pub prompt: Option<String>,
-    /// Gateway base URL
-    #[arg(long, env = crate::env::KT_GATEWAY_URL, default_value = "http://127.0.0.1:41002/v1")]
-    pub url: String,
-    /// Model to ask for
-    #[arg(long, short = 'm', default_value = "gpt-4o")]
-    pub model: String,
-    /// A system message
-    #[arg(long)]
-    pub system: Option<String>,
-    /// Wait for the whole answer instead of streaming it
-    #[arg(long)]
-    pub no_stream: bool,
-    /// Print the raw JSON response
-    #[arg(long)]
-    pub json: bool,
-    /// API key to send (a gateway key or a provider key)
-    #[arg(long, env = "KT_API_KEY", hide_env_values = true)]
-    pub api_key: Option<String>,
-}
-
-#[derive(Debug, Args)]
-pub struct InitArgs {
-    /// Where to write the config
-    #[arg(long, short = 'o', default_value = "policy-config.yaml")]
-    pub output: PathBuf,
-    /// Accept the defaults without asking
-    #[arg(long, short = 'y')]
-    pub yes: bool,
-    /// Overwrite an existing file
-    #[arg(long)]
-    pub force: bool,
-}
-
 /// Parses the arguments and runs the command.
 pub fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
     match cli.command {
@@ -255,18 +125,12 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
             command: GatewayCommand::Run(args),
         }) => gateway::run(args),
         Command::Generate(args) => generate::run(args),
-        Command::Policy(_) => not_implemented("kt policy lint", 3),
-        Command::Events(_) => not_implemented("kt events", 8),
+        Command::Policy(args) => policy::run(args),
+        Command::Events(args) => events::run(args),
         Command::GatewayKey(GatewayKeyArgs { command }) => gateway_key::run(command),
-        Command::Chat(_) => not_implemented("kt chat", 8),
-        Command::Init(_) => not_implemented("kt init", 8),
+        Command::Chat(args) => chat::run(args),
+        Command::Init(args) => init::run(args),
     }
-}
-
-#[expect(clippy::print_stderr, reason = "cli/ owns the terminal")]
-fn not_implemented(what: &str, issue: u32) -> anyhow::Result<ExitStatus> {
-    eprintln!("error: `{what}` is not implemented yet (tracked in issue #{issue})");
-    Ok(ExitStatus::Error)
 }
 
 #[cfg(test)]

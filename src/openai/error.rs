@@ -202,6 +202,9 @@ impl ApiError {
                             err.body.kind = t.to_string();
                         }
                         err.body.param = o.get("param").and_then(Value::as_str).map(str::to_string);
+                        // A policy block from a gateway upstream keeps naming its policy.
+                        err.body.policy =
+                            o.get("policy").and_then(Value::as_str).map(str::to_string);
                         err.body.code = o.get("code").filter(|c| !c.is_null()).cloned();
                     }
                     other => err.body.message = other.to_string(),
@@ -279,6 +282,12 @@ mod tests {
         assert_eq!(e.body.message, "<html>oops</html>");
         let e = ApiError::from_upstream(404, br#"{"detail":"Not Found"}"#);
         assert_eq!(e.body.message, "Not Found");
+        let e = ApiError::from_upstream(
+            409,
+            br#"{"error":{"message":"no","type":"policy_violation","policy":"pii-detector","code":"input_blocked"}}"#,
+        );
+        assert_eq!(e.body.policy.as_deref(), Some("pii-detector"));
+        assert_eq!(e.body.kind, "policy_violation");
         let e = ApiError::from_upstream(503, b"");
         assert!(e.body.message.contains("503"));
     }

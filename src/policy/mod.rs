@@ -52,12 +52,21 @@ pub fn build(name: &str, block: Option<&serde_yaml::Value>) -> Result<Box<dyn Po
     }
 }
 
-/// Parses a policy's typed spec from its block, naming the policy in the error.
+/// Parses a policy's typed spec from its block. Errors read "`policy.<name>.<path>`:
+/// <what>" with the path of the bad field, so `kt policy lint` can point at it.
 pub fn parse_block<T: serde::de::DeserializeOwned>(
     name: &str,
     block: &serde_yaml::Value,
 ) -> Result<T, String> {
-    serde_yaml::from_value(block.clone()).map_err(|e| format!("`policy.{name}`: {e}"))
+    serde_path_to_error::deserialize(block).map_err(|e| {
+        let at = e.path().to_string();
+        let inner = e.into_inner();
+        if at == "." {
+            format!("`policy.{name}`: {inner}")
+        } else {
+            format!("`policy.{name}.{at}`: {inner}")
+        }
+    })
 }
 
 /// `mode: enforce | observe`. Observe records what the policy would have done and lets

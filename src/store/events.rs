@@ -83,7 +83,8 @@ pub struct Event {
     pub chain: bool,
 }
 
-const COLUMNS: &str =
+/// Every column, in `from_row` order (shared with `store::query`).
+pub(crate) const COLUMNS: &str =
     "id, request_id, ts_ms, kind, endpoint, configuration, model_requested, model_used, \
     target_id, provider, status, verdict, blocked_by, policies, latency_ms, ttft_ms, stream, \
     prompt_tokens, completion_tokens, total_tokens, cost_usd, key_name, team, request_source, \
@@ -134,7 +135,7 @@ pub fn insert(conn: &Connection, e: &Event) -> rusqlite::Result<i64> {
     Ok(conn.last_insert_rowid())
 }
 
-fn from_row(r: &Row<'_>) -> rusqlite::Result<Event> {
+pub(crate) fn from_row(r: &Row<'_>) -> rusqlite::Result<Event> {
     let json = |s: Option<String>| s.and_then(|s| serde_json::from_str(&s).ok());
     Ok(Event {
         id: r.get(0)?,

@@ -5,6 +5,7 @@
 pub mod events;
 pub mod keys;
 pub mod migrations;
+pub mod query;
 pub mod writer;
 
 use std::path::{Path, PathBuf};
