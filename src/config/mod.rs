@@ -103,7 +103,46 @@ pub struct Target {
     pub max_context_tokens: Option<u64>,
     pub max_messages: Option<u64>,
     pub api_version: Option<String>,
+    /// SigV4 credentials (Bedrock targets only; `None` when none were found).
+    pub aws: Option<AwsCredentials>,
     pub spec: TargetSpec,
+}
+
+/// AWS credentials of a Bedrock target, read from the environment at load time:
+/// `secret_key_ref.{access_key_id_env, secret_access_key_env, session_token_env}`, else
+/// `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` / `AWS_SESSION_TOKEN`.
+#[derive(Debug, Clone)]
+pub struct AwsCredentials {
+    pub access_key_id: String,
+    pub secret_access_key: Secret,
+    pub session_token: Option<Secret>,
+}
+
+impl AwsCredentials {
+    fn from_env(r: Option<&schema::SecretKeyRef>) -> Option<AwsCredentials> {
+        let var = |name: Option<&String>, default: &str| {
+            std::env::var(name.map_or(default, String::as_str))
+                .ok()
+                .filter(|v| !v.is_empty())
+        };
+        let access_key_id = var(
+            r.and_then(|r| r.access_key_id_env.as_ref()),
+            "AWS_ACCESS_KEY_ID",
+        )?;
+        let secret = var(
+            r.and_then(|r| r.secret_access_key_env.as_ref()),
+            "AWS_SECRET_ACCESS_KEY",
+        )?;
+        Some(AwsCredentials {
+            access_key_id,
+            secret_access_key: Secret::new(secret),
+            session_token: var(
+                r.and_then(|r| r.session_token_env.as_ref()),
+                "AWS_SESSION_TOKEN",
+            )
+            .map(Secret::new),
+        })
+    }
 }
 
 impl Target {
@@ -322,6 +361,16 @@ fn build_target(t: &TargetSpec) -> Result<Target, String> {
         Some(p) => p.clone(),
         None => default_prefix.to_string(),
     };
+    let (aws, region) = if kind == ProviderKind::Bedrock {
+        let region = t.region.clone().or_else(|| {
+            ["AWS_REGION", "AWS_DEFAULT_REGION"]
+                .iter()
+                .find_map(|v| std::env::var(v).ok().filter(|r| !r.is_empty()))
+        });
+        (AwsCredentials::from_env(t.secret_key_ref.as_ref()), region)
+    } else {
+        (None, t.region.clone())
+    };
     let timeout = Duration::from_secs_f64(t.timeout_seconds.unwrap_or(60.0).max(0.001));
     let stream_timeout = t
         .stream_timeout_seconds
@@ -354,12 +403,13 @@ fn build_target(t: &TargetSpec) -> Result<Target, String> {
             .collect(),
         weight: t.weight.unwrap_or(1.0),
         pricing: t.pricing,
-        region: t.region.clone(),
+        region,
         zdr: t.zdr.unwrap_or(false) || t.data_policy.as_ref().and_then(|d| d.zdr).unwrap_or(false),
         data_collection: t.data_collection,
         max_context_tokens: t.max_context_tokens,
         max_messages: t.max_messages,
         api_version: t.api_version.clone(),
+        aws,
         spec: t.clone(),
     })
 }

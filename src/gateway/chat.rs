@@ -297,9 +297,7 @@ pub fn call_upstream(
             Ok(resp) if resp.status >= 500 && !is_last && config.strategy == Strategy::Fallback => {
                 attempts
                     .push(json!({"target": target.id, "outcome": format!("http {}", resp.status)}));
-                let status = resp.status;
-                let body = resp.read_all().unwrap_or_default();
-                last_err = providers::adapter_for(target).parse_error(status, &body);
+                last_err = upstream_error(target, resp);
             }
             Ok(resp) => {
                 attempts
@@ -377,7 +375,7 @@ fn set_routing(ev: &mut Event, r: &Resolution, attempts: &[serde_json::Value]) {
 
 /// Turns a non-2xx upstream answer into the client's error, keeping the status and the
 /// retry hints.
-pub fn upstream_error(target: &Target, resp: UpstreamResponse) -> ApiError {
+pub fn upstream_error(target: &Target, mut resp: UpstreamResponse) -> ApiError {
     let status = resp.status;
     let retry_after = resp
         .header("retry-after-ms")
@@ -387,8 +385,9 @@ pub fn upstream_error(target: &Target, resp: UpstreamResponse) -> ApiError {
             resp.header("retry-after")
                 .and_then(|v| v.trim().parse::<f64>().ok())
         });
+    let headers = std::mem::take(&mut resp.headers);
     let body = resp.read_all().unwrap_or_default();
-    let mut err = providers::adapter_for(target).parse_error(status, &body);
+    let mut err = providers::adapter_for(target).parse_error_with_headers(status, &headers, &body);
     err.retry_after = retry_after.or(err.retry_after);
     err
 }

@@ -4,10 +4,13 @@
 //! `adapter_for` is the only `match` on provider kind.
 
 pub mod anthropic;
+pub mod bedrock;
 pub mod cohere;
 pub mod common;
 pub mod errors;
+pub mod gemini;
 pub mod mock;
+pub mod native;
 pub mod openai;
 pub mod sse;
 
@@ -67,6 +70,17 @@ pub trait Adapter: Send + Sync {
         errors::normalize(status, body)
     }
 
+    /// `parse_error` with the response headers, for providers that name the error in a
+    /// header (Bedrock's `x-amzn-ErrorType`).
+    fn parse_error_with_headers(
+        &self,
+        status: u16,
+        _headers: &[(String, String)],
+        body: &[u8],
+    ) -> ApiError {
+        self.parse_error(status, body)
+    }
+
     fn stream_decoder(&self, target: &Target, req: &ChatRequest) -> Box<dyn StreamDecoder>;
 }
 
@@ -89,8 +103,8 @@ pub fn adapter_for(target: &Target) -> &'static dyn Adapter {
         },
         WireFormat::Anthropic => &anthropic::ANTHROPIC,
         WireFormat::Cohere => &cohere::COHERE,
-        // TODO(#5): native Gemini and Bedrock translations.
-        WireFormat::Gemini | WireFormat::Bedrock => &openai::UNSUPPORTED,
+        WireFormat::Gemini => &gemini::GEMINI,
+        WireFormat::Bedrock => &bedrock::BEDROCK,
     }
 }
 

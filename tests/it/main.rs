@@ -19,6 +19,8 @@ mod lint;
 mod policies;
 mod providers_anthropic;
 mod providers_azure;
+mod providers_bedrock;
 mod providers_cohere;
+mod providers_gemini;
 mod sdk;
 mod terminal;

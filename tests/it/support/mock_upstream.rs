@@ -44,6 +44,15 @@ pub enum MockReply {
         delay: Duration,
         close_early: bool,
     },
+    /// A binary streamed body (e.g. an AWS event stream): each piece is written and flushed
+    /// as one HTTP chunk, `delay` apart, with extra headers.
+    Bytes {
+        status: u16,
+        content_type: String,
+        headers: Vec<(String, String)>,
+        pieces: Vec<Vec<u8>>,
+        delay: Duration,
+    },
     /// Wait, then answer.
     Delay(Duration, Box<MockReply>),
     /// Close the connection without answering.
@@ -212,6 +221,38 @@ fn answer(w: &mut TcpStream, reply: MockReply) -> bool {
             if close_early {
                 w.shutdown(std::net::Shutdown::Both).ok();
                 return false;
+            }
+            w.write_all(b"0\r\n\r\n").is_ok()
+        }
+        MockReply::Bytes {
+            status,
+            content_type,
+            headers,
+            pieces,
+            delay,
+        } => {
+            let mut head = format!(
+                "HTTP/1.1 {status} X\r\nContent-Type: {content_type}\r\nTransfer-Encoding: chunked\r\n"
+            );
+            for (k, v) in headers {
+                head.push_str(&format!("{k}: {v}\r\n"));
+            }
+            head.push_str("\r\n");
+            if w.write_all(head.as_bytes()).is_err() {
+                return false;
+            }
+            for (i, piece) in pieces.iter().filter(|p| !p.is_empty()).enumerate() {
+                if i > 0 && !delay.is_zero() {
+                    std::thread::sleep(delay);
+                }
+                let ok = w
+                    .write_all(format!("{:x}\r\n", piece.len()).as_bytes())
+                    .and_then(|_| w.write_all(piece))
+                    .and_then(|_| w.write_all(b"\r\n"))
+                    .and_then(|_| w.flush());
+                if ok.is_err() {
+                    return false;
+                }
             }
             w.write_all(b"0\r\n\r\n").is_ok()
         }
