@@ -23,6 +23,9 @@ pub fn handle(state: &Arc<State>, req: Request) {
         (Method::Get, "/health") | (Method::Get, "/healthz") => {
             health(state).send(req, &request_id)
         }
+        (Method::Get, "/keeptrusts/providers/metrics") => {
+            super::routing::metrics(state).send(req, &request_id)
+        }
         (m, p) if is_known_path(p) => {
             Reply::error(&ApiError::method_not_allowed(m.as_str(), p)).send(req, &request_id)
         }
@@ -39,6 +42,7 @@ fn is_known_path(p: &str) -> bool {
             | "/models"
             | "/health"
             | "/healthz"
+            | "/keeptrusts/providers/metrics"
     )
 }
 

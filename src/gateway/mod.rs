@@ -5,6 +5,8 @@
 pub mod chat;
 pub mod handlers;
 pub mod http;
+pub mod probe;
+pub mod routing;
 pub mod server;
 pub mod stream;
 pub mod streaming;
@@ -58,6 +60,8 @@ pub struct State {
     pub agent: ureq::Agent,
     pub events: EventSink,
     pub shutting_down: AtomicBool,
+    /// Routing state (breakers, health, statistics) and the health probes.
+    pub routing: routing::Routing,
 }
 
 impl State {
@@ -82,12 +86,18 @@ impl State {
                 Arc::new(Runtime { config: cfg, chain })
             }
         };
+        let agent = transport::agent();
+        let configs = std::iter::once(&default)
+            .chain(by_name.values())
+            .map(|rt| &*rt.config);
+        let routing = routing::Routing::start(configs, &agent);
         Ok(State {
             default,
             by_name,
-            agent: transport::agent(),
+            agent,
             events,
             shutting_down: AtomicBool::new(false),
+            routing,
         })
     }
 }
