@@ -13,4 +13,5 @@ mod support;
 
 mod cli;
 mod gateway;
+mod routing;
 mod sdk;
