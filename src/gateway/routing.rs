@@ -42,10 +42,18 @@ impl Routing {
     ) -> Routing {
         let routing = Routing::default();
         for config in configs {
-            routing.router.register(config);
-            routing.probes.start(&routing.router, config, agent);
+            routing.add(config, agent);
         }
         routing
+    }
+
+    /// Adds a configuration (e.g. after a reload): its targets show in the metrics, and
+    /// targets with a `health_probe` not probed yet get a probe thread. Targets keep their
+    /// state (breaker, health, statistics) across reloads when `id`, `base_url` and
+    /// `model` are unchanged.
+    pub fn add(&self, config: &Config, agent: &ureq::Agent) {
+        self.router.register(config);
+        self.probes.start(&self.router, config, agent);
     }
 }
 
