@@ -94,3 +94,32 @@ pub fn read_events_now(gw: &Gateway) -> Vec<Value> {
         .sum::<u64>() as usize;
     gw.events(sent)
 }
+
+#[test]
+fn readme_configs_load() {
+    let doc = std::fs::read_to_string(repo().join("docs/readme/routing.md")).unwrap();
+    let blocks: Vec<&str> = doc
+        .split("```yaml\n")
+        .skip(1)
+        .filter_map(|b| b.split("```").next())
+        .filter(|b| b.contains("pack:"))
+        .collect();
+    assert!(blocks.len() >= 9, "{}", blocks.len());
+    for yaml in blocks {
+        // Policies that live in other modules are checked where they are built.
+        let value: serde_yaml::Value = serde_yaml::from_str(yaml).unwrap();
+        let chain = value["policies"]["chain"]
+            .as_sequence()
+            .cloned()
+            .unwrap_or_default();
+        if chain
+            .iter()
+            .any(|p| !kt::policy::is_known(p.as_str().unwrap_or_default()))
+        {
+            continue;
+        }
+        if let Err(e) = kt::config::load_str(yaml, std::path::Path::new("README.md")) {
+            panic!("{e:?}\n{yaml}");
+        }
+    }
+}
