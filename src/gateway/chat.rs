@@ -12,6 +12,7 @@ use super::transport::UpstreamResponse;
 use super::{stream, Runtime, State};
 use crate::config::Target;
 use crate::openai::{ApiError, ChatRequest, KeeptrustsMeta};
+use crate::policy::audit_logger::Payload;
 use crate::policy::chain::PolicyTrace;
 use crate::policy::{RequestContext, Verdict};
 use crate::providers;
@@ -50,6 +51,7 @@ pub fn handle(state: &Arc<State>, mut req: Request, request_id: &str) {
     };
     let runtime = state.default.clone();
     ev.configuration = Some(runtime.config.name.clone());
+    ev.chain = runtime.chain.audit().is_some_and(|a| a.immutable);
     let prepared = prepare(state, runtime, &mut req, request_id, started, &mut ev);
     let prepared = match prepared {
         Ok(p) => p,
@@ -75,6 +77,10 @@ fn prepare(
     ev: &mut Event,
 ) -> Result<Prepared, ApiError> {
     let body = read_body(req, runtime.config.max_body_bytes)?;
+    let payload = payload_mode(&runtime);
+    if payload == Payload::Full {
+        ev.request_body = Some(String::from_utf8_lossy(&body).into_owned());
+    }
     let mut chat = parse_request(&body)?;
     ev.model_requested = Some(chat.model.clone());
     ev.stream = chat.is_stream();
@@ -95,6 +101,10 @@ fn prepare(
             false,
             block.message,
         ));
+    }
+    if payload == Payload::Redacted {
+        // What was sent upstream: after every input redaction.
+        ev.request_body = serde_json::to_string(&chat).ok();
     }
     Ok(Prepared {
         runtime,
@@ -277,8 +287,13 @@ fn unary_inner(state: &State, p: &mut Prepared, ev: &mut Event) -> Result<Vec<u8
     if let Some(u) = &resp.usage {
         set_usage(ev, u);
     }
+    let payload = payload_mode(&p.runtime);
+    if payload == Payload::Full {
+        ev.response_body = serde_json::to_string(&resp).ok();
+    }
     let output = p.runtime.chain.run_output(&p.ctx, &mut resp);
     add_trace(ev, &output.trace);
+
     if let Some(block) = output.block {
         ev.blocked_by = Some(block.policy.clone());
         return Err(ApiError::policy_violation(
@@ -288,8 +303,17 @@ fn unary_inner(state: &State, p: &mut Prepared, ev: &mut Event) -> Result<Vec<u8
         ));
     }
     resp.x_keeptrusts = Some(meta(p, target));
-    serde_json::to_vec(&resp)
-        .map_err(|e| ApiError::internal(format!("failed to serialize the response: {e}")))
+    let body = serde_json::to_vec(&resp)
+        .map_err(|e| ApiError::internal(format!("failed to serialize the response: {e}")))?;
+    if payload == Payload::Redacted {
+        ev.response_body = Some(String::from_utf8_lossy(&body).into_owned());
+    }
+    Ok(body)
+}
+
+/// What the audit-logger stores of bodies (nothing when it is not in the chain).
+pub fn payload_mode(rt: &Runtime) -> Payload {
+    rt.chain.audit().map_or(Payload::None, |a| a.payload)
 }
 
 pub fn set_usage(ev: &mut Event, u: &crate::openai::Usage) {

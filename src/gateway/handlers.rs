@@ -5,9 +5,11 @@ use std::sync::Arc;
 
 use tiny_http::{Method, Request};
 
-use super::http::{random_id, Reply};
+use super::http::{header, now_ms, random_id, Reply};
 use super::{chat, State};
 use crate::openai::{ApiError, ModelEntry};
+use crate::policy::Verdict;
+use crate::store::{Event, EventKind};
 
 pub fn handle(state: &Arc<State>, req: Request) {
     let request_id = random_id("req_");
@@ -18,7 +20,17 @@ pub fn handle(state: &Arc<State>, req: Request) {
             chat::handle(state, req, &request_id);
         }
         (Method::Get, "/v1/models") | (Method::Get, "/models") => {
-            models(state).send(req, &request_id)
+            let started = std::time::Instant::now();
+            let reply = models(state);
+            record_access(
+                state,
+                &req,
+                &request_id,
+                "/v1/models",
+                reply.status,
+                started,
+            );
+            reply.send(req, &request_id);
         }
         (Method::Get, "/health") | (Method::Get, "/healthz") => {
             health(state).send(req, &request_id)
@@ -44,6 +56,35 @@ fn is_known_path(p: &str) -> bool {
             | "/healthz"
             | "/keeptrusts/providers/metrics"
     )
+}
+
+/// With audit-logger `log_all_access`, reads are recorded too.
+fn record_access(
+    state: &State,
+    req: &Request,
+    request_id: &str,
+    endpoint: &str,
+    status: u16,
+    started: std::time::Instant,
+) {
+    let rt = &state.default;
+    let Some(audit) = rt.chain.audit().filter(|a| a.log_all_access) else {
+        return;
+    };
+    state.events.record(Event {
+        request_id: request_id.to_string(),
+        ts_ms: now_ms(),
+        kind: EventKind::Models,
+        endpoint: endpoint.to_string(),
+        configuration: Some(rt.config.name.clone()),
+        status,
+        verdict: Verdict::Allow.as_str().to_string(),
+        latency_ms: started.elapsed().as_secs_f64() * 1000.0,
+        request_source: header(req, "x-request-source").map(str::to_string),
+        correlation_id: header(req, "x-correlation-id").map(str::to_string),
+        chain: audit.immutable,
+        ..Event::default()
+    });
 }
 
 fn models(state: &State) -> Reply {

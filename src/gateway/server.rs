@@ -30,8 +30,6 @@ pub enum GatewayError {
     Signals(#[source] std::io::Error),
 }
 
-/// How long a worker waits for a request before checking for shutdown.
-const POLL: Duration = Duration::from_millis(100);
 /// Client sockets: a read or write that stalls this long fails (slow or dead peers).
 const SOCKET_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -55,7 +53,9 @@ pub fn run(opts: GatewayOptions, on_ready: impl FnOnce(SocketAddr)) -> Result<()
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, shutdown.clone()).map_err(GatewayError::Signals)?;
     }
-    let writer = EventWriter::start(&opts.db)?;
+    let retention = crate::policy::audit_logger::settings_of(&opts.configs.default)
+        .and_then(|a| a.retention_days);
+    let writer = EventWriter::start(&opts.db, retention)?;
     let state = Arc::new(State::build(&opts, writer.sink()).map_err(GatewayError::Config)?);
 
     let tcp = listener(opts.listen).map_err(|source| GatewayError::Bind {
@@ -90,6 +90,9 @@ pub fn run(opts: GatewayOptions, on_ready: impl FnOnce(SocketAddr)) -> Result<()
     }
     crate::logging::info("shutting down: finishing in-flight requests");
     state.shutting_down.store(true, Ordering::SeqCst);
+    for _ in 0..workers.len() {
+        server.unblock();
+    }
     let deadline = Instant::now() + opts.shutdown_grace;
     for w in workers {
         while !w.is_finished() && Instant::now() < deadline {
@@ -115,20 +118,16 @@ pub fn run(opts: GatewayOptions, on_ready: impl FnOnce(SocketAddr)) -> Result<()
 
 fn worker(server: &tiny_http::Server, state: &Arc<State>) {
     loop {
-        let req = match server.recv_timeout(POLL) {
-            Ok(Some(req)) => req,
-            Ok(None) => {
-                if state.shutting_down.load(Ordering::Relaxed) {
-                    return;
-                }
-                continue;
-            }
+        // Blocking: an idle worker costs nothing. Shutdown wakes each worker with
+        // `Server::unblock`, queued behind the requests already accepted.
+        let req = match server.recv() {
+            Ok(req) => req,
             Err(e) => {
-                crate::logging::error(&format!("accept failed: {e}"));
                 if state.shutting_down.load(Ordering::Relaxed) {
                     return;
                 }
-                std::thread::sleep(POLL);
+                crate::logging::error(&format!("accept failed: {e}"));
+                std::thread::sleep(Duration::from_millis(50));
                 continue;
             }
         };

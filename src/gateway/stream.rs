@@ -16,6 +16,7 @@ use super::streaming::SseWriter;
 use super::State;
 use crate::config::Target;
 use crate::openai::{ApiError, ChatChunk, ChunkChoice, Delta, StreamAccumulator};
+use crate::policy::audit_logger::Payload;
 use crate::policy::StreamFilter;
 use crate::providers::{self, StreamEvent};
 use crate::store::Event;
@@ -294,7 +295,14 @@ fn finish_stream(
         }
     }
     let mut resp = acc.into_response();
+    let payload = chat::payload_mode(&p.runtime);
+    if payload == Payload::Full {
+        ev.response_body = serde_json::to_string(&resp).ok();
+    }
     let output = p.runtime.chain.run_output(&p.ctx, &mut resp);
+    if payload == Payload::Redacted {
+        ev.response_body = serde_json::to_string(&resp).ok();
+    }
     add_trace(&mut ev, &output.trace);
     for f in &filters {
         add_trace(&mut ev, &f.trace());

@@ -35,6 +35,15 @@ pub struct AuditSettings {
     pub payload: Payload,
 }
 
+/// The audit-logger settings of a configuration whose chain includes it.
+pub fn settings_of(config: &crate::config::Config) -> Option<AuditSettings> {
+    if !config.chain.iter().any(|n| n == NAME) {
+        return None;
+    }
+    let empty = serde_yaml::Value::Mapping(serde_yaml::Mapping::new());
+    super::parse_block(NAME, config.policy_blocks.get(NAME).unwrap_or(&empty)).ok()
+}
+
 pub struct AuditLogger {
     settings: AuditSettings,
 }

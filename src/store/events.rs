@@ -78,6 +78,9 @@ pub struct Event {
     pub response_body: Option<String>,
     pub prev_hash: Option<String>,
     pub hash: Option<String>,
+    /// Not stored: ask the writer to hash-chain this row (audit-logger `immutable: true`).
+    #[serde(skip)]
+    pub chain: bool,
 }
 
 const COLUMNS: &str =
@@ -165,6 +168,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Event> {
         response_body: r.get(28)?,
         prev_hash: r.get(29)?,
         hash: r.get(30)?,
+        chain: false,
     })
 }
 
@@ -184,6 +188,48 @@ pub fn after(conn: &Connection, after_id: i64, limit: u32) -> rusqlite::Result<V
     let mut stmt = conn.prepare(&sql)?;
     let rows = stmt.query_map(params![after_id, limit], from_row)?;
     rows.collect()
+}
+
+/// The hash-chain link of an immutable audit log: SHA-256 (hex) over the previous row's
+/// hash and the event's content (every field but `id`, `prev_hash` and `hash`, as JSON in
+/// field order). The first row chains from the empty string.
+pub fn chain_hash(prev_hash: &str, e: &Event) -> String {
+    use sha2::{Digest, Sha256};
+    let mut content = e.clone();
+    content.id = 0;
+    content.prev_hash = None;
+    content.hash = None;
+    let json = serde_json::to_vec(&content).unwrap_or_default();
+    let mut h = Sha256::new();
+    h.update(prev_hash.as_bytes());
+    h.update(b"\n");
+    h.update(&json);
+    let digest = h.finalize();
+    let mut out = String::with_capacity(64);
+    for b in digest {
+        out.push_str(&format!("{b:02x}"));
+    }
+    out
+}
+
+/// The hash of the newest chained row ("" when there is none).
+pub fn last_hash(conn: &Connection) -> rusqlite::Result<String> {
+    let h: Option<String> = conn
+        .query_row(
+            "SELECT hash FROM events WHERE hash IS NOT NULL ORDER BY id DESC LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .or_else(|e| match e {
+            rusqlite::Error::QueryReturnedNoRows => Ok(None),
+            other => Err(other),
+        })?;
+    Ok(h.unwrap_or_default())
+}
+
+/// Deletes events older than `cutoff_ms`; returns how many.
+pub fn prune_before(conn: &Connection, cutoff_ms: i64) -> rusqlite::Result<usize> {
+    conn.execute("DELETE FROM events WHERE ts_ms < ?1", params![cutoff_ms])
 }
 
 pub fn count(conn: &Connection) -> rusqlite::Result<i64> {

@@ -17,6 +17,10 @@ use super::StoreError;
 const QUEUE: usize = 65_536;
 /// Rows per transaction.
 const BATCH: usize = 256;
+/// After the first event of a quiet period, wait this long for more before committing:
+/// one wake-up and one transaction per window instead of per request. It is also the most
+/// a SIGKILL can lose in `batched` durability.
+const BATCH_WINDOW: Duration = Duration::from_millis(5);
 
 enum Msg {
     Event(Box<Event>),
@@ -65,13 +69,15 @@ pub struct EventWriter {
 }
 
 impl EventWriter {
-    /// Opens the database and starts the writer thread.
-    pub fn start(path: &Path) -> Result<EventWriter, StoreError> {
+    /// Opens the database and starts the writer thread. With `retention_days`, events
+    /// older than that are pruned at start and then hourly.
+    pub fn start(path: &Path, retention_days: Option<u32>) -> Result<EventWriter, StoreError> {
         let conn = super::open(path)?;
+        let last_hash = events::last_hash(&conn)?;
         let (tx, rx) = mpsc::sync_channel(QUEUE);
         let handle = std::thread::Builder::new()
             .name("kt-events".into())
-            .spawn(move || run(conn, rx))
+            .spawn(move || run(conn, rx, last_hash, retention_days))
             .map_err(|source| StoreError::Io {
                 path: path.to_path_buf(),
                 source,
@@ -108,11 +114,34 @@ impl EventWriter {
     }
 }
 
-fn run(mut conn: Connection, rx: Receiver<Msg>) {
+/// How often retention pruning runs.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+fn run(
+    mut conn: Connection,
+    rx: Receiver<Msg>,
+    mut last_hash: String,
+    retention_days: Option<u32>,
+) {
     let mut batch: Vec<Event> = Vec::with_capacity(BATCH);
     let mut waiters: Vec<SyncSender<()>> = Vec::new();
     let mut stop = false;
-    while let Ok(first) = rx.recv() {
+    let mut next_prune = std::time::Instant::now();
+    loop {
+        if let Some(days) = retention_days {
+            if std::time::Instant::now() >= next_prune {
+                prune(&conn, days);
+                next_prune = std::time::Instant::now() + PRUNE_EVERY;
+            }
+        }
+        let first = match rx.recv_timeout(PRUNE_EVERY) {
+            Ok(m) => m,
+            Err(mpsc::RecvTimeoutError::Timeout) => continue,
+            Err(mpsc::RecvTimeoutError::Disconnected) => return,
+        };
+        if matches!(first, Msg::Event(_)) && batch.is_empty() {
+            std::thread::sleep(BATCH_WINDOW);
+        }
         let mut next = Some(first);
         while let Some(msg) = next.take() {
             match msg {
@@ -125,6 +154,11 @@ fn run(mut conn: Connection, rx: Receiver<Msg>) {
             }
             next = rx.try_recv().ok();
         }
+        for e in batch.iter_mut().filter(|e| e.chain) {
+            let hash = events::chain_hash(&last_hash, e);
+            e.prev_hash = Some(std::mem::replace(&mut last_hash, hash.clone()));
+            e.hash = Some(hash);
+        }
         write_batch(&mut conn, &mut batch);
         for w in waiters.drain(..) {
             let _ = w.send(()); // The flusher may have given up waiting; nothing to do.
@@ -132,6 +166,17 @@ fn run(mut conn: Connection, rx: Receiver<Msg>) {
         if stop {
             return;
         }
+    }
+}
+
+fn prune(conn: &Connection, days: u32) {
+    let cutoff = crate::gateway::http::now_ms() - i64::from(days) * 86_400_000;
+    match events::prune_before(conn, cutoff) {
+        Ok(0) => {}
+        Ok(n) => crate::logging::info(&format!(
+            "retention: pruned {n} event(s) older than {days} days"
+        )),
+        Err(e) => crate::logging::error(&format!("retention: failed to prune old events: {e}")),
     }
 }
 
@@ -175,7 +220,7 @@ mod tests {
     fn events_are_committed_on_flush() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("kt.db");
-        let w = EventWriter::start(&path).unwrap();
+        let w = EventWriter::start(&path, None).unwrap();
         let sink = w.sink();
         for i in 0..1000 {
             sink.record(Event {
@@ -189,5 +234,34 @@ mod tests {
         assert_eq!(events::count(&conn).unwrap(), 1000);
         drop(sink);
         assert!(w.shutdown(Duration::from_secs(5)));
+    }
+
+    #[test]
+    fn chained_events_link_to_each_other_across_restarts() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kt.db");
+        for round in 0..2 {
+            let w = EventWriter::start(&path, Some(30)).unwrap();
+            for i in 0..3 {
+                w.sink().record(Event {
+                    request_id: format!("r{round}-{i}"),
+                    verdict: "allow".into(),
+                    ts_ms: crate::gateway::http::now_ms(),
+                    chain: true,
+                    ..Event::default()
+                });
+            }
+            assert!(w.shutdown(Duration::from_secs(5)));
+        }
+        let conn = crate::store::open(&path).unwrap();
+        let rows = events::recent(&conn, 100).unwrap();
+        assert_eq!(rows.len(), 6);
+        let mut prev = String::new();
+        for r in &rows {
+            assert_eq!(r.prev_hash.as_deref(), Some(prev.as_str()));
+            let h = events::chain_hash(&prev, r);
+            assert_eq!(r.hash.as_deref(), Some(h.as_str()));
+            prev = h;
+        }
     }
 }

@@ -334,9 +334,60 @@ pub fn post_stream(url: &str, body: &serde_json::Value) -> (u16, Vec<Arrival>) {
     (status, out)
 }
 
-/// Python with the official `openai` SDK (installed by `.ci/run`).
+/// A Python with the official `openai` SDK. The test set-up installs it: a virtualenv in
+/// the target directory (seeing system packages, so an installed SDK is reused) gets
+/// `tests/python/requirements.txt` on first use. `KT_TEST_PYTHON` overrides it.
 pub fn python() -> String {
-    std::env::var("KT_TEST_PYTHON").unwrap_or_else(|_| "python3".to_string())
+    static PYTHON: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    PYTHON
+        .get_or_init(|| {
+            if let Ok(p) = std::env::var("KT_TEST_PYTHON") {
+                return p;
+            }
+            let venv = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("py");
+            let py = venv.join("bin").join("python");
+            let ready = |py: &Path| {
+                Command::new(py)
+                    .args(["-c", "import openai, websockets"])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status()
+                    .is_ok_and(|s| s.success())
+            };
+            if ready(&py) {
+                return py.display().to_string();
+            }
+            let ok = Command::new("python3")
+                .args(["-m", "venv", "--system-site-packages"])
+                .arg(&venv)
+                .status()
+                .is_ok_and(|s| s.success());
+            assert!(
+                ok,
+                "could not create a Python virtualenv in {}",
+                venv.display()
+            );
+            if !ready(&py) {
+                let ok = Command::new(&py)
+                    .args([
+                        "-m",
+                        "pip",
+                        "install",
+                        "--quiet",
+                        "--disable-pip-version-check",
+                        "-r",
+                    ])
+                    .arg(repo().join("tests/python/requirements.txt"))
+                    .status()
+                    .is_ok_and(|s| s.success());
+                assert!(
+                    ok && ready(&py),
+                    "could not install tests/python/requirements.txt (openai SDK)"
+                );
+            }
+            py.display().to_string()
+        })
+        .clone()
 }
 
 /// Runs `tests/python/<script>` against `base_url`; panics with its output on failure.
