@@ -20,7 +20,7 @@ use crate::config::schema::ProviderKind;
 use crate::config::{Config, Target};
 use crate::openai::{ApiError, ChatRequest};
 use crate::providers::{self, BuildContext, UpstreamRequest};
-use crate::router::breaker::{Outcome, Permit};
+use crate::router::breaker::{BreakerConfig, Outcome, Permit};
 use crate::router::compress::{self, Compression, Limits};
 use crate::router::retry::{self, random_unit};
 use crate::router::state::Skipped;
@@ -310,6 +310,15 @@ fn attempt(target: &Target, n: u32, outcome: String, latency: Duration) -> Attem
         retry_in_ms: None,
         probe: false,
     }
+}
+
+/// A stream that broke after the upstream answered `200` (it was not retried: the client
+/// already had bytes) still counts against the target: statistics and circuit breaker.
+pub fn record_stream_failure(state: &State, config: &Config, target: &Target) {
+    let ts = state.routing.router.target(target);
+    let breaker = BreakerConfig::from_spec(config.spec.providers.circuit_breaker.as_ref());
+    ts.stats.record_late_failure();
+    ts.breaker.record_late_failure(&breaker, Instant::now());
 }
 
 /// The request as this target gets it: trimmed to its context limits, and asking for

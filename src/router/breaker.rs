@@ -97,6 +97,8 @@ pub enum Outcome {
 #[derive(Debug, Default)]
 struct Inner {
     consecutive: u32,
+    /// The count the last success reset, in case that success turns out to be a failure.
+    before_success: u32,
     /// Last outcomes, newest in bit 0, 1 = failure.
     history: u64,
     seen: u32,
@@ -190,13 +192,34 @@ impl Breaker {
         };
         inner.history = (inner.history << 1) | u64::from(failed);
         inner.seen = inner.seen.saturating_add(1).min(cfg.window);
-        inner.consecutive = if failed {
-            inner.consecutive.saturating_add(1)
+        if failed {
+            inner.consecutive = inner.consecutive.saturating_add(1);
         } else {
-            0
-        };
+            inner.before_success = inner.consecutive;
+            inner.consecutive = 0;
+        }
+        Self::maybe_open(&mut inner, cfg, failed, now);
+    }
+
+    /// A request already recorded as a success failed after all (a stream that broke
+    /// after its `200`): counted as a failure in place of that success.
+    pub fn record_late_failure(&self, cfg: &BreakerConfig, now: Instant) {
+        if !cfg.enabled {
+            return;
+        }
+        let mut inner = self.lock();
+        inner.consecutive = inner
+            .consecutive
+            .max(inner.before_success)
+            .saturating_add(1);
+        inner.before_success = 0;
+        inner.history |= 1;
+        Self::maybe_open(&mut inner, cfg, true, now);
+    }
+
+    fn maybe_open(inner: &mut Inner, cfg: &BreakerConfig, failed: bool, now: Instant) {
         if inner.opened_at.is_some() {
-            // Requests let through while open (last resort) do not extend the cooldown.
+            // A request that started before the circuit opened does not extend the cooldown.
             return;
         }
         let mask = if cfg.window >= 64 {
@@ -285,6 +308,20 @@ mod tests {
         assert_eq!(b.state(&c, t2), CircuitState::Closed);
         let s = b.snapshot(&c, t2);
         assert_eq!((s.opens, s.consecutive_failures), (1, 0));
+    }
+
+    #[test]
+    fn streams_that_break_after_their_200_count_as_failures() {
+        let c = cfg(3, 1000);
+        let b = Breaker::default();
+        let now = Instant::now();
+        for _ in 0..3 {
+            let p = b.acquire(&c, now);
+            b.record(&c, p, Outcome::Success, now);
+            assert_eq!(b.state(&c, now), CircuitState::Closed);
+            b.record_late_failure(&c, now);
+        }
+        assert_eq!(b.state(&c, now), CircuitState::Open);
     }
 
     #[test]

@@ -87,6 +87,11 @@ impl TargetStats {
         l.last_sample = Some(now);
     }
 
+    /// A request already counted as a success failed after all (a broken stream).
+    pub fn record_late_failure(&self) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// An answer that says nothing about the target's speed or health (e.g. the request
     /// was bad): counted, not sampled.
     pub fn record_other(&self) {

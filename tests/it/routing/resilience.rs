@@ -279,6 +279,14 @@ fn streams_fall_back_before_the_upstream_answers_and_never_after() {
     let r = routing_of(&evs[1]);
     assert_eq!(r["attempts"].as_array().unwrap().len(), 1, "{r}");
     assert_eq!(evs[1]["status"], 502);
+    // The broken stream still counts against the target: two failed tries of the first
+    // request, then this one.
+    let m = target_metrics(&gw, "first");
+    assert_eq!(
+        (m["requests"].as_u64(), m["errors"].as_u64()),
+        (Some(3), Some(3))
+    );
+    assert_eq!(m["circuit"]["consecutive_failures"], 3);
 }
 
 #[test]
