@@ -461,7 +461,7 @@ _kt() {
             return 0
             ;;
         kt__subcmd__gateway__subcmd__key__subcmd__create)
-            opts="-h -V --db --name --configuration-id --expires-in --team --rpm --tpm --budget-usd --json --help --version"
+            opts="-h -V --db --name --configuration-id --expires-in --team --rpm --tpm --budget-usd --policy-config --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -496,6 +496,10 @@ _kt() {
                     return 0
                     ;;
                 --budget-usd)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --policy-config)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -655,7 +659,7 @@ _kt() {
             return 0
             ;;
         kt__subcmd__gateway__subcmd__run)
-            opts="-h -V --listen --port --policy-config --fail-mode --max-concurrency --upstream --upstream-api-key --upstream-api-key-header --upstream-api-key-prefix --db --help --version"
+            opts="-h -V --listen --port --policy-config --fail-mode --max-concurrency --upstream --upstream-api-key --upstream-api-key-header --upstream-api-key-prefix --admin-token --db --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -694,6 +698,10 @@ _kt() {
                     return 0
                     ;;
                 --upstream-api-key-prefix)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --admin-token)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

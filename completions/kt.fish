@@ -48,6 +48,7 @@ complete -c kt -n "__fish_kt_using_subcommand gateway; and __fish_seen_subcomman
 complete -c kt -n "__fish_kt_using_subcommand gateway; and __fish_seen_subcommand_from run" -l upstream-api-key -d 'Debug only: API key for --upstream' -r
 complete -c kt -n "__fish_kt_using_subcommand gateway; and __fish_seen_subcommand_from run" -l upstream-api-key-header -d 'Debug only: header carrying the --upstream key' -r
 complete -c kt -n "__fish_kt_using_subcommand gateway; and __fish_seen_subcommand_from run" -l upstream-api-key-prefix -d 'Debug only: prefix before the --upstream key' -r
+complete -c kt -n "__fish_kt_using_subcommand gateway; and __fish_seen_subcommand_from run" -l admin-token -d 'Token for the admin endpoints (GET /v1/events, /keeptrusts/*); without one, a token is created on first run, printed once and stored hashed' -r
 complete -c kt -n "__fish_kt_using_subcommand gateway; and __fish_seen_subcommand_from run" -l db -d 'SQLite file for keys and events [default: $KT_HOME/kt.db, KT_HOME defaulting to ~/.keeptrusts]' -r -F
 complete -c kt -n "__fish_kt_using_subcommand gateway; and __fish_seen_subcommand_from run" -s h -l help -d 'Print help'
 complete -c kt -n "__fish_kt_using_subcommand gateway; and __fish_seen_subcommand_from run" -s V -l version -d 'Print version'
@@ -58,12 +59,12 @@ complete -c kt -n "__fish_kt_using_subcommand policy; and not __fish_seen_subcom
 complete -c kt -n "__fish_kt_using_subcommand policy; and not __fish_seen_subcommand_from lint help" -f -a "lint" -d 'Check policy-config.yaml files and report every problem with its location'
 complete -c kt -n "__fish_kt_using_subcommand policy; and not __fish_seen_subcommand_from lint help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c kt -n "__fish_kt_using_subcommand policy; and __fish_seen_subcommand_from lint" -s f -l file -d 'A config file or a directory of *.yaml/*.yml files (repeat to layer files)' -r -F
-complete -c kt -n "__fish_kt_using_subcommand policy; and __fish_seen_subcommand_from lint" -l format -d 'Output format' -r -f -a "text\t''
-json\t''
-github\t''"
-complete -c kt -n "__fish_kt_using_subcommand policy; and __fish_seen_subcommand_from lint" -l json -d 'Print the result as JSON'
+complete -c kt -n "__fish_kt_using_subcommand policy; and __fish_seen_subcommand_from lint" -l format -d 'Output format' -r -f -a "text\t'Summary and findings for people (colored on a terminal)'
+json\t'One JSON object (an array of them for several configs)'
+github\t'GitHub Actions annotations'"
+complete -c kt -n "__fish_kt_using_subcommand policy; and __fish_seen_subcommand_from lint" -l json -d 'Print the result as JSON (same as --format json)'
 complete -c kt -n "__fish_kt_using_subcommand policy; and __fish_seen_subcommand_from lint" -l strict -d 'Treat warnings as errors'
-complete -c kt -n "__fish_kt_using_subcommand policy; and __fish_seen_subcommand_from lint" -s h -l help -d 'Print help'
+complete -c kt -n "__fish_kt_using_subcommand policy; and __fish_seen_subcommand_from lint" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c kt -n "__fish_kt_using_subcommand policy; and __fish_seen_subcommand_from lint" -s V -l version -d 'Print version'
 complete -c kt -n "__fish_kt_using_subcommand policy; and __fish_seen_subcommand_from help" -f -a "lint" -d 'Check policy-config.yaml files and report every problem with its location'
 complete -c kt -n "__fish_kt_using_subcommand policy; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -114,11 +115,12 @@ complete -c kt -n "__fish_kt_using_subcommand gateway-key; and not __fish_seen_s
 complete -c kt -n "__fish_kt_using_subcommand gateway-key; and __fish_seen_subcommand_from create" -l db -d 'SQLite file for keys and events [default: $KT_HOME/kt.db, KT_HOME defaulting to ~/.keeptrusts]' -r -F
 complete -c kt -n "__fish_kt_using_subcommand gateway-key; and __fish_seen_subcommand_from create" -l name -d 'A unique name for the key' -r
 complete -c kt -n "__fish_kt_using_subcommand gateway-key; and __fish_seen_subcommand_from create" -l configuration-id -d 'The configuration (pack.name) requests with this key run under' -r
-complete -c kt -n "__fish_kt_using_subcommand gateway-key; and __fish_seen_subcommand_from create" -l expires-in -d 'Lifetime: 90d, 12h or never' -r
+complete -c kt -n "__fish_kt_using_subcommand gateway-key; and __fish_seen_subcommand_from create" -l expires-in -d 'Lifetime: 90d, 12h, 30m or never' -r
 complete -c kt -n "__fish_kt_using_subcommand gateway-key; and __fish_seen_subcommand_from create" -l team -d 'Team the key\'s requests are attributed to' -r
 complete -c kt -n "__fish_kt_using_subcommand gateway-key; and __fish_seen_subcommand_from create" -l rpm -d 'Requests per minute' -r
 complete -c kt -n "__fish_kt_using_subcommand gateway-key; and __fish_seen_subcommand_from create" -l tpm -d 'Tokens per minute' -r
-complete -c kt -n "__fish_kt_using_subcommand gateway-key; and __fish_seen_subcommand_from create" -l budget-usd -d 'Spending limit in USD' -r
+complete -c kt -n "__fish_kt_using_subcommand gateway-key; and __fish_seen_subcommand_from create" -l budget-usd -d 'Spending limit in USD (over the key\'s lifetime)' -r
+complete -c kt -n "__fish_kt_using_subcommand gateway-key; and __fish_seen_subcommand_from create" -l policy-config -d 'Policy config files the gateway loads, to check --configuration-id against' -r -F
 complete -c kt -n "__fish_kt_using_subcommand gateway-key; and __fish_seen_subcommand_from create" -l json -d 'Print JSON'
 complete -c kt -n "__fish_kt_using_subcommand gateway-key; and __fish_seen_subcommand_from create" -s h -l help -d 'Print help'
 complete -c kt -n "__fish_kt_using_subcommand gateway-key; and __fish_seen_subcommand_from create" -s V -l version -d 'Print version'

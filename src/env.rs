@@ -9,6 +9,7 @@ pub const KT_UPSTREAM_API_KEY: &str = "KT_UPSTREAM_API_KEY";
 pub const KT_UPSTREAM_API_KEY_HEADER: &str = "KT_UPSTREAM_API_KEY_HEADER";
 pub const KT_UPSTREAM_API_KEY_PREFIX: &str = "KT_UPSTREAM_API_KEY_PREFIX";
 pub const KT_GATEWAY_URL: &str = "KT_GATEWAY_URL";
+pub const KT_ADMIN_TOKEN: &str = "KT_ADMIN_TOKEN";
 pub const KT_LOG: &str = "KT_LOG";
 pub const KT_LOG_FORMAT: &str = "KT_LOG_FORMAT";
 pub const NO_COLOR: &str = "NO_COLOR";

@@ -43,6 +43,10 @@ pub struct RunArgs {
     /// Debug only: prefix before the --upstream key
     #[arg(long, env = crate::env::KT_UPSTREAM_API_KEY_PREFIX, value_name = "PREFIX")]
     pub upstream_api_key_prefix: Option<String>,
+    /// Token for the admin endpoints (GET /v1/events, /keeptrusts/*); without one, a token
+    /// is created on first run, printed once and stored hashed
+    #[arg(long, env = crate::env::KT_ADMIN_TOKEN, hide_env_values = true, value_name = "TOKEN")]
+    pub admin_token: Option<String>,
     #[command(flatten)]
     pub db: DbArgs,
 }
@@ -59,6 +63,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitStatus> {
         upstream_api_key,
         upstream_api_key_header,
         upstream_api_key_prefix,
+        admin_token,
         db,
     } = args;
     crate::logging::init_from_env();
@@ -115,6 +120,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitStatus> {
         }
     );
     eprintln!("kt: events: {}", db.display());
+    let (admin, created) = crate::gateway::auth::admin_token(&db, admin_token.as_deref())
+        .context("failed to set up the admin token")?;
+    if let Some(token) = created {
+        eprintln!("kt: admin token for GET /v1/events and /keeptrusts/* (shown once, stored hashed): {token}");
+    }
     let opts = GatewayOptions {
         listen,
         configs,
@@ -123,7 +133,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitStatus> {
         fail_mode,
         upstream,
         shutdown_grace: Duration::from_secs(30),
+        admin,
     };
+
     crate::gateway::run(opts, |addr| {
         let mut out = std::io::stdout().lock();
         // Tests and scripts read this line to learn the port.

@@ -2,7 +2,9 @@
 //! arguments here and calls into the domain modules; only `cli/` writes to the terminal.
 
 pub mod gateway;
+pub mod gateway_key;
 pub mod generate;
+pub mod policy;
 
 use std::path::PathBuf;
 
@@ -29,7 +31,7 @@ pub enum Command {
     /// Run the governance gateway.
     Gateway(GatewayArgs),
     /// Validate policy configuration files.
-    Policy(PolicyArgs),
+    Policy(policy::PolicyArgs),
     /// Read the events the gateway recorded.
     Events(EventsArgs),
     /// Create, list and revoke gateway keys.
@@ -81,41 +83,6 @@ pub enum GatewayCommand {
         after_help = "Examples:\n  kt gateway run\n  kt gateway run --policy-config policy-config.yaml --port 41002\n  kt gateway run --listen 0.0.0.0:8080 --policy-config base.yaml --policy-config team.yaml"
     )]
     Run(gateway::RunArgs),
-}
-
-#[derive(Debug, Args)]
-pub struct PolicyArgs {
-    #[command(subcommand)]
-    pub command: PolicyCommand,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum PolicyCommand {
-    /// Check policy-config.yaml files and report every problem with its location.
-    Lint(LintArgs),
-}
-
-#[derive(Debug, Args)]
-pub struct LintArgs {
-    /// A config file or a directory of *.yaml/*.yml files (repeat to layer files)
-    #[arg(long, short = 'f', value_name = "PATH", required = true)]
-    pub file: Vec<PathBuf>,
-    /// Print the result as JSON
-    #[arg(long)]
-    pub json: bool,
-    /// Output format
-    #[arg(long, value_enum, default_value = "text")]
-    pub format: LintFormat,
-    /// Treat warnings as errors
-    #[arg(long)]
-    pub strict: bool,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum LintFormat {
-    Text,
-    Json,
-    Github,
 }
 
 #[derive(Debug, Args)]
@@ -203,58 +170,11 @@ pub struct GatewayKeyArgs {
 #[derive(Debug, Subcommand)]
 pub enum GatewayKeyCommand {
     /// Create a key (shown once; only its hash is stored).
-    Create(KeyCreateArgs),
+    Create(gateway_key::KeyCreateArgs),
     /// List keys.
-    List(KeyListArgs),
+    List(gateway_key::KeyListArgs),
     /// Revoke a key by name or prefix.
-    Revoke(KeyRevokeArgs),
-}
-
-#[derive(Debug, Args)]
-pub struct KeyCreateArgs {
-    #[command(flatten)]
-    pub db: DbArgs,
-    /// A unique name for the key
-    #[arg(long)]
-    pub name: Option<String>,
-    /// The configuration (pack.name) requests with this key run under
-    #[arg(long, value_name = "PACK")]
-    pub configuration_id: Option<String>,
-    /// Lifetime: 90d, 12h or never
-    #[arg(long, value_name = "DURATION")]
-    pub expires_in: Option<String>,
-    /// Team the key's requests are attributed to
-    #[arg(long)]
-    pub team: Option<String>,
-    /// Requests per minute
-    #[arg(long)]
-    pub rpm: Option<u64>,
-    /// Tokens per minute
-    #[arg(long)]
-    pub tpm: Option<u64>,
-    /// Spending limit in USD
-    #[arg(long, value_name = "USD")]
-    pub budget_usd: Option<f64>,
-    /// Print JSON
-    #[arg(long)]
-    pub json: bool,
-}
-
-#[derive(Debug, Args)]
-pub struct KeyListArgs {
-    #[command(flatten)]
-    pub db: DbArgs,
-    /// Print JSON
-    #[arg(long)]
-    pub json: bool,
-}
-
-#[derive(Debug, Args)]
-pub struct KeyRevokeArgs {
-    #[command(flatten)]
-    pub db: DbArgs,
-    /// The key's name or display prefix
-    pub key: String,
+    Revoke(gateway_key::KeyRevokeArgs),
 }
 
 #[derive(Debug, Args)]
@@ -301,9 +221,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
             command: GatewayCommand::Run(args),
         }) => gateway::run(args),
         Command::Generate(args) => generate::run(args),
-        Command::Policy(_) => not_implemented("kt policy lint", 3),
+        Command::Policy(args) => policy::run(args),
         Command::Events(_) => not_implemented("kt events", 8),
-        Command::GatewayKey(_) => not_implemented("kt gateway-key", 7),
+        Command::GatewayKey(GatewayKeyArgs { command }) => gateway_key::run(command),
         Command::Chat(_) => not_implemented("kt chat", 8),
         Command::Init(_) => not_implemented("kt init", 8),
     }

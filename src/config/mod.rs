@@ -7,6 +7,7 @@
 
 pub mod diagnostic;
 pub mod layer;
+pub mod lint;
 pub mod sandbox;
 pub mod schema;
 pub mod validate;
@@ -156,35 +157,37 @@ impl ConfigSet {
                 Vec::new(),
             ));
         }
-        let mut merged: Option<serde_yaml::Value> = None;
-        let mut by_name = BTreeMap::new();
-        let mut warnings = Vec::new();
-        let mut last = None;
-        let mut sources = Vec::new();
+        let mut files = Vec::with_capacity(paths.len());
         for path in paths {
             let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
                 path: path.clone(),
                 source,
             })?;
-            let value = validate::parse_yaml(&text).map_err(|d| ConfigError::Invalid {
+            files.push(validate::SourceFile {
                 path: path.clone(),
-                diagnostics: vec![d],
-            })?;
-            let layered = match merged.take() {
-                None => value,
-                Some(mut base) => {
-                    layer::merge(&mut base, value);
-                    base
+                text,
+            });
+        }
+        let mut by_name = BTreeMap::new();
+        let mut warnings: Vec<Diagnostic> = Vec::new();
+        let mut last = None;
+        for (k, layer) in validate::check_layers(&files).into_iter().enumerate() {
+            let path = files.get(k).map(|f| f.path.clone()).unwrap_or_default();
+            let (mut cfg, warns) = from_layer(layer, &path)?;
+            cfg.source = files
+                .iter()
+                .take(k + 1)
+                .map(|f| f.path.display().to_string())
+                .collect::<Vec<_>>()
+                .join(" + ");
+            for w in warns {
+                if !warnings.contains(&w) {
+                    warnings.push(w);
                 }
-            };
-            sources.push(path.display().to_string());
-            let (mut cfg, warns) = from_value(layered.clone(), &text, path)?;
-            cfg.source = sources.join(" + ");
-            warnings.extend(warns);
+            }
             let cfg = Arc::new(cfg);
             by_name.insert(cfg.name.clone(), cfg.clone());
             last = Some(cfg);
-            merged = Some(layered);
         }
         let default = last.ok_or_else(|| ConfigError::Invalid {
             path: PathBuf::new(),
@@ -203,25 +206,31 @@ impl ConfigSet {
 
 /// Loads one YAML text (used for the sandbox and by tests).
 pub fn load_str(text: &str, path: &Path) -> Result<(Config, Vec<Diagnostic>), ConfigError> {
-    let value = validate::parse_yaml(text).map_err(|d| ConfigError::Invalid {
+    let file = validate::SourceFile {
         path: path.to_path_buf(),
-        diagnostics: vec![d],
-    })?;
-    let (mut cfg, warns) = from_value(value, text, path)?;
+        text: text.to_string(),
+    };
+    let layer = validate::check_layers(&[file])
+        .pop()
+        .ok_or_else(|| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            diagnostics: vec![],
+        })?;
+    let (mut cfg, warns) = from_layer(layer, path)?;
     cfg.source = path.display().to_string();
     Ok((cfg, warns))
 }
 
-fn from_value(
-    value: serde_yaml::Value,
-    text: &str,
+/// A validated layer becomes a config when it has no errors; its warnings come along.
+fn from_layer(
+    layer: validate::Layer,
     path: &Path,
 ) -> Result<(Config, Vec<Diagnostic>), ConfigError> {
-    let (spec, diagnostics) = validate::validate(&value, text);
-    let (errors, warnings): (Vec<_>, Vec<_>) = diagnostics
+    let (errors, warnings): (Vec<_>, Vec<_>) = layer
+        .diagnostics
         .into_iter()
-        .partition(|d| d.severity == Severity::Error);
-    let spec = match spec {
+        .partition(Diagnostic::is_error);
+    let spec = match layer.spec {
         Some(spec) if errors.is_empty() => spec,
         _ => {
             return Err(ConfigError::Invalid {
@@ -246,7 +255,7 @@ fn build(spec: ConfigSpec) -> Result<Config, Vec<Diagnostic>> {
         match build_target(t) {
             Ok(target) => targets.push(target),
             Err(msg) => errors.push(Diagnostic::error(
-                "E020",
+                diagnostic::code::MISSING_FIELD,
                 format!("providers.targets[{i}]"),
                 msg,
             )),
@@ -273,6 +282,7 @@ fn build(spec: ConfigSpec) -> Result<Config, Vec<Diagnostic>> {
     })
 }
 
+/// Also used by validation, so a target the gateway cannot build is a finding.
 fn build_target(t: &TargetSpec) -> Result<Target, String> {
     let kind = t.provider_type.unwrap_or(t.provider.kind);
     let format = t.format.unwrap_or(match kind {

@@ -22,8 +22,11 @@ models:
     gpt-3.5-turbo: kt-sandbox
 policies:
   chain:
+    - pii-detector
     - audit-logger
 policy:
+  pii-detector:
+    action: redact
   audit-logger:
     retention_days: 30
 "#;

@@ -68,7 +68,7 @@ pub struct RetrySpec {
     /// this moves on to the next target instead of waiting.
     #[serde(default)]
     pub max_backoff_ms: Option<u64>,
-    /// Upstream statuses that are retried (default 429, 500, 502, 503, 504).
+    /// Upstream statuses that are retried (default 429, 500, 502, 503, 504, 529).
     #[serde(default)]
     pub on_status: Option<Vec<u16>>,
 }
@@ -260,6 +260,51 @@ pub struct GatewaySpec {
     /// Largest accepted request body in bytes (default 10 MiB).
     #[serde(default)]
     pub max_body_bytes: Option<u64>,
+    #[serde(default)]
+    pub auth: Option<AuthSpec>,
+    /// Limits for the whole gateway (scope `org`).
+    #[serde(default)]
+    pub rate_limits: Option<RateLimitSpec>,
+    /// A spending limit for the whole gateway.
+    #[serde(default)]
+    pub budget: Option<BudgetSpec>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSpec {
+    /// Refuse requests that carry no gateway key (`kt_gk_…`).
+    #[serde(default)]
+    pub require_key: bool,
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitSpec {
+    /// Requests per minute.
+    #[serde(default)]
+    pub rpm: Option<u64>,
+    /// Tokens (prompt + completion) per minute.
+    #[serde(default)]
+    pub tpm: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct BudgetSpec {
+    pub limit_usd: f64,
+    #[serde(default)]
+    pub period: BudgetPeriod,
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum BudgetPeriod {
+    Daily,
+    Weekly,
+    #[default]
+    Monthly,
+    Total,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

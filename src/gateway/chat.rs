@@ -7,6 +7,8 @@ use std::time::Instant;
 use serde_json::json;
 use tiny_http::Request;
 
+use super::admission::{self, Grant};
+use super::auth::{self, Presented};
 use super::http::{header, now_ms, read_body, Reply};
 use super::transport::UpstreamResponse;
 use super::{stream, Runtime, State};
@@ -17,6 +19,7 @@ use crate::policy::chain::PolicyTrace;
 use crate::policy::{RequestContext, Verdict};
 use crate::providers;
 use crate::router::{self, Resolution};
+use crate::store::keys::KeyRecord;
 use crate::store::{Event, EventKind};
 
 /// What the client sent, checked and routed, ready to go upstream.
@@ -28,6 +31,10 @@ pub struct Prepared {
     /// A non-gateway key the client sent, forwarded when the target has none.
     pub client_key: Option<String>,
     pub started: Instant,
+    /// Rate-limit and budget admission; settled with the real usage.
+    pub grant: Option<Grant>,
+    /// Headers for every response to this request (rate limits, budget).
+    pub headers: Vec<(String, String)>,
 }
 
 /// The upstream that answered.
@@ -49,15 +56,27 @@ pub fn handle(state: &Arc<State>, mut req: Request, request_id: &str) {
         correlation_id: header(&req, "x-correlation-id").map(str::to_string),
         ..Event::default()
     };
-    let runtime = state.default.clone();
-    ev.configuration = Some(runtime.config.name.clone());
-    ev.chain = runtime.chain.audit().is_some_and(|a| a.immutable);
-    let prepared = prepare(state, runtime, &mut req, request_id, started, &mut ev);
+    let mut headers = Vec::new();
+    let prepared = caller(state, &req, &mut ev).and_then(|(runtime, key, client_key)| {
+        prepare(
+            state,
+            runtime,
+            key,
+            client_key,
+            &mut req,
+            request_id,
+            started,
+            &mut ev,
+            &mut headers,
+        )
+    });
     let prepared = match prepared {
         Ok(p) => p,
         Err(e) => {
             finish_event(state, &mut ev, started, &e);
-            Reply::error(&e).send(req, request_id);
+            let mut reply = Reply::error(&e);
+            reply.headers.extend(headers);
+            reply.send(req, request_id);
             return;
         }
     };
@@ -68,13 +87,66 @@ pub fn handle(state: &Arc<State>, mut req: Request, request_id: &str) {
     }
 }
 
+/// Who is calling and under which configuration: a gateway key selects its bound
+/// configuration; without one, the gateway's default (unless `gateway.auth.require_key`).
+fn caller(state: &State, req: &Request, ev: &mut Event) -> Result<Caller, ApiError> {
+    let default = state.default.clone();
+    ev.configuration = Some(default.config.name.clone());
+    ev.chain = default.chain.audit().is_some_and(|a| a.immutable);
+    let (runtime, key, client_key) = match auth::presented(req) {
+        Presented::GatewayKey(k) => {
+            let record = state.keys.validate(&k)?;
+            ev.key_name = Some(record.name.clone());
+            ev.team.clone_from(&record.team);
+            let rt = state.by_name.get(&record.configuration_id).cloned().ok_or_else(|| {
+                ApiError::new(
+                    403,
+                    "invalid_request_error",
+                    Some("configuration_not_loaded"),
+                    format!(
+                        "Gateway key `{}` is bound to configuration `{}`, which this gateway has not loaded.",
+                        record.name, record.configuration_id
+                    ),
+                )
+            })?;
+            (rt, Some(record), None)
+        }
+        Presented::Other(_) | Presented::None if require_key(&default) => {
+            return Err(ApiError::unauthorized(
+                "This gateway requires a gateway key: send `Authorization: Bearer kt_gk_…` (create one with `kt gateway-key create`).",
+            ))
+        }
+        Presented::Other(k) => (default, None, Some(k)),
+        Presented::None => (default, None, None),
+    };
+    ev.configuration = Some(runtime.config.name.clone());
+    ev.chain = runtime.chain.audit().is_some_and(|a| a.immutable);
+    Ok((runtime, key, client_key))
+}
+
+/// The configuration a request runs under, its gateway key, and a provider key to forward.
+type Caller = (Arc<Runtime>, Option<KeyRecord>, Option<String>);
+
+fn require_key(rt: &Runtime) -> bool {
+    rt.config
+        .spec
+        .gateway
+        .auth
+        .as_ref()
+        .is_some_and(|a| a.require_key)
+}
+
+#[allow(clippy::too_many_arguments)]
 fn prepare(
-    _state: &State,
+    state: &State,
     runtime: Arc<Runtime>,
+    key: Option<KeyRecord>,
+    client_key: Option<String>,
     req: &mut Request,
     request_id: &str,
     started: Instant,
     ev: &mut Event,
+    headers: &mut Vec<(String, String)>,
 ) -> Result<Prepared, ApiError> {
     let body = read_body(req, runtime.config.max_body_bytes)?;
     let payload = payload_mode(&runtime);
@@ -85,12 +157,25 @@ fn prepare(
     ev.model_requested = Some(chat.model.clone());
     ev.stream = chat.is_stream();
     let resolution = router::resolve(&runtime.config, &chat.model)?;
-    let client_key = client_key(req);
+    let pricing = resolution
+        .candidates
+        .first()
+        .and_then(|&i| runtime.config.targets.get(i))
+        .and_then(|t| t.pricing);
+    // The gateway-wide limits come from the default configuration.
+    let grant = admission::admit(
+        state,
+        &state.default.config,
+        key.as_ref(),
+        &chat,
+        pricing.as_ref(),
+    )?;
+    headers.extend(grant.headers.iter().cloned());
     let ctx = RequestContext {
         request_id: request_id.to_string(),
         model: resolution.model.clone(),
-        key_name: None,
-        team: None,
+        key_name: key.as_ref().map(|k| k.name.clone()),
+        team: key.as_ref().and_then(|k| k.team.clone()),
     };
     let input = runtime.chain.run_input(&ctx, &mut chat);
     add_trace(ev, &input.trace);
@@ -113,6 +198,8 @@ fn prepare(
         ctx,
         client_key,
         started,
+        grant: Some(grant),
+        headers: std::mem::take(headers),
     })
 }
 
@@ -155,21 +242,6 @@ pub fn parse_request(body: &[u8]) -> Result<ChatRequest, ApiError> {
     }
     serde_json::from_value(value)
         .map_err(|e| ApiError::bad_request(format!("Invalid request: {e}")).with_param("messages"))
-}
-
-/// The key the client sent (`Authorization: Bearer`, `api-key`, `x-api-key`), unless it is
-/// a gateway key, which is never forwarded.
-fn client_key(req: &Request) -> Option<String> {
-    let raw = header(req, "authorization")
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .or_else(|| header(req, "api-key"))
-        .or_else(|| header(req, "x-api-key"))?
-        .trim();
-    // TODO(#7): validate `kt_gk_` gateway keys against the store.
-    (!raw.is_empty() && !raw.starts_with("kt_gk_")).then(|| raw.to_string())
 }
 
 pub fn add_trace(ev: &mut Event, trace: &[PolicyTrace]) {
@@ -223,7 +295,7 @@ pub fn upstream_error(target: &Target, resp: UpstreamResponse) -> ApiError {
 
 /// Headers every completion carries: deprecation notices.
 pub fn response_headers(p: &Prepared) -> Vec<(String, String)> {
-    let mut h = Vec::new();
+    let mut h = p.headers.clone();
     if let Some(succ) = &p.resolution.deprecated_successor {
         h.push(("Deprecation".to_string(), "true".to_string()));
         h.push(("X-Model-Deprecated-Successor".to_string(), succ.clone()));
@@ -254,9 +326,7 @@ fn unary(state: &Arc<State>, req: Request, mut p: Prepared, mut ev: Event) {
         Err(e) => {
             finish_event(state, &mut ev, p.started, &e);
             let mut reply = Reply::error(&e);
-            if e.status != 409 {
-                reply.headers.extend(response_headers(&p));
-            }
+            reply.headers.extend(response_headers(&p));
             reply.send(req, &request_id);
         }
     }
@@ -287,6 +357,7 @@ fn unary_inner(state: &State, p: &mut Prepared, ev: &mut Event) -> Result<Vec<u8
     if let Some(u) = &resp.usage {
         set_usage(ev, u);
     }
+    settle(state, p, ev, target);
     let payload = payload_mode(&p.runtime);
     if payload == Payload::Full {
         ev.response_body = serde_json::to_string(&resp).ok();
@@ -314,6 +385,28 @@ fn unary_inner(state: &State, p: &mut Prepared, ev: &mut Event) -> Result<Vec<u8
 /// What the audit-logger stores of bodies (nothing when it is not in the chain).
 pub fn payload_mode(rt: &Runtime) -> Payload {
     rt.chain.audit().map_or(Payload::None, |a| a.payload)
+}
+
+/// Prices the request from the usage on the event and the target's pricing, and settles
+/// its rate-limit and budget admission.
+pub fn settle(state: &State, p: &mut Prepared, ev: &mut Event, target: Option<&Target>) {
+    let usage = match (ev.prompt_tokens, ev.completion_tokens) {
+        (Some(pt), Some(ct)) => Some(crate::openai::Usage::new(
+            u64::try_from(pt).unwrap_or(0),
+            u64::try_from(ct).unwrap_or(0),
+        )),
+        _ => None,
+    };
+    if let Some(u) = &usage {
+        ev.cost_usd = admission::cost(
+            target.and_then(|t| t.pricing.as_ref()),
+            u.prompt_tokens,
+            u.completion_tokens,
+        );
+    }
+    if let Some(g) = p.grant.take() {
+        g.settle(state, usage.as_ref(), ev.cost_usd);
+    }
 }
 
 pub fn set_usage(ev: &mut Event, u: &crate::openai::Usage) {

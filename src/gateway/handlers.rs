@@ -6,7 +6,8 @@ use std::sync::Arc;
 use tiny_http::{Method, Request};
 
 use super::http::{header, now_ms, random_id, Reply};
-use super::{chat, State};
+use super::{admin, chat, State};
+
 use crate::openai::{ApiError, ModelEntry};
 use crate::policy::Verdict;
 use crate::store::{Event, EventKind};
@@ -32,11 +33,13 @@ pub fn handle(state: &Arc<State>, req: Request) {
             );
             reply.send(req, &request_id);
         }
+        (Method::Get, "/v1/events") => admin::events(state, &req).send(req, &request_id),
+        (Method::Get, "/keeptrusts/config") => admin::config(state, &req).send(req, &request_id),
         (Method::Get, "/health") | (Method::Get, "/healthz") => {
             health(state).send(req, &request_id)
         }
         (Method::Get, "/keeptrusts/providers/metrics") => {
-            super::routing::metrics(state).send(req, &request_id)
+            super::routing::metrics(state, &req).send(req, &request_id)
         }
         (m, p) if is_known_path(p) => {
             Reply::error(&ApiError::method_not_allowed(m.as_str(), p)).send(req, &request_id)
@@ -54,6 +57,8 @@ fn is_known_path(p: &str) -> bool {
             | "/models"
             | "/health"
             | "/healthz"
+            | "/v1/events"
+            | "/keeptrusts/config"
             | "/keeptrusts/providers/metrics"
     )
 }

@@ -2,9 +2,13 @@
 //! SSE writer and the upstream transport. Only this module and `store` touch the network
 //! and the disk.
 
+pub mod admin;
+pub mod admission;
+pub mod auth;
 pub mod chat;
 pub mod handlers;
 pub mod http;
+pub mod limits;
 pub mod probe;
 pub mod routing;
 pub mod server;
@@ -45,6 +49,8 @@ pub struct GatewayOptions {
     pub upstream: Option<UpstreamOverride>,
     /// How long in-flight requests may take to finish after SIGTERM/SIGINT.
     pub shutdown_grace: std::time::Duration,
+    /// Guards `GET /v1/events` and `/keeptrusts/*`.
+    pub admin: auth::AdminToken,
 }
 
 /// One configuration with its built policy chain.
@@ -60,6 +66,10 @@ pub struct State {
     pub agent: ureq::Agent,
     pub events: EventSink,
     pub shutting_down: AtomicBool,
+    pub keys: auth::KeyCache,
+    pub limits: Arc<limits::Limits>,
+    pub admin: auth::AdminToken,
+    pub db: PathBuf,
     /// Routing state (breakers, health, statistics) and the health probes.
     pub routing: routing::Routing,
 }
@@ -97,6 +107,10 @@ impl State {
             agent,
             events,
             shutting_down: AtomicBool::new(false),
+            keys: auth::KeyCache::open(&opts.db).map_err(|e| format!("{e}"))?,
+            limits: Arc::new(limits::Limits::default()),
+            admin: opts.admin.clone(),
+            db: opts.db.clone(),
             routing,
         })
     }

@@ -389,9 +389,12 @@ pub fn send_one(
     transport::send(&state.agent, up, timeout, stream)
 }
 
-/// `GET /keeptrusts/providers/metrics`: per target requests, errors, latency
-/// percentiles, circuit state and health.
-pub fn metrics(state: &State) -> Reply {
+/// `GET /keeptrusts/providers/metrics` (admin token): per target requests, errors,
+/// latency percentiles, circuit state and health.
+pub fn metrics(state: &State, req: &tiny_http::Request) -> Reply {
+    if let Err(e) = state.admin.check(req) {
+        return Reply::error(&e);
+    }
     let now = Instant::now();
     let data: Vec<serde_json::Value> = state
         .routing

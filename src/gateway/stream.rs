@@ -17,7 +17,7 @@ use super::State;
 use crate::config::Target;
 use crate::openai::{ApiError, ChatChunk, ChunkChoice, Delta, StreamAccumulator};
 use crate::policy::audit_logger::Payload;
-use crate::policy::StreamFilter;
+use crate::policy::{StreamFilter, Verdict};
 use crate::providers::{self, StreamEvent};
 use crate::store::Event;
 
@@ -82,7 +82,10 @@ pub fn run(state: &Arc<State>, req: Request, mut p: Prepared, mut ev: Event) {
         hide_usage: !p.chat.include_usage(),
         first_token: None,
         started: p.started,
-        make_filter: || p.runtime.chain.stream_filter(),
+        make_filter: {
+            let rt = p.runtime.clone();
+            move || rt.chain.stream_filter()
+        },
     };
     let result = match upstream {
         Upstream::Mock => pump_mock(&mut pump, &p),
@@ -103,6 +106,7 @@ pub fn run(state: &Arc<State>, req: Request, mut p: Prepared, mut ev: Event) {
             if let Some(u) = &acc.usage {
                 chat::set_usage(&mut ev, u);
             }
+            chat::settle(state, &mut p, &mut ev, Some(target));
             finish_ok(state, &mut ev, p.started);
         }
         Err(Stop::Upstream(e)) => {
@@ -115,7 +119,7 @@ pub fn run(state: &Arc<State>, req: Request, mut p: Prepared, mut ev: Event) {
             ev.error = Some(e.body.message.clone());
             finish_ok(state, &mut ev, p.started);
         }
-        Ok(()) => finish_stream(state, &p, target, ev, writer, acc, filters, held),
+        Ok(()) => finish_stream(state, &mut p, target, ev, writer, acc, filters, held),
     }
 }
 
@@ -148,6 +152,18 @@ impl<F: Fn() -> StreamFilter> Pump<F> {
             if let (Some(text), Some(f)) = (&choice.delta.content, self.filters.get_mut(idx)) {
                 if !f.is_empty() {
                     choice.delta.content = Some(f.push(text));
+                }
+            }
+            // A choice that finishes here releases what its filter still holds in this
+            // very chunk: sent later, it would land after this chunk's own text.
+            if let (Some(_), Some(f)) = (&choice.finish_reason, self.filters.get_mut(idx)) {
+                let rest = f.finish();
+                if !rest.is_empty() {
+                    choice
+                        .delta
+                        .content
+                        .get_or_insert_with(String::new)
+                        .push_str(&rest);
                 }
             }
         }
@@ -259,7 +275,7 @@ fn pump_http<F: Fn() -> StreamFilter>(
 #[allow(clippy::too_many_arguments)]
 fn finish_stream(
     state: &State,
-    p: &Prepared,
+    p: &mut Prepared,
     target: &Target,
     mut ev: Event,
     mut writer: SseWriter,
@@ -304,13 +320,24 @@ fn finish_stream(
     if payload == Payload::Redacted {
         ev.response_body = serde_json::to_string(&resp).ok();
     }
-    add_trace(&mut ev, &output.trace);
-    for f in &filters {
-        add_trace(&mut ev, &f.trace());
-    }
+    // A policy that redacted the stream as it flowed is recorded once, from its filter;
+    // its output-phase redaction of the assembled copy is not what the client received.
+    let streamed: Vec<_> = filters.iter().flat_map(StreamFilter::trace).collect();
+    let output_trace: Vec<_> = output
+        .trace
+        .iter()
+        .filter(|t| {
+            !(t.verdict == Verdict::Redact && streamed.iter().any(|s| s.policy == t.policy))
+        })
+        .cloned()
+        .collect();
+    add_trace(&mut ev, &output_trace);
+    add_trace(&mut ev, &streamed);
+
     if let Some(u) = &usage {
         chat::set_usage(&mut ev, u);
     }
+    chat::settle(state, p, &mut ev, Some(target));
     if let Some(block) = output.block {
         let e = ApiError::policy_violation(&block.policy, true, block.message);
         ev.blocked_by = Some(block.policy);

@@ -144,7 +144,7 @@ policy:
 
     #[test]
     fn absent_from_the_chain_means_no_restriction() {
-        let yaml = "pack: {name: t}\npolicy:\n  data-routing-policy: {require_zdr: true}\n";
+        let yaml = "pack: {name: t}\nproviders: {targets: [{id: m, provider: mock, model: m}]}\npolicy:\n  data-routing-policy: {require_zdr: true}\n";
         let c = load_str(yaml, std::path::Path::new("t.yaml")).unwrap().0;
         assert_eq!(DataRoutingSettings::of(&c).unwrap(), None);
         assert!(

@@ -5,9 +5,15 @@
 //! block (`policy.<name>`) and implements [`Policy`]. `build` is the only `match` on
 //! policy names.
 
+pub mod agent_firewall;
 pub mod audit_logger;
 pub mod chain;
 pub mod data_routing;
+pub mod dlp_filter;
+pub mod lists;
+pub mod pii_detector;
+pub mod safety_filter;
+pub mod scan;
 
 use serde::{Deserialize, Serialize};
 
@@ -16,7 +22,14 @@ use crate::openai::{ChatRequest, ChatResponse};
 pub use chain::{ChainOutcome, PolicyChain, StreamFilter};
 
 /// Policy names kt knows (the public product's names).
-pub const KNOWN: &[&str] = &[audit_logger::NAME, data_routing::NAME];
+pub const KNOWN: &[&str] = &[
+    audit_logger::NAME,
+    pii_detector::NAME,
+    dlp_filter::NAME,
+    safety_filter::NAME,
+    agent_firewall::NAME,
+    data_routing::NAME,
+];
 
 pub fn is_known(name: &str) -> bool {
     KNOWN.contains(&name)
@@ -33,6 +46,10 @@ pub fn build(name: &str, block: Option<&serde_yaml::Value>) -> Result<Box<dyn Po
     let block = block.unwrap_or(&empty);
     match name {
         audit_logger::NAME => Ok(Box::new(audit_logger::AuditLogger::from_block(block)?)),
+        pii_detector::NAME => Ok(Box::new(pii_detector::PiiDetector::from_block(block)?)),
+        dlp_filter::NAME => Ok(Box::new(dlp_filter::DlpFilter::from_block(block)?)),
+        safety_filter::NAME => Ok(Box::new(safety_filter::SafetyFilter::from_block(block)?)),
+        agent_firewall::NAME => Ok(Box::new(agent_firewall::AgentFirewall::from_block(block)?)),
         data_routing::NAME => Ok(Box::new(data_routing::DataRoutingPolicy::from_block(
             block,
         )?)),
@@ -40,12 +57,21 @@ pub fn build(name: &str, block: Option<&serde_yaml::Value>) -> Result<Box<dyn Po
     }
 }
 
-/// Parses a policy's typed spec from its block, naming the policy in the error.
+/// Parses a policy's typed spec from its block. Errors read "`policy.<name>.<path>`:
+/// <what>" with the path of the bad field, so `kt policy lint` can point at it.
 pub fn parse_block<T: serde::de::DeserializeOwned>(
     name: &str,
     block: &serde_yaml::Value,
 ) -> Result<T, String> {
-    serde_yaml::from_value(block.clone()).map_err(|e| format!("`policy.{name}`: {e}"))
+    serde_path_to_error::deserialize(block).map_err(|e| {
+        let at = e.path().to_string();
+        let inner = e.into_inner();
+        if at == "." {
+            format!("`policy.{name}`: {inner}")
+        } else {
+            format!("`policy.{name}.{at}`: {inner}")
+        }
+    })
 }
 
 /// `mode: enforce | observe`. Observe records what the policy would have done and lets

@@ -3,6 +3,10 @@
 //!
 //! `adapter_for` is the only `match` on provider kind.
 
+pub mod anthropic;
+pub mod cohere;
+pub mod common;
+pub mod errors;
 pub mod mock;
 pub mod openai;
 pub mod sse;
@@ -57,9 +61,10 @@ pub trait Adapter: Send + Sync {
 
     fn parse_response(&self, target: &Target, body: &[u8]) -> Result<ChatResponse, ApiError>;
 
-    /// An upstream non-2xx answer, normalized to OpenAI's error shape (status kept).
+    /// An upstream non-2xx answer in OpenAI's error shape, with the status the OpenAI SDK
+    /// treats as it would OpenAI's (see `errors::normalize`).
     fn parse_error(&self, status: u16, body: &[u8]) -> ApiError {
-        ApiError::from_upstream(status, body)
+        errors::normalize(status, body)
     }
 
     fn stream_decoder(&self, target: &Target, req: &ChatRequest) -> Box<dyn StreamDecoder>;
@@ -82,10 +87,10 @@ pub fn adapter_for(target: &Target) -> &'static dyn Adapter {
             | ProviderKind::Bedrock
             | ProviderKind::Cohere => &openai::OPENAI,
         },
-        // TODO(#5): native Anthropic, Gemini, Bedrock and Cohere translations.
-        WireFormat::Anthropic | WireFormat::Gemini | WireFormat::Bedrock | WireFormat::Cohere => {
-            &openai::UNSUPPORTED
-        }
+        WireFormat::Anthropic => &anthropic::ANTHROPIC,
+        WireFormat::Cohere => &cohere::COHERE,
+        // TODO(#5): native Gemini and Bedrock translations.
+        WireFormat::Gemini | WireFormat::Bedrock => &openai::UNSUPPORTED,
     }
 }
 

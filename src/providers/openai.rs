@@ -30,10 +30,19 @@ impl OpenAiAdapter {
             .as_deref()
             .unwrap_or(DEFAULT_AZURE_API_VERSION);
         if base.ends_with("/openai/v1") {
-            // The v1 form: model in the body, no api-version needed.
-            format!("{base}/chat/completions")
+            // The v1 form: model (the deployment name) in the body, no dated api-version;
+            // one is sent only when configured (the v1 preview wanted `preview`).
+            match target.api_version.as_deref() {
+                Some(v) => format!("{base}/chat/completions?api-version={v}"),
+                None => format!("{base}/chat/completions"),
+            }
         } else if base.contains("/openai/deployments/") {
             format!("{base}/chat/completions?api-version={version}")
+        } else if base.ends_with("/openai") {
+            format!(
+                "{base}/deployments/{}/chat/completions?api-version={version}",
+                target.model
+            )
         } else {
             format!(
                 "{base}/openai/deployments/{}/chat/completions?api-version={version}",
@@ -95,7 +104,17 @@ pub struct OpenAiStreamDecoder {
 impl OpenAiStreamDecoder {
     fn drain(&mut self, out: &mut Vec<StreamEvent>) -> Result<(), ApiError> {
         for ev in self.events.drain(..) {
-            out.push(decode_openai_event(&ev.data)?);
+            match decode_openai_event(&ev.data)? {
+                // Azure opens with a chunk carrying only `prompt_filter_results`: nothing
+                // for the client, and its empty `object` would make the SDK's stream
+                // helper drop it anyway.
+                StreamEvent::Chunk(c) if c.choices.is_empty() && c.usage.is_none() => {}
+                StreamEvent::Chunk(mut c) => {
+                    c.object = crate::openai::chunk_object();
+                    out.push(StreamEvent::Chunk(c));
+                }
+                other => out.push(other),
+            }
         }
         Ok(())
     }
@@ -227,6 +246,68 @@ mod tests {
             AZURE.url(&t),
             "https://r.openai.azure.com/openai/v1/chat/completions"
         );
+        // A trailing slash (as Microsoft's examples write it) changes nothing.
+        let t = target("{id: a, provider: azure-openai, model: m, base_url: 'https://r.services.ai.azure.com/openai/v1/'}");
+        assert_eq!(
+            AZURE.url(&t),
+            "https://r.services.ai.azure.com/openai/v1/chat/completions"
+        );
+        let t = target("{id: a, provider: azure-openai, model: m, api_version: preview, base_url: 'https://r.openai.azure.com/openai/v1'}");
+        assert_eq!(
+            AZURE.url(&t),
+            "https://r.openai.azure.com/openai/v1/chat/completions?api-version=preview"
+        );
+        let t = target("{id: a, provider: azure-openai, model: gpt4o, api_version: '2025-04-01-preview', base_url: 'https://r.openai.azure.com/openai'}");
+        assert_eq!(
+            AZURE.url(&t),
+            "https://r.openai.azure.com/openai/deployments/gpt4o/chat/completions?api-version=2025-04-01-preview"
+        );
+    }
+
+    #[test]
+    fn azure_request_sends_api_key_and_keeps_the_body() {
+        let t = target(
+            "{id: a, provider: azure-openai, model: gpt4o, base_url: 'https://r.openai.azure.com'}",
+        );
+        let req: ChatRequest = serde_json::from_str(
+            r#"{"model":"gpt4o","messages":[{"role":"user","content":"hi"}],"stream":true,"stream_options":{"include_usage":true}}"#,
+        )
+        .unwrap();
+        let up = AZURE
+            .build_request(
+                BuildContext {
+                    target: &t,
+                    api_key: Some("az-key"),
+                    now: std::time::SystemTime::now(),
+                },
+                &req,
+            )
+            .unwrap();
+        assert!(up.headers.contains(&("api-key".into(), "az-key".into())));
+        assert!(!up
+            .headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("authorization")));
+        let body: Value = serde_json::from_slice(&up.body).unwrap();
+        assert_eq!(body["stream_options"]["include_usage"], true);
+        assert_eq!(body["messages"][0]["content"], "hi");
+    }
+
+    #[test]
+    fn azure_filter_only_chunks_are_skipped_and_object_is_set() {
+        let mut d = OpenAiStreamDecoder::default();
+        let mut out = Vec::new();
+        d.feed(
+            b"data: {\"id\":\"\",\"object\":\"\",\"created\":0,\"model\":\"\",\"choices\":[],\"prompt_filter_results\":[]}\n\ndata: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"x\"}}]}\n\ndata: [DONE]\n\n",
+            &mut out,
+        )
+        .unwrap();
+        assert_eq!(out.len(), 2, "{out:?}");
+        let StreamEvent::Chunk(c) = &out[0] else {
+            panic!("{out:?}");
+        };
+        assert_eq!(c.object, "chat.completion.chunk");
+        assert!(matches!(out[1], StreamEvent::Done));
     }
 
     #[test]

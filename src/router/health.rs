@@ -52,28 +52,29 @@ impl Health {
 /// Where and how often a target is probed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProbeSettings {
-    /// `base_url` + `path`, or `path` itself when it is an absolute URL.
+    /// `path` on the target's host (`scheme://host:port` of `base_url`); without a
+    /// `path`, `base_url` + `/models`.
     pub url: String,
     pub interval: Duration,
     pub timeout: Duration,
 }
 
 impl ProbeSettings {
-    /// The probe of a target with `health_probe`; `None` without one (and for `mock`).
+    /// The probe of a target with `health_probe`; `None` without one, and for targets
+    /// without an HTTP base URL (`mock`, Bedrock).
     pub fn of(target: &Target) -> Option<ProbeSettings> {
         let spec = target.spec.health_probe.as_ref()?;
-        let path = spec.path.as_deref().unwrap_or(DEFAULT_PATH);
-        let url = if path.starts_with("http://") || path.starts_with("https://") {
-            path.to_string()
-        } else if target.base_url.starts_with("http") {
-            format!(
-                "{}/{}",
-                target.base_url.trim_end_matches('/'),
-                path.trim_start_matches('/')
-            )
-        } else {
-            // `mock://` or no base URL (Bedrock): nothing to probe relative to.
+        let base = target.base_url.trim_end_matches('/');
+        let (scheme, rest) = base.split_once("://")?;
+        if scheme != "http" && scheme != "https" {
             return None;
+        }
+        let url = match &spec.path {
+            Some(path) => {
+                let host = rest.split('/').next().unwrap_or(rest);
+                format!("{scheme}://{host}/{}", path.trim_start_matches('/'))
+            }
+            None => format!("{base}{DEFAULT_PATH}"),
         };
         let secs = |v: Option<f64>, default: Duration| {
             v.filter(|s| s.is_finite() && *s > 0.0)
@@ -143,19 +144,19 @@ mod tests {
 providers:
   targets:
     - {id: a, provider: openai, model: m, base_url: 'http://h:1/v1/', health_probe: {path: /health, interval_seconds: 0.5}}
-    - {id: b, provider: openai, model: m, base_url: 'http://h:1/v1', health_probe: {path: 'http://h:2/ready'}}
+    - {id: b, provider: openai, model: m, base_url: 'https://h/openai/v1', health_probe: {path: /v1/models}}
     - {id: c, provider: openai, model: m, base_url: 'http://h:1/v1', health_probe: {}}
     - {id: d, provider: openai, model: m, base_url: 'http://h:1/v1'}
     - {id: e, provider: mock, model: m, health_probe: {}}
 ";
         let c = load_str(yaml, std::path::Path::new("t.yaml")).unwrap().0;
         let a = ProbeSettings::of(&c.targets[0]).unwrap();
-        assert_eq!(a.url, "http://h:1/v1/health");
+        assert_eq!(a.url, "http://h:1/health");
         assert_eq!(a.interval, Duration::from_millis(500));
         assert_eq!(a.timeout, DEFAULT_TIMEOUT);
         assert_eq!(
             ProbeSettings::of(&c.targets[1]).unwrap().url,
-            "http://h:2/ready"
+            "https://h/v1/models"
         );
         assert_eq!(
             ProbeSettings::of(&c.targets[2]).unwrap().url,

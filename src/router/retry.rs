@@ -9,7 +9,8 @@ use crate::config::schema::RetrySpec;
 pub const DEFAULT_ATTEMPTS: u32 = 2;
 pub const DEFAULT_BACKOFF: Duration = Duration::from_millis(100);
 pub const DEFAULT_MAX_BACKOFF: Duration = Duration::from_millis(2000);
-pub const DEFAULT_ON_STATUS: [u16; 5] = [429, 500, 502, 503, 504];
+/// 529: Anthropic's "overloaded".
+pub const DEFAULT_ON_STATUS: [u16; 6] = [429, 500, 502, 503, 504, 529];
 
 /// Validated `providers.retry`.
 #[derive(Debug, Clone, PartialEq)]

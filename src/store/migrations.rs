@@ -59,6 +59,12 @@ const STEPS: &[&str] = &[
         tpm INTEGER,
         budget_usd REAL
     );",
+    // 2: gateway settings (the admin token's hash) and spend lookups per key.
+    "CREATE TABLE settings (
+        name TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    CREATE INDEX events_key ON events(key_name, ts_ms);",
 ];
 
 pub fn run(conn: &Connection, path: &Path) -> Result<(), StoreError> {

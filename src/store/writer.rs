@@ -206,8 +206,19 @@ fn write_batch(conn: &mut Connection, batch: &mut Vec<Event>) {
 
 fn try_write(conn: &mut Connection, batch: &[Event]) -> rusqlite::Result<()> {
     let tx = conn.transaction()?;
+    let mut used: Vec<(&str, i64)> = Vec::new();
     for e in batch {
         events::insert(&tx, e)?;
+        if let Some(k) = &e.key_name {
+            match used.iter_mut().find(|(n, _)| *n == k.as_str()) {
+                Some(slot) => slot.1 = slot.1.max(e.ts_ms),
+                None => used.push((k.as_str(), e.ts_ms)),
+            }
+        }
+    }
+    // `last used` of gateway keys, written here so requests never wait on it.
+    for (name, ts) in used {
+        super::keys::touch(&tx, name, ts)?;
     }
     tx.commit()
 }

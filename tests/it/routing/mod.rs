@@ -57,9 +57,23 @@ pub fn chat(gw: &Gateway, body: &Value) -> (u16, Vec<(String, String)>, Value) {
     post_json(&format!("{}/chat/completions", gw.base_url()), body, &[])
 }
 
+/// The admin token the routing tests' gateways run with.
+pub const ADMIN: &str = "routing-admin-token";
+
+/// A gateway with `config` and a known admin token (the metrics endpoint needs it).
+pub fn start(config: &str) -> Gateway {
+    Gateway::start_with(Some(config), &[], &[("KT_ADMIN_TOKEN", ADMIN)])
+}
+
 pub fn metrics(gw: &Gateway) -> Vec<Value> {
-    let (s, b) = get_json(&format!("{}/keeptrusts/providers/metrics", gw.url()));
-    assert_eq!(s, 200, "{b}");
+    let mut resp = http()
+        .get(format!("{}/keeptrusts/providers/metrics", gw.url()))
+        .header("Authorization", format!("Bearer {ADMIN}"))
+        .call()
+        .unwrap();
+    let text = resp.body_mut().read_to_string().unwrap();
+    assert_eq!(resp.status().as_u16(), 200, "{text}");
+    let b: Value = serde_json::from_str(&text).unwrap();
     b["data"].as_array().unwrap().clone()
 }
 

@@ -36,7 +36,7 @@ fn fallback_on_500_timeout_and_connection_refused() {
         ),
         "",
     );
-    let gw = Gateway::start(Some(&config));
+    let gw = start(&config);
     let started = Instant::now();
     let (s, _, b) = chat(&gw, &ask("gpt-4o", "hi"));
     assert_eq!(s, 200, "{b}");
@@ -102,6 +102,12 @@ fn fallback_on_500_timeout_and_connection_refused() {
     );
     assert!(m["latency_ms"]["p50"].as_f64().is_some());
     assert_eq!(m["circuit"]["state"], "closed");
+    // Like every `/keeptrusts/*` endpoint, the metrics need the admin token.
+    let (s, b) = get_json(&format!("{}/keeptrusts/providers/metrics", gw.url()));
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (401, Some("invalid_api_key"))
+    );
 }
 
 #[test]
@@ -125,7 +131,7 @@ fn the_last_targets_own_error_reaches_the_client_when_everything_fails() {
         ),
         "",
     );
-    let gw = Gateway::start(Some(&config));
+    let gw = start(&config);
     let (s, _, body) = chat(&gw, &ask("gpt-4o", "hi"));
     assert_eq!(s, 502);
     assert_eq!(body["error"]["message"], "b down");
@@ -148,7 +154,7 @@ fn the_last_targets_own_error_reaches_the_client_when_everything_fails() {
         ),
         "",
     );
-    let gw = Gateway::start(Some(&config));
+    let gw = start(&config);
     let (s, _, body) = chat(&gw, &ask("gpt-4o", "hi"));
     assert_eq!(
         (s, body["error"]["message"].as_str()),
@@ -192,7 +198,7 @@ fn retry_after_is_respected_and_a_long_one_moves_on() {
         ),
         "",
     );
-    let gw = Gateway::start(Some(&config));
+    let gw = start(&config);
     let started = Instant::now();
     let (s, _, b) = chat(&gw, &ask("gpt-4o", "short"));
     assert_eq!(s, 200);
@@ -245,7 +251,7 @@ fn streams_fall_back_before_the_upstream_answers_and_never_after() {
         ),
         "",
     );
-    let gw = Gateway::start(Some(&config));
+    let gw = start(&config);
     let url = format!("{}/chat/completions", gw.base_url());
 
     let mut body = ask("gpt-4o", "fail-before");
@@ -319,7 +325,7 @@ fn circuit_breaker_opens_skips_and_recovers_through_a_probe() {
         ),
         "",
     );
-    let gw = Gateway::start(Some(&config));
+    let gw = start(&config);
     for _ in 0..2 {
         let (s, _, b) = chat(&gw, &ask("gpt-4o", "hi"));
         assert_eq!(
@@ -371,7 +377,7 @@ fn every_open_circuit_fails_fast_with_503() {
         ),
         "",
     );
-    let gw = Gateway::start(Some(&config));
+    let gw = start(&config);
     assert_eq!(chat(&gw, &ask("gpt-4o", "hi")).0, 502);
     let (s, h, b) = chat(&gw, &ask("gpt-4o", "hi"));
     assert_eq!(s, 503);
@@ -408,12 +414,12 @@ fn probes_mark_a_dead_target_down_within_one_interval() {
         ),
         "",
     );
-    let gw = Gateway::start(Some(&config));
+    let gw = start(&config);
     let health = |gw: &Gateway| target_metrics(gw, "primary")["health"]["status"].clone();
     eventually(Duration::from_secs(5), "first probe", || {
         health(&gw) == "up"
     });
-    assert_eq!(primary.requests()[0].path, "/v1/health");
+    assert_eq!(primary.requests()[0].path, "/health");
 
     dead.store(true, Ordering::SeqCst);
     let took = eventually(Duration::from_secs(5), "marked down", || {
@@ -460,7 +466,7 @@ fn when_every_target_is_down_it_is_still_tried() {
         ),
         "",
     );
-    let gw = Gateway::start(Some(&config));
+    let gw = start(&config);
     eventually(Duration::from_secs(5), "marked down", || {
         target_metrics(&gw, "only")["health"]["status"] == "down"
     });

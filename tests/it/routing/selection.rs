@@ -24,7 +24,7 @@ fn weighted_round_robin_splits_an_ab_test_by_weight() {
         ),
         "",
     );
-    let gw = Gateway::start(Some(&config));
+    let gw = start(&config);
     for _ in 0..12 {
         let (s, _, _) = chat(&gw, &ask("gpt-4o", "hi"));
         assert_eq!(s, 200);
@@ -66,7 +66,7 @@ fn latency_strategy_moves_traffic_to_the_faster_target() {
         ),
         "",
     );
-    let gw = Gateway::start(Some(&config));
+    let gw = start(&config);
     let phase = |n: usize| -> Vec<String> {
         (0..n)
             .map(|_| {
@@ -110,7 +110,7 @@ fn pins_aliases_and_deprecation_headers() {
         ),
         "models:\n  aliases: {fast: gpt-4o}\n  deprecations: {gpt-4: gpt-4o}",
     );
-    let gw = Gateway::start(Some(&config));
+    let gw = start(&config);
     let content = |b: &Value| {
         b["choices"][0]["message"]["content"]
             .as_str()
@@ -180,7 +180,7 @@ fn context_is_trimmed_per_target_and_recorded() {
         ),
         "",
     );
-    let gw = Gateway::start(Some(&config));
+    let gw = start(&config);
     let body = json!({"model": "gpt-4o", "messages": [
         {"role": "system", "content": "be brief"},
         {"role": "user", "content": "old question"},
@@ -244,7 +244,7 @@ fn data_routing_policy_restricts_targets_and_reports_the_region() {
     let config = format!(
         "pack: {{name: zdr}}\nproviders:\n{targets}\npolicies:\n  chain: [data-routing-policy, audit-logger]\npolicy:\n  data-routing-policy: {{require_zdr: true}}\n"
     );
-    let gw = Gateway::start(Some(&config));
+    let gw = start(&config);
     let (s, _, b) = chat(&gw, &ask("gpt-4o", "hi"));
     assert_eq!(s, 200, "{b}");
     assert_eq!(b["choices"][0]["message"]["content"], "zdr");
@@ -254,7 +254,7 @@ fn data_routing_policy_restricts_targets_and_reports_the_region() {
     assert_eq!(r["skipped"][0]["target"], "openai-main");
 
     let config = config.replace("{require_zdr: true}", "{allowed_regions: [ap-south]}");
-    let gw = Gateway::start(Some(&config));
+    let gw = start(&config);
     let (s, _, b) = chat(&gw, &ask("gpt-4o", "hi"));
     assert_eq!(s, 409);
     assert_eq!(b["error"]["type"], "policy_violation");

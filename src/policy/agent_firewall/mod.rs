@@ -1,0 +1,347 @@
+//! `agent-firewall`: what tools an agent may be offered and may call.
+//!
+//! - `allow_tools` / `deny_tools`: tool names or globs (`search_*`, `?`); deny wins, and
+//!   with an allow list only listed tools pass.
+//! - `arguments`: per tool (name or glob), per argument (a dotted path into the JSON
+//!   arguments), a JSON Schema subset or a regex ([`schema`]).
+//! - `max_tool_calls`: calls one assistant turn may make; `max_total_tool_calls`: calls a
+//!   conversation may carry (bounds an agent loop, which resends its history).
+//!
+//! Input: the `tools` offered (blocked, or removed with `remove_denied_tools: true`) and
+//! every assistant `tool_calls` in the history. Output: the `tool_calls` of the response.
+
+mod schema;
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::{Decision, Finding, Mode, Policy, PolicyError, RequestContext};
+use crate::openai::{ChatRequest, ChatResponse, Role, ToolCall};
+pub use schema::{ArgRule, ArgRuleSpec, SchemaSpec};
+
+pub const NAME: &str = "agent-firewall";
+
+/// The `policy.agent-firewall` block.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FirewallSpec {
+    #[serde(default)]
+    pub mode: Mode,
+    /// When set, only these tools (names or globs) pass.
+    #[serde(default)]
+    pub allow_tools: Option<Vec<String>>,
+    #[serde(default)]
+    pub deny_tools: Vec<String>,
+    #[serde(default)]
+    pub max_tool_calls: Option<usize>,
+    #[serde(default)]
+    pub max_total_tool_calls: Option<usize>,
+    /// Remove denied tools from `tools` instead of blocking the request.
+    #[serde(default)]
+    pub remove_denied_tools: bool,
+    /// Tool name or glob → argument path → rule.
+    #[serde(default)]
+    pub arguments: BTreeMap<String, BTreeMap<String, ArgRuleSpec>>,
+}
+
+pub struct AgentFirewall {
+    spec: FirewallSpec,
+    /// (tool glob, [(argument path, rule)])
+    rules: Vec<(String, Vec<(String, ArgRule)>)>,
+}
+
+/// `*` matches any run of characters, `?` exactly one.
+pub fn glob(pattern: &str, name: &str) -> bool {
+    let p: Vec<char> = pattern.chars().collect();
+    let n: Vec<char> = name.chars().collect();
+    let (mut i, mut j) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while j < n.len() {
+        match p.get(i) {
+            Some('*') => {
+                star = Some((i, j));
+                i += 1;
+            }
+            Some(c) if *c == '?' || Some(c) == n.get(j) => {
+                i += 1;
+                j += 1;
+            }
+            _ => match star {
+                Some((si, sj)) => {
+                    i = si + 1;
+                    j = sj + 1;
+                    star = Some((si, sj + 1));
+                }
+                None => return false,
+            },
+        }
+    }
+    p.get(i..)
+        .is_some_and(|rest| rest.iter().all(|c| *c == '*'))
+}
+
+/// Why a call is refused: the finding kind and, for arguments, which and why.
+enum Refusal {
+    NotAllowed,
+    InvalidArguments,
+    Argument { path: String, why: String },
+}
+
+impl Refusal {
+    fn kind(&self) -> &'static str {
+        match self {
+            Refusal::NotAllowed => "tool_not_allowed",
+            Refusal::InvalidArguments => "invalid_arguments",
+            Refusal::Argument { .. } => "argument_not_allowed",
+        }
+    }
+
+    /// The end of a sentence about a call to `name`.
+    fn describe(&self, name: &str, output: bool) -> String {
+        match (self, output) {
+            (Refusal::NotAllowed, _) => {
+                format!("the tool `{name}`, which the agent firewall does not allow")
+            }
+            (Refusal::InvalidArguments, false) => {
+                format!("the tool `{name}` whose arguments are not a valid JSON object")
+            }
+            (Refusal::InvalidArguments, true) => {
+                format!("the tool `{name}` with arguments that are not a valid JSON object")
+            }
+            (Refusal::Argument { path, why }, false) => {
+                format!("the tool `{name}` whose argument `{path}` is not allowed: {why}")
+            }
+            (Refusal::Argument { path, why }, true) => {
+                format!("the tool `{name}` with an argument `{path}` that is not allowed: {why}")
+            }
+        }
+    }
+}
+
+/// Violations of one phase: counts by kind and the first one's sentence.
+#[derive(Default)]
+struct Violations {
+    counts: BTreeMap<&'static str, u32>,
+    first: Option<(&'static str, String)>,
+}
+
+impl Violations {
+    fn add(&mut self, kind: &'static str, message: impl FnOnce() -> String) {
+        *self.counts.entry(kind).or_default() += 1;
+        if self.first.is_none() {
+            self.first = Some((kind, message()));
+        }
+    }
+
+    fn findings(&self) -> Vec<Finding> {
+        self.counts
+            .iter()
+            .map(|(k, n)| Finding::new(*k, *n))
+            .collect()
+    }
+}
+
+fn lookup<'a>(args: &'a Value, path: &str) -> Option<&'a Value> {
+    path.split('.').try_fold(args, |v, key| v.get(key))
+}
+
+impl AgentFirewall {
+    pub fn from_block(block: &serde_yaml::Value) -> Result<AgentFirewall, String> {
+        AgentFirewall::new(super::parse_block(NAME, block)?)
+    }
+
+    pub fn new(spec: FirewallSpec) -> Result<AgentFirewall, String> {
+        let mut rules = Vec::new();
+        for (tool, args) in &spec.arguments {
+            let mut compiled = Vec::new();
+            for (path, rule) in args {
+                let r = ArgRule::compile(rule)
+                    .map_err(|e| format!("`policy.{NAME}.arguments.{tool}.{path}`: {e}"))?;
+                compiled.push((path.clone(), r));
+            }
+            rules.push((tool.clone(), compiled));
+        }
+        let globs = spec
+            .deny_tools
+            .iter()
+            .chain(spec.allow_tools.iter().flatten());
+        if globs.clone().any(|g| g.trim().is_empty()) {
+            return Err(format!(
+                "`policy.{NAME}`: tool names in `allow_tools` and `deny_tools` must not be empty"
+            ));
+        }
+        Ok(AgentFirewall { spec, rules })
+    }
+
+    pub fn is_allowed(&self, tool: &str) -> bool {
+        !self.spec.deny_tools.iter().any(|g| glob(g, tool))
+            && self
+                .spec
+                .allow_tools
+                .as_ref()
+                .is_none_or(|allow| allow.iter().any(|g| glob(g, tool)))
+    }
+
+    fn check_call(&self, call: &ToolCall) -> Option<Refusal> {
+        let name = call.function.name.as_str();
+        if !self.is_allowed(name) {
+            return Some(Refusal::NotAllowed);
+        }
+        let mut applicable = self
+            .rules
+            .iter()
+            .filter(|(g, _)| glob(g, name))
+            .flat_map(|(_, rules)| rules.iter())
+            .peekable();
+        applicable.peek()?;
+        let args: Value = match serde_json::from_str(&call.function.arguments) {
+            Ok(v @ Value::Object(_)) => v,
+            _ => return Some(Refusal::InvalidArguments),
+        };
+        for (path, rule) in applicable {
+            let refused = match lookup(&args, path) {
+                None if rule.required => Some("it is required".to_string()),
+                None => None,
+                Some(v) => rule.check(v).err(),
+            };
+            if let Some(why) = refused {
+                return Some(Refusal::Argument {
+                    path: path.clone(),
+                    why,
+                });
+            }
+        }
+        None
+    }
+
+    fn decide(&self, v: &Violations, removed: u32) -> Decision {
+        if let Some((kind, message)) = &v.first {
+            return Decision::Block {
+                reason: (*kind).to_string(),
+                message: message.clone(),
+                score: None,
+                findings: v.findings(),
+            };
+        }
+        if removed > 0 {
+            return Decision::Redacted {
+                reason: "tools_removed".to_string(),
+                findings: vec![Finding::new("tool_not_allowed", removed)],
+            };
+        }
+        Decision::Allow
+    }
+
+    /// Offered tools: denied ones are refused, or removed.
+    fn check_definitions(&self, req: &mut ChatRequest, v: &mut Violations) -> u32 {
+        let Some(tools) = &mut req.tools else {
+            return 0;
+        };
+        if self.spec.remove_denied_tools {
+            let before = tools.len();
+            tools.retain(|t| self.is_allowed(&t.function.name));
+            let removed = u32::try_from(before - tools.len()).unwrap_or(u32::MAX);
+            let names: Vec<String> = tools.iter().map(|t| t.function.name.clone()).collect();
+            if tools.is_empty() {
+                req.tools = None;
+                req.tool_choice = None;
+            } else if let Some(forced) = req
+                .tool_choice
+                .as_ref()
+                .and_then(|c| c.pointer("/function/name"))
+                .and_then(Value::as_str)
+            {
+                if !names.iter().any(|n| n == forced) {
+                    req.tool_choice = None;
+                }
+            }
+            return removed;
+        }
+        for t in tools.iter() {
+            let name = &t.function.name;
+            if !self.is_allowed(name) {
+                v.add("tool_not_allowed", || {
+                    format!("Your request was blocked because it offers the tool `{name}`, which the agent firewall does not allow.")
+                });
+            }
+        }
+        0
+    }
+}
+
+impl Policy for AgentFirewall {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn mode(&self) -> Mode {
+        self.spec.mode
+    }
+
+    fn on_input(
+        &self,
+        _ctx: &RequestContext,
+        req: &mut ChatRequest,
+    ) -> Result<Decision, PolicyError> {
+        let mut v = Violations::default();
+        let removed = self.check_definitions(req, &mut v);
+        let mut total = 0;
+        for m in req.messages.iter().filter(|m| m.role == Role::Assistant) {
+            let calls = m.tool_calls.as_deref().unwrap_or_default();
+            total += calls.len();
+            if let Some(max) = self.spec.max_tool_calls.filter(|max| calls.len() > *max) {
+                v.add("too_many_tool_calls", || {
+                    format!("Your request was blocked because one assistant turn makes {} tool calls, more than the {max} the agent firewall allows.", calls.len())
+                });
+            }
+            for call in calls {
+                if let Some(r) = self.check_call(call) {
+                    v.add(r.kind(), || {
+                        format!(
+                            "Your request was blocked because the conversation contains a call to {}.",
+                            r.describe(&call.function.name, false)
+                        )
+                    });
+                }
+            }
+        }
+        if let Some(max) = self.spec.max_total_tool_calls.filter(|max| total > *max) {
+            v.add("too_many_tool_calls", || {
+                format!("Your request was blocked because the conversation has {total} tool calls, more than the {max} the agent firewall allows.")
+            });
+        }
+        Ok(self.decide(&v, removed))
+    }
+
+    fn on_output(
+        &self,
+        _ctx: &RequestContext,
+        resp: &mut ChatResponse,
+    ) -> Result<Decision, PolicyError> {
+        let mut v = Violations::default();
+        for c in &resp.choices {
+            let calls = c.message.tool_calls.as_deref().unwrap_or_default();
+            if let Some(max) = self.spec.max_tool_calls.filter(|max| calls.len() > *max) {
+                v.add("too_many_tool_calls", || {
+                    format!("The response was blocked because the model made {} tool calls at once, more than the {max} the agent firewall allows.", calls.len())
+                });
+            }
+            for call in calls {
+                if let Some(r) = self.check_call(call) {
+                    v.add(r.kind(), || {
+                        format!(
+                            "The response was blocked because the model tried to call {}.",
+                            r.describe(&call.function.name, true)
+                        )
+                    });
+                }
+            }
+        }
+        Ok(self.decide(&v, 0))
+    }
+}
+
+#[cfg(test)]
+mod tests;

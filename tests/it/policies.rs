@@ -1,0 +1,601 @@
+//! The content and tool policies end to end through the real gateway against a mock
+//! OpenAI upstream: `pii-detector`, `dlp-filter`, `safety-filter`, `agent-firewall`.
+//! For each: a blocked request never reaches the upstream, redacted values never reach
+//! it, responses are redacted or blocked both whole and streamed, and the event records
+//! the decision and its findings but never a raw value.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::support::*;
+
+fn config(upstream: &str, chain: &str, blocks: &str) -> String {
+    format!(
+        "pack: {{name: policies, version: 1.0.0}}
+providers:
+  targets:
+    - id: primary
+      provider: openai
+      model: gpt-4o
+      base_url: {upstream}
+policies:
+  chain: [{chain}, audit-logger]
+policy:
+{blocks}"
+    )
+}
+
+fn completion(content: &str) -> Value {
+    json!({
+        "id": "chatcmpl-up", "object": "chat.completion", "created": 1, "model": "gpt-4o",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10}
+    })
+}
+
+fn tool_completion(name: &str, args: &str) -> Value {
+    json!({
+        "id": "chatcmpl-up", "object": "chat.completion", "created": 1, "model": "gpt-4o",
+        "choices": [{"index": 0, "finish_reason": "tool_calls", "message": {"role": "assistant", "content": null,
+            "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": name, "arguments": args}}]}}]
+    })
+}
+
+fn chunk(delta: Value, finish: Option<&str>) -> Value {
+    json!({"id": "chatcmpl-up", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o",
+           "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+}
+
+/// An SSE reply that streams `pieces` as content deltas, `delay` apart; the last piece
+/// rides on the chunk with the finish reason when `last_with_finish`.
+fn sse(pieces: &[&str], delay: Duration, last_with_finish: bool) -> MockReply {
+    let mut chunks = vec![chunk(json!({"role": "assistant", "content": ""}), None)];
+    for (i, p) in pieces.iter().enumerate() {
+        let finish = (last_with_finish && i + 1 == pieces.len()).then_some("stop");
+        chunks.push(chunk(json!({"content": p}), finish));
+    }
+    if !last_with_finish {
+        chunks.push(chunk(json!({}), Some("stop")));
+    }
+    MockReply::openai_sse(&chunks, delay)
+}
+
+fn user(text: &str) -> Value {
+    json!({"model": "gpt-4o", "messages": [{"role": "user", "content": text}]})
+}
+
+fn streamed(mut body: Value) -> Value {
+    body["stream"] = json!(true);
+    body
+}
+
+fn chat_url(gw: &Gateway) -> String {
+    format!("{}/chat/completions", gw.base_url())
+}
+
+/// The content deltas of a stream, in order.
+fn contents(arrivals: &[Arrival]) -> Vec<(Duration, String)> {
+    arrivals
+        .iter()
+        .filter_map(|a| {
+            let v: Value = serde_json::from_str(&a.data).ok()?;
+            let c = v["choices"][0]["delta"]["content"].as_str()?.to_string();
+            (!c.is_empty()).then_some((a.at, c))
+        })
+        .collect()
+}
+
+fn joined(arrivals: &[Arrival]) -> String {
+    contents(arrivals).into_iter().map(|(_, c)| c).collect()
+}
+
+/// The block envelope of a policy.
+fn assert_blocked(body: &Value, policy: &str, code: &str) {
+    assert_eq!(body["error"]["type"], "policy_violation", "{body}");
+    assert_eq!(body["error"]["policy"], policy, "{body}");
+    assert_eq!(body["error"]["code"], code, "{body}");
+    let msg = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(msg.ends_with('.') && msg.len() > 30, "a sentence: {msg:?}");
+}
+
+/// A stream that ends with a policy error chunk and then `[DONE]`.
+fn assert_stream_blocked(arrivals: &[Arrival], policy: &str) {
+    let n = arrivals.len();
+    assert!(n >= 2, "{arrivals:?}");
+    assert_eq!(arrivals[n - 1].data, "[DONE]");
+    let err: Value = serde_json::from_str(&arrivals[n - 2].data).unwrap();
+    assert_blocked(&err, policy, "output_blocked");
+}
+
+/// The trace entries of a policy on the (only) event.
+fn traces(ev: &Value, policy: &str) -> Vec<Value> {
+    ev["policies"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter(|t| t["policy"] == policy)
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The trace entry of a policy in one phase.
+fn trace_in(ev: &Value, policy: &str, phase: &str) -> Value {
+    traces(ev, policy)
+        .into_iter()
+        .find(|t| t["phase"] == phase)
+        .unwrap_or(Value::Null)
+}
+
+fn finding(trace: &Value, kind: &str) -> u64 {
+    trace["findings"]
+        .as_array()
+        .and_then(|fs| fs.iter().find(|f| f["kind"] == kind))
+        .and_then(|f| f["count"].as_u64())
+        .unwrap_or(0)
+}
+
+/// No raw value anywhere in the database file.
+fn assert_db_clean(gw: &Gateway, raws: &[&str]) {
+    let db = String::from_utf8_lossy(&std::fs::read(&gw.db).unwrap()).to_string();
+    for raw in raws {
+        assert!(!db.contains(raw), "`{raw}` stored in the database");
+    }
+}
+
+const EMAIL: &str = "john.doe@example.com";
+const CARD: &str = "4111 1111 1111 1111";
+const SSN: &str = "123-45-6789";
+const KEY: &str = "sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4z";
+
+#[test]
+fn pii_redacted_values_never_reach_the_upstream() {
+    let up = MockUpstream::start(|_| MockReply::json(200, completion("noted")));
+    let gw = Gateway::start(Some(&config(
+        &up.v1(),
+        "pii-detector",
+        "  pii-detector: {action: redact}\n",
+    )));
+    let body = json!({"model": "gpt-4o", "messages": [
+        {"role": "system", "content": format!("Escalate to {EMAIL}.")},
+        {"role": "user", "content": [{"type": "text", "text": format!("My SSN is {SSN} and my key is {KEY}")}]},
+        {"role": "assistant", "content": null, "tool_calls": [{"id": "c1", "type": "function",
+            "function": {"name": "charge", "arguments": json!({"card": CARD}).to_string()}}]},
+        {"role": "tool", "tool_call_id": "c1", "content": format!("charged {CARD}")}
+    ]});
+    let (status, _, resp) = post_json(&chat_url(&gw), &body, &[]);
+    assert_eq!(status, 200, "{resp}");
+    assert_eq!(resp["choices"][0]["message"]["content"], "noted");
+    let sent = String::from_utf8(up.requests()[0].body.clone()).unwrap();
+    for raw in [EMAIL, SSN, KEY, CARD, "4111"] {
+        assert!(!sent.contains(raw), "`{raw}` reached the upstream: {sent}");
+    }
+    let sent: Value = serde_json::from_str(&sent).unwrap();
+    assert_eq!(sent["messages"][0]["content"], "Escalate to [EMAIL].");
+    assert_eq!(
+        sent["messages"][1]["content"][0]["text"],
+        "My SSN is [US_SSN] and my key is [OPENAI_API_KEY]"
+    );
+    assert_eq!(
+        sent["messages"][2]["tool_calls"][0]["function"]["arguments"],
+        r#"{"card":"[CREDIT_CARD]"}"#
+    );
+    assert_eq!(sent["messages"][3]["content"], "charged [CREDIT_CARD]");
+
+    let ev = &gw.events(1)[0];
+    assert_eq!(ev["verdict"], "redact");
+    let t = &traces(ev, "pii-detector")[0];
+    assert_eq!(t["phase"], "input");
+    assert_eq!(t["verdict"], "redact");
+    assert_eq!(t["reason"], "pii_redacted");
+    assert_eq!(finding(t, "email"), 1);
+    assert_eq!(finding(t, "credit_card"), 2);
+    assert_eq!(finding(t, "us_ssn"), 1);
+    assert_eq!(finding(t, "openai_api_key"), 1);
+    assert_db_clean(&gw, &[EMAIL, SSN, KEY, CARD]);
+}
+
+#[test]
+fn pii_block_never_reaches_the_upstream() {
+    let up = MockUpstream::start(|_| MockReply::json(200, completion("noted")));
+    let gw = Gateway::start(Some(&config(
+        &up.v1(),
+        "pii-detector",
+        "  pii-detector: {action: block}\n",
+    )));
+    let (status, _, body) = post_json(&chat_url(&gw), &user(&format!("card {CARD}")), &[]);
+    assert_eq!(status, 409);
+    assert_blocked(&body, "pii-detector", "input_blocked");
+    assert_eq!(
+        body["error"]["message"],
+        "Your request was blocked because it contains sensitive data: a payment card number. Remove it and try again."
+    );
+    // Streaming requests are refused the same way, before any stream starts.
+    let (status, _) = post_stream(&chat_url(&gw), &streamed(user(&format!("mail {EMAIL}"))));
+    assert_eq!(status, 409);
+    assert_eq!(up.count(), 0, "nothing went upstream");
+    let evs = gw.events(2);
+    assert_eq!(evs.len(), 2);
+    for ev in &evs {
+        assert_eq!(ev["verdict"], "block");
+        assert_eq!(ev["blocked_by"], "pii-detector");
+        assert_eq!(ev["status"], 409);
+        assert_eq!(traces(ev, "pii-detector")[0]["reason"], "pii_detected");
+    }
+    assert_eq!(
+        finding(&traces(&evs[0], "pii-detector")[0], "credit_card"),
+        1
+    );
+    assert_db_clean(&gw, &[EMAIL, CARD]);
+}
+
+#[test]
+fn pii_redacts_responses_whole_and_streamed() {
+    // The email and the card are split across chunks 60 ms apart.
+    let pieces = [
+        "Sure. Contact jo",
+        "hn.doe@exa",
+        "mple.com or pay with 4111 11",
+        "11 1111 1111",
+        " today.",
+    ];
+    let up = MockUpstream::start(move |r| {
+        if r.json()["stream"] == true {
+            sse(&pieces, Duration::from_millis(60), false)
+        } else {
+            MockReply::json(200, completion(&pieces.concat()))
+        }
+    });
+    let gw = Gateway::start(Some(&config(
+        &up.v1(),
+        "pii-detector",
+        "  pii-detector: {}\n",
+    )));
+    let expected = "Sure. Contact [EMAIL] or pay with [CREDIT_CARD] today.";
+
+    let (status, _, body) = post_json(&chat_url(&gw), &user("hi"), &[]);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["choices"][0]["message"]["content"], expected);
+
+    let (status, arrivals) = post_stream(&chat_url(&gw), &streamed(user("hi")));
+    assert_eq!(status, 200);
+    // Any fragment of a raw value in any chunk would show in the concatenation.
+    assert_eq!(joined(&arrivals), expected);
+    for (_, c) in contents(&arrivals) {
+        for frag in ["jo", "hn", "doe", "exa", "4111", "11 "] {
+            assert!(!c.contains(frag), "chunk {c:?} leaks {frag:?}");
+        }
+    }
+    // Text before the email flowed at once, not at the end of the stream.
+    let parts = contents(&arrivals);
+    assert_eq!(parts[0].1, "Sure. Contact ");
+    let last = parts.last().unwrap().0;
+    assert!(
+        last - parts[0].0 >= Duration::from_millis(150),
+        "tokens were held until the end: {parts:?}"
+    );
+    assert_eq!(arrivals.last().unwrap().data, "[DONE]");
+
+    let evs = gw.events(2);
+    for ev in &evs {
+        assert_eq!(ev["verdict"], "redact", "{ev}");
+        let t = traces(ev, "pii-detector");
+        assert!(t.iter().any(|t| t["phase"] == "output"
+            && finding(t, "email") == 1
+            && finding(t, "credit_card") == 1));
+    }
+    // The stream's event also says what the filter rewrote on the way.
+    assert!(traces(&evs[1], "pii-detector")
+        .iter()
+        .any(|t| t["reason"] == "stream_redaction" && finding(t, "email") == 1));
+    assert_db_clean(&gw, &[EMAIL, "john.doe", CARD]);
+}
+
+#[test]
+fn stream_redaction_keeps_text_order_when_the_last_chunk_carries_content() {
+    // Providers may put the last content in the chunk that has the finish reason. What the
+    // filter still held must come out before that chunk's own text.
+    let up = MockUpstream::start(|_| {
+        sse(
+            &["Write to jo", "hn@exam", "ple.com thanks"],
+            Duration::ZERO,
+            true,
+        )
+    });
+    let gw = Gateway::start(Some(&config(
+        &up.v1(),
+        "pii-detector",
+        "  pii-detector: {}\n",
+    )));
+    let (status, arrivals) = post_stream(&chat_url(&gw), &streamed(user("hi")));
+    assert_eq!(status, 200);
+    assert_eq!(joined(&arrivals), "Write to [EMAIL] thanks");
+    let last: Value = serde_json::from_str(&arrivals[arrivals.len() - 2].data).unwrap();
+    assert_eq!(last["choices"][0]["finish_reason"], "stop");
+}
+
+#[test]
+fn pii_blocks_responses_whole_and_streamed() {
+    let up = MockUpstream::start(|r| {
+        if r.json()["stream"] == true {
+            sse(
+                &[
+                    "Your key: sk-proj-Ab3dEf6",
+                    "hIj9kLm2nOp5qRs8tUv1wXy4z",
+                    " keep it safe",
+                ],
+                Duration::from_millis(20),
+                false,
+            )
+        } else {
+            MockReply::json(200, completion(&format!("Your key: {KEY}")))
+        }
+    });
+    let gw = Gateway::start(Some(&config(
+        &up.v1(),
+        "pii-detector",
+        "  pii-detector: {action: block}\n",
+    )));
+    let (status, _, body) = post_json(&chat_url(&gw), &user("what is my key?"), &[]);
+    assert_eq!(status, 409);
+    assert_blocked(&body, "pii-detector", "output_blocked");
+    assert_eq!(
+        body["error"]["message"],
+        "The response was blocked because it contained sensitive data: an OpenAI API key."
+    );
+    assert_eq!(up.count(), 1, "the clean request went upstream");
+
+    let (status, arrivals) = post_stream(&chat_url(&gw), &streamed(user("what is my key?")));
+    assert_eq!(status, 200);
+    assert_stream_blocked(&arrivals, "pii-detector");
+    for a in &arrivals {
+        assert!(
+            !a.data.contains("Ab3dEf6") && !a.data.contains("hIj9"),
+            "leaked: {}",
+            a.data
+        );
+    }
+    let evs = gw.events(2);
+    for ev in &evs {
+        assert_eq!(ev["verdict"], "block");
+        assert_eq!(ev["blocked_by"], "pii-detector");
+    }
+    assert_db_clean(&gw, &[KEY, "Ab3dEf6"]);
+}
+
+const DLP: &str = "  dlp-filter:
+    redaction_marker: '[REDACTED:{name}]'
+    rules:
+      - {name: deals, phrases: [acme acquisition]}
+      - {name: codenames, action: redact, keywords: [nightjar]}
+      - {name: competitors, action: flag, keywords: [initech]}
+";
+
+#[test]
+fn dlp_blocks_redacts_and_flags() {
+    let up = MockUpstream::start(|r| {
+        if r.json()["stream"] == true {
+            sse(
+                &[
+                    "Project Night",
+                    "jar ships Friday; the Acme acq",
+                    "uisition is done.",
+                ],
+                Duration::from_millis(10),
+                false,
+            )
+        } else {
+            MockReply::json(200, completion("Initech called about Nightjar."))
+        }
+    });
+    let gw = Gateway::start(Some(&config(&up.v1(), "dlp-filter", DLP)));
+    let (status, _, body) = post_json(
+        &chat_url(&gw),
+        &user("Draft the ACME  acquisition memo"),
+        &[],
+    );
+    assert_eq!(status, 409);
+    assert_blocked(&body, "dlp-filter", "input_blocked");
+    assert_eq!(up.count(), 0);
+
+    let (status, _, body) = post_json(&chat_url(&gw), &user("Status of nightjar vs Initech?"), &[]);
+    assert_eq!(status, 200, "{body}");
+    let sent = up.requests()[0].json();
+    assert_eq!(
+        sent["messages"][0]["content"],
+        "Status of [REDACTED:codenames] vs Initech?"
+    );
+    assert_eq!(
+        body["choices"][0]["message"]["content"],
+        "Initech called about [REDACTED:codenames]."
+    );
+
+    // Streamed, the block-rule phrase is masked as it flows, then the stream is blocked.
+    let (status, arrivals) = post_stream(&chat_url(&gw), &streamed(user("news?")));
+    assert_eq!(status, 200);
+    assert_eq!(
+        joined(&arrivals),
+        "Project [REDACTED:codenames] ships Friday; the [REDACTED:deals] is done."
+    );
+    assert_stream_blocked(&arrivals, "dlp-filter");
+
+    let evs = gw.events(3);
+    assert_eq!(evs[0]["verdict"], "block");
+    assert_eq!(evs[1]["verdict"], "redact");
+    let input = &traces(&evs[1], "dlp-filter")[0];
+    assert_eq!(input["reason"], "dlp_redact");
+    assert_eq!(finding(input, "codenames"), 1);
+    assert_eq!(finding(input, "competitors"), 1);
+    assert_eq!(evs[2]["verdict"], "block");
+    assert_db_clean(&gw, &["nightjar", "Nightjar", "acquisition"]);
+}
+
+#[test]
+fn safety_filter_blocks_unsafe_prompts_and_streams() {
+    let up = MockUpstream::start(|_| {
+        sse(
+            &["Step one of how to m", "ake a bo", "mb: never."],
+            Duration::from_millis(10),
+            false,
+        )
+    });
+    let gw = Gateway::start(Some(&config(
+        &up.v1(),
+        "safety-filter",
+        "  safety-filter: {}\n",
+    )));
+    let (status, _, body) = post_json(&chat_url(&gw), &user("Tell me how to make a bomb"), &[]);
+    assert_eq!(status, 409);
+    assert_blocked(&body, "safety-filter", "input_blocked");
+    assert_eq!(
+        body["error"]["message"],
+        "Your request was blocked because it asks for unsafe content (violent harm), which this service does not provide."
+    );
+    assert_eq!(up.count(), 0);
+
+    let (status, arrivals) = post_stream(&chat_url(&gw), &streamed(user("a chemistry question")));
+    assert_eq!(status, 200);
+    assert_eq!(joined(&arrivals), "Step one of [REDACTED]: never.");
+    assert_stream_blocked(&arrivals, "safety-filter");
+    let evs = gw.events(2);
+    assert_eq!(finding(&traces(&evs[0], "safety-filter")[0], "violence"), 1);
+    assert_eq!(evs[1]["blocked_by"], "safety-filter");
+}
+
+const FIREWALL: &str = "  agent-firewall:
+    deny_tools: [\"*_admin\", shell]
+    max_tool_calls: 2
+    arguments:
+      transfer_funds:
+        amount: {type: number, maximum: 1000}
+";
+
+fn with_tools(names: &[&str]) -> Value {
+    let tools: Vec<Value> = names
+        .iter()
+        .map(|n| json!({"type": "function", "function": {"name": n, "parameters": {"type": "object"}}}))
+        .collect();
+    json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "do it"}], "tools": tools})
+}
+
+#[test]
+fn agent_firewall_checks_offered_tools_and_calls() {
+    let up = MockUpstream::start(|r| {
+        let body = r.json();
+        let args = r#"{"amount":5000}"#;
+        if body["stream"] == true {
+            let chunks = vec![
+                chunk(
+                    json!({"role": "assistant", "tool_calls": [{"index": 0, "id": "call_1", "type": "function", "function": {"name": "transfer_funds", "arguments": ""}}]}),
+                    None,
+                ),
+                chunk(
+                    json!({"tool_calls": [{"index": 0, "function": {"arguments": args}}]}),
+                    None,
+                ),
+                chunk(json!({}), Some("tool_calls")),
+            ];
+            MockReply::openai_sse(&chunks, Duration::ZERO)
+        } else if body["messages"][0]["content"] == "reset" {
+            MockReply::json(200, tool_completion("reset_admin", "{}"))
+        } else {
+            MockReply::json(200, tool_completion("transfer_funds", args))
+        }
+    });
+    let gw = Gateway::start(Some(&config(&up.v1(), "agent-firewall", FIREWALL)));
+    let (status, _, body) = post_json(&chat_url(&gw), &with_tools(&["search", "shell"]), &[]);
+    assert_eq!(status, 409);
+    assert_blocked(&body, "agent-firewall", "input_blocked");
+    assert_eq!(
+        body["error"]["message"],
+        "Your request was blocked because it offers the tool `shell`, which the agent firewall does not allow."
+    );
+    assert_eq!(up.count(), 0);
+
+    let mut reset = with_tools(&["search", "reset_user"]);
+    reset["messages"][0]["content"] = json!("reset");
+    let (status, _, body) = post_json(&chat_url(&gw), &reset, &[]);
+    assert_eq!(status, 409);
+    assert_blocked(&body, "agent-firewall", "output_blocked");
+
+    let (status, _, body) = post_json(&chat_url(&gw), &with_tools(&["transfer_funds"]), &[]);
+    assert_eq!(status, 409);
+    assert_eq!(
+        body["error"]["message"],
+        "The response was blocked because the model tried to call the tool `transfer_funds` with an argument `amount` that is not allowed: it is above the allowed maximum."
+    );
+
+    let (status, arrivals) =
+        post_stream(&chat_url(&gw), &streamed(with_tools(&["transfer_funds"])));
+    assert_eq!(status, 200);
+    assert_stream_blocked(&arrivals, "agent-firewall");
+
+    let evs = gw.events(4);
+    assert_eq!(
+        trace_in(&evs[0], "agent-firewall", "input")["reason"],
+        "tool_not_allowed"
+    );
+    assert_eq!(
+        trace_in(&evs[1], "agent-firewall", "output")["reason"],
+        "tool_not_allowed"
+    );
+    for ev in &evs[2..] {
+        let t = trace_in(ev, "agent-firewall", "output");
+        assert_eq!(t["reason"], "argument_not_allowed", "{ev}");
+        assert_eq!(finding(&t, "argument_not_allowed"), 1);
+    }
+    assert!(evs.iter().all(|e| e["verdict"] == "block"));
+}
+
+#[test]
+fn observe_mode_records_without_acting() {
+    let up = MockUpstream::start(|_| MockReply::json(200, completion("ok")));
+    let blocks = "  pii-detector: {mode: observe, action: block}\n  agent-firewall: {mode: observe, deny_tools: [shell]}\n";
+    let gw = Gateway::start(Some(&config(
+        &up.v1(),
+        "pii-detector, agent-firewall",
+        blocks,
+    )));
+    let mut body = with_tools(&["shell"]);
+    body["messages"][0]["content"] = json!(format!("mail {EMAIL}"));
+    let (status, _, resp) = post_json(&chat_url(&gw), &body, &[]);
+    assert_eq!(status, 200, "{resp}");
+    let sent = up.requests()[0].json();
+    assert_eq!(
+        sent["messages"][0]["content"],
+        format!("mail {EMAIL}"),
+        "observe rewrites nothing"
+    );
+    let ev = &gw.events(1)[0];
+    assert_eq!(ev["verdict"], "allow");
+    for policy in ["pii-detector", "agent-firewall"] {
+        let t = &traces(ev, policy)[0];
+        assert_eq!(t["verdict"], "block", "{policy}");
+        assert_eq!(t["observed"], true, "{policy}");
+    }
+}
+
+#[test]
+fn openai_python_sdk_sees_policy_blocks_and_redactions() {
+    let up = MockUpstream::start(|r| {
+        if r.json()["stream"] == true {
+            sse(
+                &["mail jo", "hn.doe@exa", "mple.com"],
+                Duration::from_millis(5),
+                false,
+            )
+        } else {
+            MockReply::json(200, completion("mail john.doe@example.com"))
+        }
+    });
+    let blocks = "  safety-filter: {}\n  pii-detector: {}\n";
+    let gw = Gateway::start(Some(&config(
+        &up.v1(),
+        "safety-filter, pii-detector",
+        blocks,
+    )));
+    let out = run_python("sdk_policies.py", &gw.base_url(), &[]);
+    assert!(out.contains("ALL OK"), "{out}");
+}
