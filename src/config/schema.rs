@@ -44,6 +44,56 @@ pub struct ProvidersSpec {
     pub strategy: Strategy,
     #[serde(default)]
     pub targets: Vec<TargetSpec>,
+    /// Retries of one target before falling back to the next (`providers.retry`).
+    #[serde(default)]
+    pub retry: Option<RetrySpec>,
+    /// Per-target circuit breaker (`providers.circuit_breaker`).
+    #[serde(default)]
+    pub circuit_breaker: Option<CircuitBreakerSpec>,
+}
+
+/// `providers.retry`: how often one target is tried on a transient failure (connect
+/// error, timeout, or a status in `on_status`) before the next target is tried. A retry
+/// never happens once the first byte of an answer reached the client.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RetrySpec {
+    /// Tries per target, the first included (default 2; 1 disables retries).
+    #[serde(default)]
+    pub attempts: Option<u32>,
+    /// First backoff in milliseconds, doubled per retry, with jitter (default 100).
+    #[serde(default)]
+    pub backoff_ms: Option<u64>,
+    /// Longest wait before a retry (default 2000). An upstream `retry-after` longer than
+    /// this moves on to the next target instead of waiting.
+    #[serde(default)]
+    pub max_backoff_ms: Option<u64>,
+    /// Upstream statuses that are retried (default 429, 500, 502, 503, 504, 529).
+    #[serde(default)]
+    pub on_status: Option<Vec<u16>>,
+}
+
+/// `providers.circuit_breaker`: a target that keeps failing is skipped for a while, then
+/// tried again with a single probe request.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CircuitBreakerSpec {
+    /// `false` turns the breaker off (default `true`).
+    #[serde(default)]
+    pub enabled: Option<bool>,
+    /// Consecutive failures that open the circuit (default 5).
+    #[serde(default)]
+    pub failure_threshold: Option<u32>,
+    /// Also open when this share of the last `window` requests failed (0 < rate <= 1;
+    /// default off).
+    #[serde(default)]
+    pub failure_rate: Option<f64>,
+    /// Requests the failure rate is computed over (default 20, at most 64).
+    #[serde(default)]
+    pub window: Option<u32>,
+    /// Seconds an open circuit waits before one probe request is let through (default 30).
+    #[serde(default)]
+    pub cooldown_seconds: Option<f64>,
 }
 
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]

@@ -10,15 +10,14 @@ use tiny_http::Request;
 use super::admission::{self, Grant};
 use super::auth::{self, Presented};
 use super::http::{header, now_ms, read_body, Reply};
-use super::transport::{self, UpstreamResponse};
+use super::transport::UpstreamResponse;
 use super::{stream, Runtime, State};
-use crate::config::schema::{ProviderKind, Strategy};
 use crate::config::Target;
 use crate::openai::{ApiError, ChatRequest, KeeptrustsMeta};
 use crate::policy::audit_logger::Payload;
 use crate::policy::chain::PolicyTrace;
 use crate::policy::{RequestContext, Verdict};
-use crate::providers::{self, BuildContext};
+use crate::providers;
 use crate::router::{self, Resolution};
 use crate::store::keys::KeyRecord;
 use crate::store::{Event, EventKind};
@@ -266,111 +265,14 @@ pub fn add_trace(ev: &mut Event, trace: &[PolicyTrace]) {
     }
 }
 
-/// Sends the request to the first candidate that answers; connection failures (and 5xx
-/// under the `fallback` strategy) move on to the next candidate.
+/// Sends the request along the router's plan (strategy, retries, circuit breakers,
+/// health, fallback); see `gateway::routing`. Records the decision in `detail.routing`.
 pub fn call_upstream(
     state: &State,
     p: &mut Prepared,
     ev: &mut Event,
 ) -> Result<(usize, Upstream), ApiError> {
-    let stream = p.chat.is_stream();
-    let config = p.runtime.config.clone();
-    let candidates = p.resolution.candidates.clone();
-    let mut attempts = Vec::new();
-    let mut last_err = ApiError::model_not_found(&p.resolution.requested);
-    for (n, &i) in candidates.iter().enumerate() {
-        let Some(target) = config.targets.get(i) else {
-            continue;
-        };
-        let is_last = n + 1 == candidates.len();
-        ev.target_id = Some(target.id.clone());
-        ev.provider = Some(target.kind.as_str().to_string());
-        ev.model_used = Some(target.model.clone());
-        p.chat.model.clone_from(&target.model);
-        if target.kind == ProviderKind::Mock {
-            attempts.push(json!({"target": target.id, "outcome": "ok"}));
-            set_routing(ev, &p.resolution, &attempts);
-            return Ok((i, Upstream::Mock));
-        }
-        let result = send_one(state, target, p, stream);
-        match result {
-            Ok(resp) if resp.status >= 500 && !is_last && config.strategy == Strategy::Fallback => {
-                attempts
-                    .push(json!({"target": target.id, "outcome": format!("http {}", resp.status)}));
-                last_err = upstream_error(target, resp);
-            }
-            Ok(resp) => {
-                attempts
-                    .push(json!({"target": target.id, "outcome": format!("http {}", resp.status)}));
-                set_routing(ev, &p.resolution, &attempts);
-                return Ok((i, Upstream::Http(resp)));
-            }
-            Err(e) if !is_last && (transport::is_connect_error(&e) || e.status == 504) => {
-                attempts.push(json!({"target": target.id, "outcome": e.body.message}));
-                last_err = e;
-            }
-            Err(e) => {
-                attempts.push(json!({"target": target.id, "outcome": e.body.message}));
-                set_routing(ev, &p.resolution, &attempts);
-                return Err(e);
-            }
-        }
-    }
-    set_routing(ev, &p.resolution, &attempts);
-    Err(last_err)
-}
-
-fn send_one(
-    state: &State,
-    target: &Target,
-    p: &Prepared,
-    stream: bool,
-) -> Result<UpstreamResponse, ApiError> {
-    let adapter = providers::adapter_for(target);
-    let key = target
-        .credential
-        .as_ref()
-        .map(|s| s.expose())
-        .or(p.client_key.as_deref());
-    let mut chat_ref = std::borrow::Cow::Borrowed(&p.chat);
-    if stream
-        && !p.chat.include_usage()
-        && matches!(
-            target.kind,
-            ProviderKind::Openai | ProviderKind::AzureOpenai
-        )
-    {
-        // Ask for usage so the event has token counts; the usage chunk is not passed on
-        // to a client that did not ask for it.
-        let mut c = p.chat.clone();
-        let opts = c.stream_options.get_or_insert_with(Default::default);
-        opts.include_usage = Some(true);
-        chat_ref = std::borrow::Cow::Owned(c);
-    }
-    let up = adapter.build_request(
-        BuildContext {
-            target,
-            api_key: key,
-            now: std::time::SystemTime::now(),
-        },
-        &chat_ref,
-    )?;
-    let timeout = if stream {
-        target.stream_timeout
-    } else {
-        target.timeout
-    };
-    transport::send(&state.agent, up, timeout, stream)
-}
-
-fn set_routing(ev: &mut Event, r: &Resolution, attempts: &[serde_json::Value]) {
-    let detail = ev.detail.get_or_insert_with(|| json!({}));
-    detail["routing"] = json!({
-        "requested": r.requested,
-        "resolved": r.model,
-        "candidates": r.candidates.len(),
-        "attempts": attempts,
-    });
+    super::routing::call(state, p, ev)
 }
 
 /// Turns a non-2xx upstream answer into the client's error, keeping the status and the

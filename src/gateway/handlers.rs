@@ -38,6 +38,9 @@ pub fn handle(state: &Arc<State>, req: Request) {
         (Method::Get, "/health") | (Method::Get, "/healthz") => {
             health(state).send(req, &request_id)
         }
+        (Method::Get, "/keeptrusts/providers/metrics") => {
+            super::routing::metrics(state, &req).send(req, &request_id)
+        }
         (m, p) if is_known_path(p) => {
             Reply::error(&ApiError::method_not_allowed(m.as_str(), p)).send(req, &request_id)
         }
@@ -56,6 +59,7 @@ fn is_known_path(p: &str) -> bool {
             | "/healthz"
             | "/v1/events"
             | "/keeptrusts/config"
+            | "/keeptrusts/providers/metrics"
     )
 }
 

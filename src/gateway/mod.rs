@@ -9,6 +9,8 @@ pub mod chat;
 pub mod handlers;
 pub mod http;
 pub mod limits;
+pub mod probe;
+pub mod routing;
 pub mod server;
 pub mod stream;
 pub mod streaming;
@@ -68,6 +70,8 @@ pub struct State {
     pub limits: Arc<limits::Limits>,
     pub admin: auth::AdminToken,
     pub db: PathBuf,
+    /// Routing state (breakers, health, statistics) and the health probes.
+    pub routing: routing::Routing,
 }
 
 impl State {
@@ -92,16 +96,22 @@ impl State {
                 Arc::new(Runtime { config: cfg, chain })
             }
         };
+        let agent = transport::agent();
+        let configs = std::iter::once(&default)
+            .chain(by_name.values())
+            .map(|rt| &*rt.config);
+        let routing = routing::Routing::start(configs, &agent);
         Ok(State {
             default,
             by_name,
-            agent: transport::agent(),
+            agent,
             events,
             shutting_down: AtomicBool::new(false),
             keys: auth::KeyCache::open(&opts.db).map_err(|e| format!("{e}"))?,
             limits: Arc::new(limits::Limits::default()),
             admin: opts.admin.clone(),
             db: opts.db.clone(),
+            routing,
         })
     }
 }

@@ -110,6 +110,7 @@ pub fn run(state: &Arc<State>, req: Request, mut p: Prepared, mut ev: Event) {
             finish_ok(state, &mut ev, p.started);
         }
         Err(Stop::Upstream(e)) => {
+            super::routing::record_stream_failure(state, &config, target);
             // The status is already 200: the error travels in-band, then [DONE].
             let mut writer = writer;
             let _ = writer.data(&e.to_json()); // The client may be gone; the event says what happened.

@@ -8,6 +8,7 @@
 pub mod agent_firewall;
 pub mod audit_logger;
 pub mod chain;
+pub mod data_routing;
 pub mod dlp_filter;
 pub mod lists;
 pub mod pii_detector;
@@ -27,6 +28,7 @@ pub const KNOWN: &[&str] = &[
     dlp_filter::NAME,
     safety_filter::NAME,
     agent_firewall::NAME,
+    data_routing::NAME,
 ];
 
 pub fn is_known(name: &str) -> bool {
@@ -48,6 +50,9 @@ pub fn build(name: &str, block: Option<&serde_yaml::Value>) -> Result<Box<dyn Po
         dlp_filter::NAME => Ok(Box::new(dlp_filter::DlpFilter::from_block(block)?)),
         safety_filter::NAME => Ok(Box::new(safety_filter::SafetyFilter::from_block(block)?)),
         agent_firewall::NAME => Ok(Box::new(agent_firewall::AgentFirewall::from_block(block)?)),
+        data_routing::NAME => Ok(Box::new(data_routing::DataRoutingPolicy::from_block(
+            block,
+        )?)),
         other => Err(format!("unknown policy kind `{other}`")),
     }
 }

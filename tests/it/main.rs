@@ -22,5 +22,6 @@ mod providers_azure;
 mod providers_bedrock;
 mod providers_cohere;
 mod providers_gemini;
+mod routing;
 mod sdk;
 mod terminal;

@@ -163,8 +163,9 @@ fn reply(r: &Received) -> MockReply {
 }
 
 fn gateway(up: &MockUpstream) -> Gateway {
+    // No gateway retries: the SDK's own retry of a 429 is under test.
     let yaml = format!(
-        "pack: {{name: anthropic-sdk}}\nproviders:\n  targets:\n    - id: claude\n      provider: anthropic\n      model: {MODEL}\n      base_url: '{}'\n      secret_key_ref: {{env: TEST_ANTHROPIC_KEY}}\npolicies:\n  chain: [audit-logger]\n",
+        "pack: {{name: anthropic-sdk}}\nproviders:\n  retry: {{attempts: 1}}\n  targets:\n    - id: claude\n      provider: anthropic\n      model: {MODEL}\n      base_url: '{}'\n      secret_key_ref: {{env: TEST_ANTHROPIC_KEY}}\npolicies:\n  chain: [audit-logger]\n",
         up.v1()
     );
     Gateway::start_with(

@@ -120,8 +120,9 @@ fn sent(up: &MockUpstream, name: &str) -> Vec<Value> {
 #[test]
 fn openai_sdk_through_kt_to_cohere() {
     let up = MockUpstream::start(reply);
+    // No gateway retries: the SDK's own retry of a 429 is under test.
     let yaml = format!(
-        "pack: {{name: cohere-sdk}}\nproviders:\n  targets:\n    - id: command\n      provider: cohere\n      model: {MODEL}\n      base_url: '{}/v2'\n      secret_key_ref: {{env: TEST_COHERE_KEY}}\npolicies:\n  chain: [audit-logger]\n",
+        "pack: {{name: cohere-sdk}}\nproviders:\n  retry: {{attempts: 1}}\n  targets:\n    - id: command\n      provider: cohere\n      model: {MODEL}\n      base_url: '{}/v2'\n      secret_key_ref: {{env: TEST_COHERE_KEY}}\npolicies:\n  chain: [audit-logger]\n",
         up.url
     );
     let gw = Gateway::start_with(Some(&yaml), &[], &[("TEST_COHERE_KEY", "co-configured")]);
