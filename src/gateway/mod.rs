@@ -66,6 +66,8 @@ pub struct State {
     pub agent: ureq::Agent,
     pub events: EventSink,
     pub shutting_down: AtomicBool,
+    /// tiny_http's accept loop ended (it never restarts): the gateway must stop.
+    pub listener_dead: AtomicBool,
     pub keys: auth::KeyCache,
     pub limits: Arc<limits::Limits>,
     pub admin: auth::AdminToken,
@@ -107,6 +109,8 @@ impl State {
             agent,
             events,
             shutting_down: AtomicBool::new(false),
+            listener_dead: AtomicBool::new(false),
+
             keys: auth::KeyCache::open(&opts.db).map_err(|e| format!("{e}"))?,
             limits: Arc::new(limits::Limits::default()),
             admin: opts.admin.clone(),

@@ -30,8 +30,14 @@ pub enum GatewayError {
     Signals(#[source] std::io::Error),
 }
 
-/// Client sockets: a read or write that stalls this long fails (slow or dead peers).
-const SOCKET_TIMEOUT: Duration = Duration::from_secs(120);
+/// Client sockets: a write that stalls this long fails (a client that stopped reading).
+const WRITE_TIMEOUT: Duration = Duration::from_secs(120);
+/// Client sockets: reading a request (or waiting on an idle keep-alive connection) fails
+/// after this long without a byte. Short on purpose: tiny_http runs each connection on a
+/// thread of its own pool, and that pool can leave a connection that arrived in a burst
+/// queued until another connection ends (see docs/ARCHITECTURE.md); closing idle
+/// keep-alive connections promptly bounds that wait.
+const READ_TIMEOUT: Duration = Duration::from_secs(3);
 
 fn listener(addr: SocketAddr) -> std::io::Result<TcpListener> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
@@ -39,8 +45,8 @@ fn listener(addr: SocketAddr) -> std::io::Result<TcpListener> {
     // Inherited by accepted sockets on Linux: no Nagle stalls on streamed tokens, and no
     // connection can hang a worker forever.
     socket.set_nodelay(true)?;
-    socket.set_read_timeout(Some(SOCKET_TIMEOUT))?;
-    socket.set_write_timeout(Some(SOCKET_TIMEOUT))?;
+    socket.set_read_timeout(Some(READ_TIMEOUT))?;
+    socket.set_write_timeout(Some(WRITE_TIMEOUT))?;
     socket.bind(&addr.into())?;
     socket.listen(1024)?;
     Ok(socket.into())
@@ -83,10 +89,17 @@ pub fn run(opts: GatewayOptions, on_ready: impl FnOnce(SocketAddr)) -> Result<()
         .collect::<Result<_, _>>()
         .map_err(|e| GatewayError::Server(format!("failed to spawn workers: {e}")))?;
 
+    spawn_heartbeat(addr, state.clone());
     on_ready(addr);
 
-    while !shutdown.load(Ordering::Relaxed) {
+    while !shutdown.load(Ordering::Relaxed) && !state.listener_dead.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(50));
+    }
+    let listener_died = state.listener_dead.load(Ordering::Relaxed);
+    if listener_died {
+        crate::logging::error(
+            "the listener stopped accepting connections; shutting down so a supervisor can restart kt",
+        );
     }
     crate::logging::info("shutting down: finishing in-flight requests");
     state.shutting_down.store(true, Ordering::SeqCst);
@@ -113,7 +126,46 @@ pub fn run(opts: GatewayOptions, on_ready: impl FnOnce(SocketAddr)) -> Result<()
         ));
     }
     crate::logging::info("stopped");
+    if listener_died {
+        return Err(GatewayError::Server(
+            "the listener stopped accepting connections".into(),
+        ));
+    }
     Ok(())
+}
+
+/// How often the heartbeat connects to the listener.
+const HEARTBEAT: Duration = Duration::from_millis(250);
+
+/// The read timeout set on the listening socket (so that accepted sockets inherit it) also
+/// bounds `accept()`, and tiny_http stops accepting for good after one failed accept. A
+/// connection every `HEARTBEAT` keeps `accept()` from ever waiting that long.
+fn spawn_heartbeat(addr: SocketAddr, state: Arc<State>) {
+    let target = match addr {
+        SocketAddr::V4(a) if a.ip().is_unspecified() => {
+            SocketAddr::from(([127, 0, 0, 1], a.port()))
+        }
+        SocketAddr::V6(a) if a.ip().is_unspecified() => {
+            SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, a.port()))
+        }
+        other => other,
+    };
+    let spawned = std::thread::Builder::new()
+        .name("kt-heartbeat".into())
+        .stack_size(64 * 1024)
+        .spawn(move || {
+            while !state.shutting_down.load(Ordering::Relaxed) {
+                // Connect and close at once; tiny_http sees an empty connection.
+                drop(std::net::TcpStream::connect_timeout(
+                    &target,
+                    Duration::from_secs(1),
+                ));
+                std::thread::sleep(HEARTBEAT);
+            }
+        });
+    if let Err(e) = spawned {
+        crate::logging::error(&format!("failed to start the listener heartbeat: {e}"));
+    }
 }
 
 fn worker(server: &tiny_http::Server, state: &Arc<State>) {
@@ -126,9 +178,11 @@ fn worker(server: &tiny_http::Server, state: &Arc<State>) {
                 if state.shutting_down.load(Ordering::Relaxed) {
                     return;
                 }
+                // tiny_http reports an accept failure once and then stops accepting for
+                // good: never run on as a process that looks alive but serves nobody.
                 crate::logging::error(&format!("accept failed: {e}"));
-                std::thread::sleep(Duration::from_millis(50));
-                continue;
+                state.listener_dead.store(true, Ordering::SeqCst);
+                return;
             }
         };
         // The last line of defence: a bug in a handler must not take a worker down.

@@ -17,7 +17,6 @@ pub struct OpenAiAdapter {
 
 pub static OPENAI: OpenAiAdapter = OpenAiAdapter { azure: false };
 pub static AZURE: OpenAiAdapter = OpenAiAdapter { azure: true };
-pub static UNSUPPORTED: Unsupported = Unsupported;
 
 impl OpenAiAdapter {
     fn url(&self, target: &Target) -> String {
@@ -154,38 +153,6 @@ impl StreamDecoder for OpenAiStreamDecoder {
     fn finish(&mut self, out: &mut Vec<StreamEvent>) -> Result<(), ApiError> {
         self.sse.finish(&mut self.events);
         self.drain(out)
-    }
-}
-
-/// Answers for wire formats whose translation has not landed yet.
-pub struct Unsupported;
-
-impl Unsupported {
-    fn err() -> ApiError {
-        ApiError::new(
-            501,
-            "invalid_request_error",
-            Some("provider_not_supported"),
-            "this provider's native wire format is not supported by this kt build",
-        )
-    }
-}
-
-impl Adapter for Unsupported {
-    fn build_request(
-        &self,
-        _ctx: BuildContext<'_>,
-        _req: &ChatRequest,
-    ) -> Result<UpstreamRequest, ApiError> {
-        Err(Unsupported::err())
-    }
-
-    fn parse_response(&self, _target: &Target, _body: &[u8]) -> Result<ChatResponse, ApiError> {
-        Err(Unsupported::err())
-    }
-
-    fn stream_decoder(&self, _target: &Target, _req: &ChatRequest) -> Box<dyn StreamDecoder> {
-        Box::new(OpenAiStreamDecoder::default())
     }
 }
 

@@ -513,3 +513,43 @@ fn invalid_config_refuses_to_start_with_the_reason() {
     assert_eq!(out.status.code(), Some(1), "{}", out.stderr);
     assert!(out.stderr.contains("openia"), "{}", out.stderr);
 }
+
+// Regression: the listener's read timeout also bounds accept(), and tiny_http stops
+// accepting for good after one failed accept; the gateway must still answer after
+// being idle for longer than that timeout.
+#[test]
+fn keeps_accepting_after_an_idle_period_and_a_burst_of_connections() {
+    let gw = Gateway::start(None);
+    std::thread::sleep(Duration::from_millis(3500));
+    let (status, _) = get_json(&format!("{}/health", gw.url()));
+    assert_eq!(status, 200);
+    // A burst of new keep-alive connections, each waiting on the others (as an async SDK
+    // client's pool does), is served without stalling until a timeout.
+    let started = std::time::Instant::now();
+    let url = format!("{}/chat/completions", gw.base_url());
+    let agents: Vec<ureq::Agent> = (0..12).map(|_| http()).collect();
+    let handles: Vec<_> = agents
+        .into_iter()
+        .map(|agent| {
+            let url = url.clone();
+            std::thread::spawn(move || {
+                let mut r = agent
+                    .post(&url)
+                    .header("Content-Type", "application/json")
+                    .send(user("echo: burst").to_string().as_bytes())
+                    .unwrap();
+                let status = r.status().as_u16();
+                r.body_mut().read_to_string().ok();
+                (status, agent)
+            })
+        })
+        .collect();
+    let results: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    assert!(results.iter().all(|(s, _)| *s == 200));
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "burst took {:?}",
+        started.elapsed()
+    );
+    assert!(gw.stderr().lines().all(|l| !l.contains("accept failed")));
+}
