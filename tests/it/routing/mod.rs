@@ -111,7 +111,7 @@ pub fn read_events_now(gw: &Gateway) -> Vec<Value> {
 
 #[test]
 fn readme_configs_load() {
-    let doc = std::fs::read_to_string(repo().join("docs/readme/routing.md")).unwrap();
+    let doc = std::fs::read_to_string(repo().join("README.md")).unwrap();
     let blocks: Vec<&str> = doc
         .split("```yaml\n")
         .skip(1)
