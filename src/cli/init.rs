@@ -422,6 +422,15 @@ fn policy_block(name: &str) -> &'static str {
     # pci_mode: true          # also card numbers (Luhn-checked)
 "
         }
+        "dlp-filter" => {
+            "    # Your company's own terms: what must not leave (or enter) through the gateway.
+    action: block
+    rules:
+      - name: project-codenames
+        keywords: [project-falcon, project-osprey]
+        message: Internal project names may not be shared with an AI provider.
+"
+        }
         _ => {
             "    # enforce: act on findings; observe: only record them.
     mode: enforce

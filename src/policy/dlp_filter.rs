@@ -47,7 +47,8 @@ pub struct DlpSpec {
     /// What replaces a redacted match; `{name}` becomes the rule's name.
     #[serde(default = "default_marker")]
     pub redaction_marker: String,
-    #[serde(default)]
+    /// Required: a DLP filter is the company's own list of terms; without one it would
+    /// silently do nothing (lint reports a chain entry without its block as E003).
     pub rules: Vec<RuleSpec>,
 }
 
