@@ -489,3 +489,164 @@ fn pieces(text: &str, chunk: usize) -> Vec<String> {
         .map(|c| c.iter().collect())
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> Value {
+        let path = format!("{}/testdata/responses/{name}", env!("CARGO_MANIFEST_DIR"));
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    }
+
+    fn request(name: &str) -> ResponsesRequest {
+        serde_json::from_value(fixture(name)).unwrap()
+    }
+
+    #[test]
+    fn fixture_request_items_translate_to_chat() {
+        let chat = to_chat(&request("request_items.json")).unwrap();
+        assert_eq!(
+            serde_json::to_value(&chat).unwrap(),
+            fixture("request_items.chat.json")
+        );
+    }
+
+    #[test]
+    fn string_input_is_one_user_message_and_stateful_fields_are_refused() {
+        let req: ResponsesRequest =
+            serde_json::from_value(json!({"model": "m", "input": "hi"})).unwrap();
+        let chat = to_chat(&req).unwrap();
+        assert_eq!(chat.messages, vec![Message::text(Role::User, "hi")]);
+        assert!(chat.tools.is_none() && chat.response_format.is_none());
+        for (field, value) in [
+            ("store", json!(true)),
+            ("previous_response_id", json!("resp_0")),
+            ("conversation", json!("conv_1")),
+        ] {
+            let mut body = json!({"model": "m", "input": "hi"});
+            body[field] = value;
+            let e = to_chat(&serde_json::from_value(body).unwrap()).unwrap_err();
+            assert_eq!((e.status, e.body.param.as_deref()), (400, Some(field)));
+        }
+        let bad: ResponsesRequest = serde_json::from_value(
+            json!({"model": "m", "input": [{"type": "web_search_call", "id": "x"}]}),
+        )
+        .unwrap();
+        assert_eq!(
+            to_chat(&bad).unwrap_err().body.param.as_deref(),
+            Some("input[0]")
+        );
+        let tool: ResponsesRequest = serde_json::from_value(
+            json!({"model": "m", "input": "hi", "tools": [{"type": "web_search"}]}),
+        )
+        .unwrap();
+        assert_eq!(
+            to_chat(&tool).unwrap_err().body.param.as_deref(),
+            Some("tools")
+        );
+    }
+
+    #[test]
+    fn fixture_chat_answer_translates_to_a_response() {
+        let chat: ChatResponse = serde_json::from_value(fixture("chat_answer.json")).unwrap();
+        let done = from_chat(
+            &chat,
+            &request("request_items.json"),
+            "resp_1",
+            1_700_000_000,
+        );
+        assert_eq!(
+            serde_json::to_value(&done).unwrap(),
+            fixture("chat_answer.response.json")
+        );
+        assert_eq!(output_text(&done), "Checking.");
+    }
+
+    #[test]
+    fn length_and_content_filter_are_incomplete() {
+        let mut chat: ChatResponse = serde_json::from_value(fixture("chat_answer.json")).unwrap();
+        for (finish, reason) in [
+            ("length", "max_output_tokens"),
+            ("content_filter", "content_filter"),
+        ] {
+            if let Some(c) = chat.choices.first_mut() {
+                c.finish_reason = Some(finish.to_string());
+            }
+            let done = from_chat(&chat, &request("request_items.json"), "resp_1", 1);
+            assert_eq!(done.status, "incomplete");
+            assert_eq!(done.incomplete_details, Some(json!({"reason": reason})));
+        }
+    }
+
+    #[test]
+    fn events_deliver_the_response_in_order() {
+        let chat: ChatResponse = serde_json::from_value(fixture("chat_answer.json")).unwrap();
+        let done = from_chat(&chat, &request("request_items.json"), "resp_1", 1);
+        let events = events(&done, 4);
+        let kinds: Vec<&str> = events.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            kinds,
+            [
+                "response.created",
+                "response.in_progress",
+                "response.output_item.added",
+                "response.content_part.added",
+                "response.output_text.delta",
+                "response.output_text.delta",
+                "response.output_text.delta",
+                "response.output_text.done",
+                "response.content_part.done",
+                "response.output_item.done",
+                "response.output_item.added",
+                "response.function_call_arguments.delta",
+                "response.function_call_arguments.delta",
+                "response.function_call_arguments.delta",
+                "response.function_call_arguments.delta",
+                "response.function_call_arguments.done",
+                "response.output_item.done",
+                "response.completed",
+            ]
+        );
+        for (n, (kind, data)) in events.iter().enumerate() {
+            assert_eq!(data["type"], kind.as_str());
+            assert_eq!(data["sequence_number"], n);
+        }
+        let (_, created) = &events[0];
+        assert_eq!(created["response"]["status"], "in_progress");
+        assert_eq!(created["response"]["output"], json!([]));
+        let text: String = events
+            .iter()
+            .filter(|(k, _)| k == "response.output_text.delta")
+            .filter_map(|(_, d)| d["delta"].as_str())
+            .collect();
+        assert_eq!(text, "Checking.");
+        let args: String = events
+            .iter()
+            .filter(|(k, _)| k == "response.function_call_arguments.delta")
+            .filter_map(|(_, d)| d["delta"].as_str())
+            .collect();
+        assert_eq!(args, "{\"city\":\"Paris\"}");
+        let (_, last) = &events[17];
+        assert_eq!(last["response"], serde_json::to_value(&done).unwrap());
+        let failed = failed(
+            skeleton(&request("request_items.json"), "resp_2", 1),
+            "x",
+            "y",
+        );
+        assert_eq!(events_last(&failed), "response.failed");
+    }
+
+    fn events_last(done: &ResponseObject) -> String {
+        events(done, 8)
+            .last()
+            .map(|(k, _)| k.clone())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn pieces_split_on_char_boundaries() {
+        assert_eq!(pieces("ça va🌍", 2), ["ça", " v", "a🌍"]);
+        assert!(pieces("", 3).is_empty());
+    }
+}
