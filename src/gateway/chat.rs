@@ -13,7 +13,7 @@ use super::http::{header, now_ms, read_body, Reply};
 use super::transport::UpstreamResponse;
 use super::{stream, Runtime, State};
 use crate::config::Target;
-use crate::openai::{ApiError, ChatRequest, KeeptrustsMeta};
+use crate::openai::{ApiError, ChatRequest, ChatResponse, KeeptrustsMeta};
 use crate::policy::audit_logger::Payload;
 use crate::policy::chain::PolicyTrace;
 use crate::policy::{RequestContext, Verdict};
@@ -89,7 +89,7 @@ pub fn handle(state: &Arc<State>, mut req: Request, request_id: &str) {
 
 /// Who is calling and under which configuration: a gateway key selects its bound
 /// configuration; without one, the gateway's default (unless `gateway.auth.require_key`).
-fn caller(state: &State, req: &Request, ev: &mut Event) -> Result<Caller, ApiError> {
+pub fn caller(state: &State, req: &Request, ev: &mut Event) -> Result<Caller, ApiError> {
     let default = state.default.clone();
     ev.configuration = Some(default.config.name.clone());
     ev.chain = default.chain.audit().is_some_and(|a| a.immutable);
@@ -125,7 +125,7 @@ fn caller(state: &State, req: &Request, ev: &mut Event) -> Result<Caller, ApiErr
 }
 
 /// The configuration a request runs under, its gateway key, and a provider key to forward.
-type Caller = (Arc<Runtime>, Option<KeyRecord>, Option<String>);
+pub type Caller = (Arc<Runtime>, Option<KeyRecord>, Option<String>);
 
 fn require_key(rt: &Runtime) -> bool {
     rt.config
@@ -153,7 +153,27 @@ fn prepare(
     if payload == Payload::Full {
         ev.request_body = Some(String::from_utf8_lossy(&body).into_owned());
     }
-    let mut chat = parse_request(&body)?;
+    let chat = parse_request(&body)?;
+    prepare_chat(
+        state, runtime, key, client_key, chat, request_id, started, ev, headers,
+    )
+}
+
+/// The steps after parsing: route, admission, input policies. Shared with
+/// `/v1/responses`, which parses its own body into a chat request.
+#[allow(clippy::too_many_arguments)]
+pub fn prepare_chat(
+    state: &State,
+    runtime: Arc<Runtime>,
+    key: Option<KeyRecord>,
+    client_key: Option<String>,
+    mut chat: ChatRequest,
+    request_id: &str,
+    started: Instant,
+    ev: &mut Event,
+    headers: &mut Vec<(String, String)>,
+) -> Result<Prepared, ApiError> {
+    let payload = payload_mode(&runtime);
     ev.model_requested = Some(chat.model.clone());
     ev.stream = chat.is_stream();
     let resolution = router::resolve(&runtime.config, &chat.model)?;
@@ -334,6 +354,22 @@ fn unary(state: &Arc<State>, req: Request, mut p: Prepared, mut ev: Event) {
 }
 
 fn unary_inner(state: &State, p: &mut Prepared, ev: &mut Event) -> Result<Vec<u8>, ApiError> {
+    let resp = unary_response(state, p, ev)?;
+    let body = serde_json::to_vec(&resp)
+        .map_err(|e| ApiError::internal(format!("failed to serialize the response: {e}")))?;
+    if payload_mode(&p.runtime) == Payload::Redacted {
+        ev.response_body = Some(String::from_utf8_lossy(&body).into_owned());
+    }
+    Ok(body)
+}
+
+/// Calls the upstream without streaming and runs the output policies: the answer the
+/// client may see (a block is a 409). Shared with `/v1/responses`.
+pub fn unary_response(
+    state: &State,
+    p: &mut Prepared,
+    ev: &mut Event,
+) -> Result<ChatResponse, ApiError> {
     let (ti, upstream) = call_upstream(state, p, ev)?;
     let config = p.runtime.config.clone();
     let target = config.targets.get(ti);
@@ -375,12 +411,7 @@ fn unary_inner(state: &State, p: &mut Prepared, ev: &mut Event) -> Result<Vec<u8
         ));
     }
     resp.x_keeptrusts = Some(meta(p, target));
-    let body = serde_json::to_vec(&resp)
-        .map_err(|e| ApiError::internal(format!("failed to serialize the response: {e}")))?;
-    if payload == Payload::Redacted {
-        ev.response_body = Some(String::from_utf8_lossy(&body).into_owned());
-    }
-    Ok(body)
+    Ok(resp)
 }
 
 /// What the audit-logger stores of bodies (nothing when it is not in the chain).

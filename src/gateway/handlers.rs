@@ -6,7 +6,7 @@ use std::sync::Arc;
 use tiny_http::{Method, Request};
 
 use super::http::{header, now_ms, random_id, Reply};
-use super::{admin, chat, State};
+use super::{admin, chat, responses, State};
 
 use crate::openai::{ApiError, ModelEntry};
 use crate::policy::Verdict;
@@ -19,6 +19,9 @@ pub fn handle(state: &Arc<State>, req: Request) {
     match (&method, path.trim_end_matches('/')) {
         (Method::Post, "/v1/chat/completions") | (Method::Post, "/chat/completions") => {
             chat::handle(state, req, &request_id);
+        }
+        (Method::Post, "/v1/responses") | (Method::Post, "/responses") => {
+            responses::handle(state, req, &request_id);
         }
         (Method::Get, "/v1/models") | (Method::Get, "/models") => {
             let started = std::time::Instant::now();
@@ -53,6 +56,8 @@ fn is_known_path(p: &str) -> bool {
         p,
         "/v1/chat/completions"
             | "/chat/completions"
+            | "/v1/responses"
+            | "/responses"
             | "/v1/models"
             | "/models"
             | "/health"

@@ -64,6 +64,17 @@ impl SseWriter {
         self.raw(&event)
     }
 
+    /// Writes one typed event (`event: <name>` then its `data:`) and flushes it.
+    pub fn event(&mut self, name: &str, json: &[u8]) -> io::Result<()> {
+        let mut event = Vec::with_capacity(json.len() + name.len() + 16);
+        event.extend_from_slice(b"event: ");
+        event.extend_from_slice(name.as_bytes());
+        event.extend_from_slice(b"\ndata: ");
+        event.extend_from_slice(json);
+        event.extend_from_slice(b"\n\n");
+        self.raw(&event)
+    }
+
     /// Writes an SSE comment (a heartbeat clients ignore).
     pub fn comment(&mut self, text: &str) -> io::Result<()> {
         self.raw(format!(": {text}\n\n").as_bytes())

@@ -5,6 +5,7 @@
 //! newer SDK sent.
 
 pub mod error;
+pub mod responses;
 pub mod types;
 
 pub use error::{ApiError, ErrorBody};

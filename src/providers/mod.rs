@@ -12,6 +12,7 @@ pub mod gemini;
 pub mod mock;
 pub mod native;
 pub mod openai;
+pub mod responses;
 pub mod sse;
 
 use std::time::SystemTime;

@@ -22,6 +22,7 @@ mod providers_azure;
 mod providers_bedrock;
 mod providers_cohere;
 mod providers_gemini;
+mod responses;
 mod routing;
 mod sdk;
 mod terminal;
