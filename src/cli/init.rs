@@ -176,7 +176,6 @@ pub fn run(args: InitArgs) -> anyhow::Result<ExitStatus> {
                 .map(|s| s.to_string())
                 .collect()
         } else {
-
             policies.clone()
         },
     };

@@ -402,13 +402,20 @@ fn kt_init_output_lints_clean() {
     let path = dir.path().join("policy-config.yaml");
     for provider in ["mock", "openai", "anthropic"] {
         let mut cmd = kt(dir.path());
-        cmd.args(["init", "--yes", "--force", "--provider", provider, "-o"]).arg(&path);
+        cmd.args(["init", "--yes", "--force", "--provider", provider, "-o"])
+            .arg(&path);
         let out = run(cmd, None, std::time::Duration::from_secs(10));
         assert!(out.status.success(), "{}", out.stderr);
         let mut cmd = kt(dir.path());
         cmd.args(["policy", "lint", "--json", "--file"]).arg(&path);
         let out = run(cmd, None, std::time::Duration::from_secs(10));
-        assert_eq!(out.status.code(), Some(0), "{provider}: {}{}", out.stdout, out.stderr);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{provider}: {}{}",
+            out.stdout,
+            out.stderr
+        );
         let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
         assert_eq!(v["errors"], serde_json::json!([]), "{provider}: {v}");
     }

@@ -167,7 +167,6 @@ fn init_asks_on_a_terminal() {
         .filter(|p| kt::policy::KNOWN.contains(p))
         .collect();
     assert_eq!(set.default.chain, want, "{screen}");
-
 }
 
 #[test]
