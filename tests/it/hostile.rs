@@ -226,3 +226,62 @@ fn garbage_bad_utf8_and_deep_json_get_clean_errors() {
     assert_eq!(status_of(&reply), Some(400), "{reply}");
     assert_alive(&gw, "deeply nested JSON");
 }
+
+/// The server process's pid: the supervisor's only child.
+fn server_pid(gw: &Gateway) -> u32 {
+    let pid = gw.child.as_ref().unwrap().id();
+    let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap();
+    children.split_whitespace().next().unwrap().parse().unwrap()
+}
+
+#[test]
+fn a_crashed_server_process_is_restarted_on_the_same_port() {
+    let mut gw = Gateway::start(None);
+    let first = server_pid(&gw);
+    let killed = std::process::Command::new("kill")
+        .args(["-ABRT", &first.to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline && std::fs::metadata(format!("/proc/{first}")).is_ok() {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_alive(&gw, "the server process aborted");
+    assert_ne!(server_pid(&gw), first);
+    assert!(gw.stderr().contains("restarting it on"));
+    // SIGTERM still reaches the new server and the whole gateway exits cleanly.
+    assert!(gw.terminate(Duration::from_secs(10)).success());
+}
+
+#[test]
+fn http_1_0_clients_get_answers_streaming_or_not() {
+    let gw = Gateway::start(None);
+    let reply = exchange(
+        &gw,
+        b"GET /healthz HTTP/1.0\r\n\r\n",
+        Duration::from_secs(2),
+    );
+    assert_eq!(status_of(&reply), Some(200), "{reply}");
+    for stream in [false, true] {
+        let body = format!(
+            "{{\"model\":\"gpt-4o\",\"stream\":{stream},\"messages\":[{{\"role\":\"user\",\"content\":\"hi\"}}]}}"
+        );
+        let mut req = format!(
+            "POST /v1/chat/completions HTTP/1.0\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        req.extend_from_slice(body.as_bytes());
+        // HTTP/1.0 has no chunked encoding: the reply ends when the connection closes.
+        let reply = exchange(&gw, &req, Duration::from_secs(5));
+        assert_eq!(status_of(&reply), Some(200), "stream={stream}: {reply}");
+        if stream {
+            assert!(reply.contains("[DONE]"), "{reply}");
+            assert!(!reply.contains("Transfer-Encoding: chunked"), "{reply}");
+        } else {
+            assert!(reply.contains("chat.completion"), "{reply}");
+        }
+        assert_alive(&gw, &format!("an HTTP/1.0 client (stream={stream})"));
+    }
+}
