@@ -16,6 +16,10 @@ pub fn handle(state: &Arc<State>, req: Request) {
     let request_id = random_id("req_");
     let path = req.url().split('?').next().unwrap_or("").to_string();
     let method = req.method().clone();
+    if let Err(e) = super::http::check_head(&req) {
+        Reply::error(&e).send(req, &request_id);
+        return;
+    }
     match (&method, path.trim_end_matches('/')) {
         (Method::Post, "/v1/chat/completions") | (Method::Post, "/chat/completions") => {
             chat::handle(state, req, &request_id);

@@ -20,6 +20,33 @@ pub fn make_header(name: &str, value: &str) -> Option<Header> {
 }
 
 /// Reads the body up to `limit` bytes; a larger body is a 413.
+/// The most header bytes (names and values) a request may carry.
+pub const MAX_HEADER_BYTES: usize = 64 * 1024;
+/// The most header fields a request may carry.
+pub const MAX_HEADERS: usize = 100;
+
+/// Refuses header floods (431) and a `Content-Length` that cannot be a chat request (413)
+/// before any handler looks at the request. tiny_http itself has no such limits.
+pub fn check_head(req: &Request) -> Result<(), ApiError> {
+    let headers = req.headers();
+    let bytes: usize = headers
+        .iter()
+        .map(|h| h.field.as_str().as_str().len() + h.value.as_str().len() + 4)
+        .sum();
+    if headers.len() > MAX_HEADERS || bytes > MAX_HEADER_BYTES {
+        return Err(ApiError::new(
+            431,
+            "invalid_request_error",
+            Some("request_header_fields_too_large"),
+            format!(
+                "Request headers exceed the gateway limit of {MAX_HEADERS} fields or {MAX_HEADER_BYTES} bytes."
+            ),
+        )
+        .not_retryable());
+    }
+    Ok(())
+}
+
 pub fn read_body(req: &mut Request, limit: u64) -> Result<Vec<u8>, ApiError> {
     let limit_usize = usize::try_from(limit).unwrap_or(usize::MAX);
     if let Some(len) = req.body_length() {

@@ -15,6 +15,7 @@ pub mod routing;
 pub mod server;
 pub mod stream;
 pub mod streaming;
+pub mod supervisor;
 pub mod transport;
 
 use std::collections::BTreeMap;

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, Socket, Type};
 
-use super::{handlers, GatewayOptions, State};
+use super::{handlers, supervisor, GatewayOptions, State};
 use crate::store::EventWriter;
 
 #[derive(Debug, thiserror::Error)]
@@ -54,7 +54,15 @@ fn listener(addr: SocketAddr) -> std::io::Result<TcpListener> {
 
 /// Runs the gateway until SIGINT/SIGTERM. `on_ready` gets the bound address (port 0
 /// resolved) once the server accepts connections.
-pub fn run(opts: GatewayOptions, on_ready: impl FnOnce(SocketAddr)) -> Result<(), GatewayError> {
+pub fn run(
+    mut opts: GatewayOptions,
+    on_ready: impl FnOnce(SocketAddr),
+) -> Result<(), GatewayError> {
+    if !supervisor::is_worker() {
+        return supervisor::supervise(on_ready);
+    }
+    supervisor::raise_fd_limit();
+    opts.listen = supervisor::worker_setup(opts.listen);
     let shutdown = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, shutdown.clone()).map_err(GatewayError::Signals)?;
@@ -92,8 +100,13 @@ pub fn run(opts: GatewayOptions, on_ready: impl FnOnce(SocketAddr)) -> Result<()
     spawn_heartbeat(addr, state.clone());
     on_ready(addr);
 
+    let mut last_check = Instant::now();
     while !shutdown.load(Ordering::Relaxed) && !state.listener_dead.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(50));
+        if last_check.elapsed() >= WATCHDOG_PERIOD {
+            last_check = Instant::now();
+            listener_watchdog(addr);
+        }
     }
     let listener_died = state.listener_dead.load(Ordering::Relaxed);
     if listener_died {
@@ -165,6 +178,30 @@ fn spawn_heartbeat(addr: SocketAddr, state: Arc<State>) {
         });
     if let Err(e) = spawned {
         crate::logging::error(&format!("failed to start the listener heartbeat: {e}"));
+    }
+}
+
+/// How often the server checks that its listener still accepts connections.
+const WATCHDOG_PERIOD: Duration = Duration::from_secs(1);
+
+/// tiny_http's accept thread dies on some accept errors (EMFILE) and takes the listening
+/// socket with it, while the process lives on refusing every client. A refused connection to
+/// our own address means exactly that: abort, and the supervisor restarts a fresh server on
+/// the same port.
+fn listener_watchdog(addr: SocketAddr) {
+    let probe = if addr.ip().is_unspecified() {
+        SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), addr.port())
+    } else {
+        addr
+    };
+    match std::net::TcpStream::connect_timeout(&probe, Duration::from_secs(1)) {
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+            crate::logging::error(&format!(
+                "the listener on `{addr}` stopped accepting connections; restarting the server"
+            ));
+            std::process::abort();
+        }
+        _ => {}
     }
 }
 

@@ -14,6 +14,7 @@ mod support;
 mod audit;
 mod cli;
 mod gateway;
+mod hostile;
 mod keys;
 mod lint;
 mod policies;
