@@ -140,9 +140,9 @@ pub fn run(
     }
     crate::logging::info("stopped");
     if listener_died {
-        return Err(GatewayError::Server(
-            "the listener stopped accepting connections".into(),
-        ));
+        // Events are written; end like a crash so the supervisor starts a fresh server on
+        // the same port (an error exit would make it stop instead).
+        std::process::abort();
     }
     Ok(())
 }
