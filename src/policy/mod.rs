@@ -7,6 +7,7 @@
 
 pub mod audit_logger;
 pub mod chain;
+pub mod prompt_injection;
 
 use serde::{Deserialize, Serialize};
 
@@ -15,7 +16,7 @@ use crate::openai::{ChatRequest, ChatResponse};
 pub use chain::{ChainOutcome, PolicyChain, StreamFilter};
 
 /// Policy names kt knows (the public product's names).
-pub const KNOWN: &[&str] = &[audit_logger::NAME];
+pub const KNOWN: &[&str] = &[audit_logger::NAME, prompt_injection::NAME];
 
 pub fn is_known(name: &str) -> bool {
     KNOWN.contains(&name)
@@ -32,6 +33,9 @@ pub fn build(name: &str, block: Option<&serde_yaml::Value>) -> Result<Box<dyn Po
     let block = block.unwrap_or(&empty);
     match name {
         audit_logger::NAME => Ok(Box::new(audit_logger::AuditLogger::from_block(block)?)),
+        prompt_injection::NAME => Ok(Box::new(prompt_injection::PromptInjection::from_block(
+            block,
+        )?)),
         other => Err(format!("unknown policy kind `{other}`")),
     }
 }
