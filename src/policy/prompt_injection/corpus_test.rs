@@ -151,3 +151,19 @@ fn corpus_detection_and_false_positive_rates() {
     assert!(detection >= 90.0, "detection {detection:.1} % < 90 %");
     assert!(fp <= 3.0, "false positives {fp:.1} % > 3 %");
 }
+
+/// `KT_EXPLAIN="some text" cargo test --lib explain_text -- --nocapture` prints the
+/// patterns that match a text.
+#[test]
+fn explain_text() {
+    let Ok(text) = std::env::var("KT_EXPLAIN") else {
+        return;
+    };
+    let policy = PromptInjection::new(PromptInjectionSpec::default()).unwrap();
+    for t in text.split("\n---\n") {
+        println!("{t:?}: {:?}", policy.analyze_text(t, super::ScanRole::Tool));
+        for (k, w, p) in policy.detector.explain(t) {
+            println!("  {k:?} {w} {p}");
+        }
+    }
+}

@@ -8,10 +8,16 @@
 //! with `action: flag`). The event records the score and the signal kinds found, never the
 //! text. Pure: no I/O; everything is compiled once when the policy is built.
 
+mod compile;
+mod concepts;
 mod decode;
 mod detector;
+mod letters;
+mod matcher;
 mod normalize;
+mod score;
 mod signals;
+mod symbols;
 
 #[cfg(test)]
 mod corpus_test;
@@ -21,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use super::{Decision, Mode, Policy, PolicyError, RequestContext};
 use crate::openai::{ChatRequest, Role};
 
-pub use detector::Analysis;
+pub use score::Analysis;
 pub use signals::Kind;
 
 pub const NAME: &str = "prompt-injection";
@@ -163,7 +169,7 @@ impl PromptInjection {
             .filter(|_| scans(ScanRole::Tool))
             .filter_map(|t| t.function.description.as_deref())
             .map(|d| self.detector.analyze(d, ScanRole::Tool));
-        detector::combine(messages.chain(tools))
+        score::combine(messages.chain(tools))
     }
 
     fn decide(&self, a: Analysis) -> Decision {
