@@ -152,6 +152,25 @@ fn corpus_detection_and_false_positive_rates() {
     assert!(fp <= 3.0, "false positives {fp:.1} % > 3 %");
 }
 
+/// The held-out set was written after the detector was frozen and was never used to tune
+/// it: its figures are the honest estimate of how the policy does on prompts it has not
+/// seen. The bounds only guard against regressions.
+#[test]
+fn holdout_detection_and_false_positive_rates() {
+    let policy = PromptInjection::new(PromptInjectionSpec::default()).unwrap();
+    let m = measure(&policy, "holdout.jsonl");
+    let (detection, fp) = report("holdout", &m);
+    assert!(
+        m.attacks.1 >= 100 && m.benign_flagged.1 >= 80,
+        "held-out set too small"
+    );
+    assert!(
+        detection >= 60.0,
+        "held-out detection {detection:.1} % < 60 %"
+    );
+    assert!(fp <= 3.0, "held-out false positives {fp:.1} % > 3 %");
+}
+
 /// `KT_EXPLAIN="some text" cargo test --lib explain_text -- --nocapture` prints the
 /// patterns that match a text.
 #[test]

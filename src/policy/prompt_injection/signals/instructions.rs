@@ -60,7 +60,10 @@ pub const OVERRIDE: &[Signal] = &[
 ];
 
 pub const EXTRACTION: &[Signal] = &[
-    sig(Extract, 0.75, "{show} me|us? _{0,3} ( your | this ai|assistant|bot ) _{0,2} ( {secret} | prompt|instructions|rules|guidelines|directives|configuration )"),
+    sig(Extract, 0.75, "{show} me|us? _{0,3} ( your | this ai|assistant|bot ) _{0,2} ( {secret} | prompt|instructions )"),
+    // "your rules" or "your guidelines" alone are also a shop's ("what are your guidelines
+    // for returns?"): weaker.
+    sig(Extract, 0.4, "{show} me|us? _{0,3} ( your | this ai|assistant|bot ) _{0,2} rules|guidelines|directives|configuration"),
     sig(Extract, 0.65, "{show} me|us? _{0,3} the _? ( system prompt|message|instructions|instruction | developer message | hidden|secret|confidential|internal|developer|configuration prompt|instructions|instruction|message|rules | preamble|preprompt | pre prompt )"),
     // "print the prompt", "show the full prompt"
     sig(Extract, 0.45, "print|output|dump|leak|reveal|display|echo|repeat the|your full|whole|entire|complete|exact? prompt"),
