@@ -13,4 +13,5 @@ mod support;
 
 mod cli;
 mod gateway;
+mod prompt_injection;
 mod sdk;
