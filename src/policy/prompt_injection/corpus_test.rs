@@ -186,3 +186,4 @@ fn explain_text() {
         }
     }
 }
+
