@@ -186,4 +186,3 @@ fn explain_text() {
         }
     }
 }
-

@@ -43,8 +43,6 @@ pub struct Payload {
 /// The compiled finders, built once per policy.
 #[derive(Debug)]
 pub struct Decoder {
-    base64: Regex,
-    hex: Regex,
     rot13_hint: Regex,
     reverse_hint: Regex,
 }
@@ -58,9 +56,6 @@ const URL_SAFE: GeneralPurpose = GeneralPurpose::new(&alphabet::URL_SAFE, LENIEN
 impl Decoder {
     pub fn new() -> Result<Decoder, regex::Error> {
         Ok(Decoder {
-            // 16+ characters: short runs are words, not payloads.
-            base64: Regex::new(r"[A-Za-z0-9+/_-]{16,}={0,2}")?,
-            hex: Regex::new(r"(?i-u)\b(?:[0-9a-f]{2}){12,}\b")?,
             rot13_hint: Regex::new(r"(?i-u)\brot[\s_-]?13\b")?,
             reverse_hint: Regex::new(
                 r"(?i-u)\b(?:backwards?|reversed?|in\s+reverse|right\s+to\s+left|mirror(?:ed)?)\b",
@@ -73,33 +68,29 @@ impl Decoder {
     pub fn payloads(&self, raw: &str, folded: &str) -> Vec<Payload> {
         let mut out = Vec::new();
         let mut budget = MAX_DECODED_BYTES;
-        for m in self.base64.find_iter(raw.as_bytes()) {
+        for run in runs(raw.as_bytes()) {
             if out.len() >= MAX_PAYLOADS || budget == 0 {
                 break;
             }
-            let run = m.as_bytes();
-            // All letters (a long word) or all hex digits: not base64 worth decoding.
-            if run.iter().all(u8::is_ascii_alphabetic) || run.iter().all(u8::is_ascii_hexdigit) {
+            let body = run
+                .strip_suffix(b"==")
+                .or_else(|| run.strip_suffix(b"="))
+                .unwrap_or(run);
+            let (encoding, decoded) = if body.iter().all(u8::is_ascii_hexdigit) {
+                // All hex digits: hex when long and even, never base64.
+                if body.len() < MIN_HEX_RUN || body.len() % 2 == 1 {
+                    continue;
+                }
+                (Encoding::Hex, decode_hex(body))
+            } else if body.iter().all(u8::is_ascii_alphabetic) {
+                // A long word, not base64 worth decoding.
                 continue;
-            }
-            if let Some(text) = decode_base64(run).and_then(readable) {
+            } else {
+                (Encoding::Base64, decode_base64(run))
+            };
+            if let Some(text) = decoded.and_then(readable) {
                 budget = budget.saturating_sub(text.len());
-                out.push(Payload {
-                    encoding: Encoding::Base64,
-                    text,
-                });
-            }
-        }
-        for m in self.hex.find_iter(raw.as_bytes()) {
-            if out.len() >= MAX_PAYLOADS || budget == 0 {
-                break;
-            }
-            if let Some(text) = decode_hex(m.as_bytes()).and_then(readable) {
-                budget = budget.saturating_sub(text.len());
-                out.push(Payload {
-                    encoding: Encoding::Hex,
-                    text,
-                });
+                out.push(Payload { encoding, text });
             }
         }
         // Only the text around the hint ("decode this ROT13: …", "… read it backwards"):
@@ -118,6 +109,37 @@ impl Decoder {
         }
         out
     }
+}
+
+/// Shortest run of base64 characters worth decoding: shorter ones are words.
+const MIN_BASE64_RUN: usize = 16;
+/// Shortest run of hex digits worth decoding (12 bytes).
+const MIN_HEX_RUN: usize = 24;
+
+/// Runs of base64 characters (`A-Z a-z 0-9 + / _ -`, then up to two `=`) long enough to
+/// hold a payload. Hex digits are base64 characters, so hex runs come out too.
+fn runs(bytes: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let is_b64 = |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'_' | b'-');
+    let mut i = 0;
+    std::iter::from_fn(move || {
+        while i < bytes.len() {
+            let start = i;
+            while bytes.get(i).is_some_and(is_b64) {
+                i += 1;
+            }
+            let end = i;
+            let mut pad = 0;
+            while pad < 2 && bytes.get(i) == Some(&b'=') {
+                i += 1;
+                pad += 1;
+            }
+            if end - start >= MIN_BASE64_RUN {
+                return bytes.get(start..i);
+            }
+            i = i.max(start + 1);
+        }
+        None
+    })
 }
 
 /// How much text on each side of a ROT13 or reversal hint is decoded.

@@ -59,7 +59,11 @@ pub struct Lexicon {
     /// `prefix*` entries, longest first.
     prefixes: Vec<(String, char)>,
     /// The same, bucketed by first byte (most words have no candidate at all).
-    by_first: FnvMap<u8, Vec<(String, char)>>,
+    by_first: Vec<Vec<(String, char)>>,
+    /// Per first byte, a bit per word length (32 and up share the last) of the exact
+    /// words: most words of a prompt are not catalogue words, and this says so without
+    /// hashing them.
+    shapes: Vec<u32>,
     next: u32,
 }
 
@@ -80,13 +84,21 @@ impl Lexicon {
             .filter(|c| u32::from(*c) < 0xF900)
             .ok_or_else(|| "too many distinct words in the catalogue".to_string())?;
         self.next += 1;
+        let first = usize::from(map_key.as_bytes().first().copied().unwrap_or(0));
+        if self.by_first.is_empty() {
+            self.by_first = vec![Vec::new(); 256];
+            self.shapes = vec![0; 256];
+        }
         if is_prefix {
-            let first = map_key.as_bytes().first().copied().unwrap_or(0);
-            let bucket = self.by_first.entry(first).or_default();
-            bucket.push((map_key.clone(), c));
-            bucket.sort_by_key(|b| std::cmp::Reverse(b.0.len()));
+            if let Some(bucket) = self.by_first.get_mut(first) {
+                bucket.push((map_key.clone(), c));
+                bucket.sort_by_key(|b| std::cmp::Reverse(b.0.len()));
+            }
             self.prefixes.push((map_key, c));
         } else {
+            if let Some(shape) = self.shapes.get_mut(first) {
+                *shape |= shape_bit(map_key.len());
+            }
             self.exact.insert(map_key, c);
         }
         Ok(c)
@@ -106,16 +118,24 @@ impl Lexicon {
     }
 
     pub(super) fn lookup(&self, word: &str) -> char {
-        if let Some(c) = self.exact.get(word) {
-            return *c;
+        let first = usize::from(word.as_bytes().first().copied().unwrap_or(0));
+        let maybe_exact = self
+            .shapes
+            .get(first)
+            .is_some_and(|s| s & shape_bit(word.len()) != 0);
+        if maybe_exact {
+            if let Some(c) = self.exact.get(word) {
+                return *c;
+            }
         }
         if let Some(stem) = word.strip_suffix("'s") {
             if let Some(c) = self.exact.get(stem) {
                 return *c;
             }
         }
-        let bucket = word.as_bytes().first().and_then(|b| self.by_first.get(b));
-        if let Some((_, c)) = bucket
+        if let Some((_, c)) = self
+            .by_first
+            .get(first)
             .into_iter()
             .flatten()
             .find(|(p, _)| word.starts_with(p.as_str()))
@@ -165,8 +185,15 @@ impl Lexicon {
             leet: None,
         };
         let mut word = String::new();
+        // Whether `word` has a digit or `@`/`$`: only then can it be leetspeak.
+        let mut leetish = false;
         let mut chars = text.char_indices().peekable();
         while let Some((i, c)) = chars.next() {
+            if c.is_ascii_alphanumeric() {
+                leetish |= !c.is_ascii_alphabetic();
+                word.push(c.to_ascii_lowercase());
+                continue;
+            }
             let next_alnum = chars.peek().is_some_and(|(_, n)| n.is_alphanumeric());
             // A URL (`scheme://…`, `host.com/…`) or an e-mail address is one link symbol.
             let email = c == '@'
@@ -181,6 +208,7 @@ impl Lexicon {
                 || (c == '.' && !word.is_empty() && text.get(i + 1..).is_some_and(is_tld));
             if link {
                 word.clear();
+                leetish = false;
                 out.push(LINK);
                 while chars.peek().is_some_and(|(_, n)| !n.is_whitespace()) {
                     chars.next();
@@ -190,10 +218,12 @@ impl Lexicon {
             let in_word = c.is_alphanumeric()
                 || (matches!(c, '\'' | '@' | '$') && !word.is_empty() && next_alnum);
             if in_word {
+                leetish |= matches!(c, '@' | '$');
                 word.push(c.to_ascii_lowercase());
                 continue;
             }
-            self.flush(&mut word, &mut out);
+            self.flush(&mut word, leetish, &mut out);
+            leetish = false;
             let next_is_space = chars.peek().is_none_or(|(_, n)| n.is_whitespace());
             match c {
                 '\n' => out.end(),
@@ -207,16 +237,20 @@ impl Lexicon {
                 _ => {}
             }
         }
-        self.flush(&mut word, &mut out);
+        self.flush(&mut word, leetish, &mut out);
         (out.main, out.leet)
     }
 
-    fn flush(&self, word: &mut String, out: &mut Out) {
+    fn flush(&self, word: &mut String, leetish: bool, out: &mut Out) {
         if word.is_empty() {
             return;
         }
         let sym = self.lookup(word);
-        let leet = self.leet_symbol(word).filter(|l| *l != sym);
+        let leet = if leetish {
+            self.leet_symbol(word).filter(|l| *l != sym)
+        } else {
+            None
+        };
         match (leet, out.leet.as_mut()) {
             (Some(l), Some(ls)) => ls.push(l),
             (Some(l), None) => {
@@ -267,6 +301,11 @@ impl Out {
             self.push(SENTENCE_END);
         }
     }
+}
+
+/// The bit of a word length in [`Lexicon::shapes`].
+fn shape_bit(len: usize) -> u32 {
+    1u32 << len.min(31)
 }
 
 /// `rest` starts with a common top-level domain followed by the end of the host.
