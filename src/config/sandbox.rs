@@ -22,6 +22,7 @@ models:
     gpt-3.5-turbo: kt-sandbox
 policies:
   chain:
+    - prompt-injection
     - pii-detector
     - audit-logger
 policy:

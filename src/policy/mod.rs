@@ -12,6 +12,7 @@ pub mod data_routing;
 pub mod dlp_filter;
 pub mod lists;
 pub mod pii_detector;
+pub mod prompt_injection;
 pub mod safety_filter;
 pub mod scan;
 
@@ -23,6 +24,7 @@ pub use chain::{ChainOutcome, PolicyChain, StreamFilter};
 
 /// Policy names kt knows (the public product's names).
 pub const KNOWN: &[&str] = &[
+    prompt_injection::NAME,
     audit_logger::NAME,
     pii_detector::NAME,
     dlp_filter::NAME,
@@ -51,6 +53,9 @@ pub fn build(name: &str, block: Option<&serde_yaml::Value>) -> Result<Box<dyn Po
         safety_filter::NAME => Ok(Box::new(safety_filter::SafetyFilter::from_block(block)?)),
         agent_firewall::NAME => Ok(Box::new(agent_firewall::AgentFirewall::from_block(block)?)),
         data_routing::NAME => Ok(Box::new(data_routing::DataRoutingPolicy::from_block(
+            block,
+        )?)),
+        prompt_injection::NAME => Ok(Box::new(prompt_injection::PromptInjection::from_block(
             block,
         )?)),
         other => Err(format!("unknown policy kind `{other}`")),

@@ -18,6 +18,7 @@ mod hostile;
 mod keys;
 mod lint;
 mod policies;
+mod prompt_injection;
 mod providers_anthropic;
 mod providers_azure;
 mod providers_bedrock;

@@ -1,0 +1,326 @@
+//! The compiled detector, built once per policy: the word patterns (signals, discussion
+//! markers and concept atoms in one [`WordMatcher`], one pass per text), the character
+//! patterns, the concept rules, the non-Latin patterns, the administrator's patterns, and
+//! the decoder. [`Detector::analyze`] runs them over the
+//! views of a text (and over whatever the decoder recovers from it) and scores the result.
+
+use regex::bytes::{RegexSet as BytesSet, RegexSetBuilder as BytesSetBuilder};
+use regex::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
+
+use super::compile::Compiler;
+use super::concepts::{self, Concepts};
+use super::decode::Decoder;
+use super::matcher::{Scratch, WordMatcher};
+use super::normalize::normalize;
+use super::score::{score, Analysis, Evidence};
+use super::signals::{self, Kind, Signal};
+use super::symbols::{Lexicon, OTHER_WORD, SENTENCE_END};
+use super::ScanRole;
+
+/// Weight of an administrator's extra pattern.
+pub const CUSTOM_WEIGHT: f64 = 1.0;
+/// How deep payloads inside payloads are followed.
+const MAX_DEPTH: u8 = 2;
+const REGEX_SIZE_LIMIT: usize = 64 << 20;
+
+/// Which catalogue a match came from (the first half of an evidence key).
+const WORDS: u8 = 0;
+const CHARS: u8 = 1;
+const CONCEPTS: u8 = 2;
+const SCRIPTS: u8 = 3;
+const SQUASHED: u8 = 4;
+const CUSTOM: u8 = 5;
+
+#[derive(Debug)]
+pub struct Detector {
+    lexicon: Lexicon,
+    /// Word signals, then discussion markers, then concept atoms.
+    matcher: WordMatcher,
+    word_signals: Vec<Signal>,
+    discussion_start: usize,
+    atoms_start: usize,
+    chars: BytesSet,
+    char_signals: Vec<Signal>,
+    concepts: Concepts,
+    scripts: RegexSet,
+    squashed: BytesSet,
+    discussion_scripts: RegexSet,
+    negated: Regex,
+    custom: Option<RegexSet>,
+    allow: Vec<Regex>,
+    decoder: Decoder,
+}
+
+fn unicode_set(patterns: impl IntoIterator<Item = String>) -> Result<RegexSet, regex::Error> {
+    RegexSetBuilder::new(patterns)
+        .size_limit(REGEX_SIZE_LIMIT)
+        .build()
+}
+
+fn bytes_set<'a>(patterns: impl IntoIterator<Item = &'a str>) -> Result<BytesSet, regex::Error> {
+    BytesSetBuilder::new(patterns)
+        .case_insensitive(true)
+        .unicode(false)
+        .size_limit(REGEX_SIZE_LIMIT)
+        .build()
+}
+
+impl Detector {
+    /// Compiles the catalogue and the administrator's patterns. Errors name the config
+    /// field and the offending pattern.
+    pub fn new(patterns: &[String], allow_patterns: &[String]) -> Result<Detector, String> {
+        let internal = |what: &str, e: regex::Error| format!("built-in {what} patterns: {e}");
+        let custom = if patterns.is_empty() {
+            None
+        } else {
+            for (i, p) in patterns.iter().enumerate() {
+                check_user_regex("patterns", i, p)?;
+            }
+            Some(
+                RegexSetBuilder::new(patterns)
+                    .case_insensitive(true)
+                    .size_limit(REGEX_SIZE_LIMIT)
+                    .build()
+                    .map_err(|e| format!("`policy.prompt-injection.patterns`: {e}"))?,
+            )
+        };
+        let allow = allow_patterns
+            .iter()
+            .enumerate()
+            .map(|(i, p)| check_user_regex("allow_patterns", i, p))
+            .collect::<Result<Vec<_>, _>>()?;
+
+        // Every word pattern registers its words before any is compiled.
+        let word_signals = signals::words();
+        let mut compiler = Compiler::new(signals::VOCAB);
+        let all_words = || {
+            word_signals
+                .iter()
+                .map(|s| s.pattern)
+                .chain(signals::DISCUSSION.iter().copied())
+                .chain(concepts::atom_patterns())
+        };
+        for p in all_words().chain([signals::NEGATED]) {
+            compiler.register(p)?;
+        }
+        let matcher = WordMatcher::new(&compiler, all_words())?;
+        let discussion_start = word_signals.len();
+        let atoms_start = discussion_start + signals::DISCUSSION.len();
+        let negated = Regex::new(&compiler.compile(signals::NEGATED)?)
+            .map_err(|e| internal("negation", e))?;
+        let concepts = Concepts::new()?;
+        let char_signals = signals::chars();
+        Ok(Detector {
+            matcher,
+            word_signals,
+            discussion_start,
+            atoms_start,
+            chars: bytes_set(char_signals.iter().map(|s| s.pattern))
+                .map_err(|e| internal("character", e))?,
+            char_signals,
+            concepts,
+            scripts: unicode_set(signals::SCRIPTS.iter().map(|s| s.pattern.to_string()))
+                .map_err(|e| internal("script", e))?,
+            squashed: bytes_set(signals::SQUASHED.iter().map(|s| s.pattern))
+                .map_err(|e| internal("squashed", e))?,
+            discussion_scripts: unicode_set(
+                signals::DISCUSSION_SCRIPTS.iter().map(|s| (*s).to_string()),
+            )
+            .map_err(|e| internal("discussion", e))?,
+            negated,
+            custom,
+            allow,
+            decoder: Decoder::new().map_err(|e| internal("decoder", e))?,
+            lexicon: compiler.lexicon,
+        })
+    }
+
+    /// Scores one text as content of `role`.
+    pub fn analyze(&self, text: &str, role: ScanRole) -> Analysis {
+        let mut ev = Evidence::default();
+        self.scan(text, 0, &mut ev);
+        score(&ev, role)
+    }
+
+    fn scan(&self, text: &str, depth: u8, ev: &mut Evidence) {
+        let mut norm = normalize(text);
+        let folded = self.allowed(std::mem::take(&mut norm.folded));
+        let (symbols, leet) = self.symbols(&folded);
+        let words = self.match_words(&symbols, depth == 0, ev);
+        for i in self.chars.matches(folded.as_bytes()).iter() {
+            if let Some(s) = self.char_signals.get(i) {
+                ev.matched.insert((CHARS, i), (s.kind, s.weight));
+            }
+        }
+        if let Some(custom) = &self.custom {
+            for i in custom.matches(&folded).iter() {
+                ev.matched
+                    .insert((CUSTOM, i), (Kind::CustomPattern, CUSTOM_WEIGHT));
+            }
+        }
+        // Leetspeak counts as a disguise only when reading it as letters reveals a signal;
+        // only the sentences it changes are matched again.
+        if let Some(leet) = leet {
+            let mut scratch = Scratch::default();
+            let mut hits = Vec::new();
+            let plain = symbols.split(SENTENCE_END);
+            for (a, b) in plain.zip(leet.split(SENTENCE_END)) {
+                if a == b {
+                    continue;
+                }
+                hits.clear();
+                self.matcher.sentence(b, &mut scratch, &mut hits);
+                for &i in hits.iter().filter(|i| **i < self.discussion_start) {
+                    if !words.contains(&i) {
+                        if let Some(s) = self.word_signals.get(i) {
+                            ev.matched.insert((WORDS, i), (s.kind, s.weight));
+                            norm.obfuscation.leetspeak = true;
+                        }
+                    }
+                }
+            }
+        }
+        if let Some(plain) = norm.plain.take() {
+            let plain = self.allowed(plain);
+            for i in self.scripts.matches(&plain).iter() {
+                if let Some(s) = signals::SCRIPTS.get(i) {
+                    ev.matched.insert((SCRIPTS, i), (s.kind, s.weight));
+                }
+            }
+            if depth == 0 && self.discussion_scripts.is_match(&plain) {
+                ev.discussion = true;
+            }
+        }
+        if let Some(squashed) = &norm.squashed {
+            for i in self.squashed.matches(squashed.as_bytes()).iter() {
+                if let Some(s) = signals::SQUASHED.get(i) {
+                    ev.matched.insert((SQUASHED, i), (s.kind, s.weight));
+                }
+            }
+        }
+        ev.obfuscation.merge(norm.obfuscation);
+        if depth >= MAX_DEPTH {
+            return;
+        }
+        if !norm.hidden.is_empty() {
+            ev.hidden_text = true;
+            let mut sub = Evidence::default();
+            self.scan(&norm.hidden, depth + 1, &mut sub);
+            ev.absorb(sub, None);
+        }
+        for payload in self.decoder.payloads(text, &folded) {
+            let mut sub = Evidence::default();
+            self.scan(&payload.text, depth + 1, &mut sub);
+            if !sub.matched.is_empty() {
+                ev.absorb(sub, Some(payload.encoding));
+            }
+        }
+    }
+
+    /// The symbol string of a folded text and its leetspeak reading (when it differs),
+    /// negated requests neutralised.
+    fn symbols(&self, folded: &str) -> (String, Option<String>) {
+        let (main, leet) = self.lexicon.symbolize_with_leet(folded);
+        (self.neutralize(main), leet.map(|l| self.neutralize(l)))
+    }
+
+    fn neutralize(&self, symbols: String) -> String {
+        if !self.negated.is_match(&symbols) {
+            return symbols;
+        }
+        let mut out = String::with_capacity(symbols.len());
+        let mut last = 0;
+        for m in self.negated.find_iter(&symbols) {
+            out.push_str(symbols.get(last..m.start()).unwrap_or_default());
+            out.extend(m.as_str().chars().map(|c| {
+                if c.is_alphabetic() || u32::from(c) >= 0xE000 {
+                    OTHER_WORD
+                } else {
+                    c
+                }
+            }));
+            last = m.end();
+        }
+        out.push_str(symbols.get(last..).unwrap_or_default());
+        out
+    }
+
+    /// Runs the word matcher over a symbol string: records word signals and concept rules
+    /// in `ev`, sets `ev.discussion` when asked to look for it, returns the word signals.
+    fn match_words(&self, symbols: &str, discussion: bool, ev: &mut Evidence) -> Vec<usize> {
+        let mut words = Vec::new();
+        let mut masks = Vec::new();
+        self.matcher.scan(symbols, |_, hits| {
+            let mut mask = 0u64;
+            for &i in hits {
+                if i < self.discussion_start {
+                    words.push(i);
+                } else if i < self.atoms_start {
+                    ev.discussion |= discussion;
+                } else {
+                    mask |= self.concepts.bit(i - self.atoms_start);
+                }
+            }
+            masks.push(mask);
+        });
+        for &i in &words {
+            if let Some(s) = self.word_signals.get(i) {
+                ev.matched.insert((WORDS, i), (s.kind, s.weight));
+            }
+        }
+        for r in self.concepts.rules(&masks) {
+            if let Some(s) = Concepts::rule(r) {
+                ev.matched.insert((CONCEPTS, r), (s.kind, s.weight));
+            }
+        }
+        words
+    }
+
+    /// Blanks out what the administrator's `allow_patterns` match.
+    fn allowed(&self, text: String) -> String {
+        self.allow
+            .iter()
+            .fold(text, |t, re| match re.replace_all(&t, " ") {
+                std::borrow::Cow::Borrowed(_) => t,
+                std::borrow::Cow::Owned(o) => o,
+            })
+    }
+}
+
+#[cfg(test)]
+impl Detector {
+    /// Which patterns match `text` (top level only): for debugging the catalogue.
+    pub fn explain(&self, text: &str) -> Vec<(Kind, f64, &'static str)> {
+        let mut ev = Evidence::default();
+        self.scan(text, 0, &mut ev);
+        ev.matched
+            .iter()
+            .map(|(&(src, i), &(kind, w))| {
+                let pattern = match src {
+                    WORDS => self.word_signals.get(i).map_or("", |s| s.pattern),
+                    CHARS => self.char_signals.get(i).map_or("", |s| s.pattern),
+                    CONCEPTS => "concept rule",
+                    _ => "other view",
+                };
+                (kind, w, pattern)
+            })
+            .collect()
+    }
+}
+
+fn check_user_regex(field: &str, i: usize, pattern: &str) -> Result<Regex, String> {
+    RegexBuilder::new(pattern)
+        .case_insensitive(true)
+        .size_limit(REGEX_SIZE_LIMIT)
+        .build()
+        .map_err(|e| {
+            let full = e.to_string();
+            let reason = full
+                .lines()
+                .last()
+                .unwrap_or("invalid regex")
+                .trim()
+                .to_string();
+            format!("`policy.prompt-injection.{field}[{i}]`: invalid regex `{pattern}`: {reason}")
+        })
+}

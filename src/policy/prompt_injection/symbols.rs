@@ -1,0 +1,355 @@
+//! The symbol string: the normalised text as one symbol per word, which the catalogue's
+//! word patterns (compiled in `compile.rs`) are matched against.
+//!
+//! Why: a pattern such as "ignore, then up to four words, then previous, then up to two
+//! words, then instructions" over bytes makes a DFA track every partial keyword inside
+//! every gap word at once; on varied text its states explode and matching crawls. Over
+//! symbols, a word is one step and a vocabulary is a character class, so the automaton stays
+//! small and a 4 KB prompt is matched in microseconds.
+//!
+//! Symbol string: every word the catalogue names gets its own private-use character; any
+//! other word is `w`; `|` ends a sentence (`.`, `!`, `?`, `;` before a space, or a line
+//! break); `,` `:` `"` `@` are kept; a URL or e-mail address is `~`. Everything else is
+//! dropped.
+//!
+//! Leetspeak is read here too: a word such as `1gn0r3` whose digits read as letters give a
+//! catalogue word yields a second symbol string with that word's symbol.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+/// First private-use character given to a catalogue word.
+pub const FIRST_SYMBOL: u32 = 0xE000;
+/// Any word the catalogue does not name.
+pub const OTHER_WORD: char = 'w';
+pub const SENTENCE_END: char = '|';
+pub const LINK: char = '~';
+/// Punctuation symbols a pattern can be anchored on.
+pub const ANCHOR_PUNCTUATION: &str = ",:\"@~";
+
+/// FNV-1a: the lexicon is hashed once per word of every prompt; SipHash is more than a
+/// short, non-adversarial key set needs.
+#[derive(Default)]
+struct Fnv(u64);
+
+impl Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for b in bytes {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
+
+type FnvMap<K, V> = HashMap<K, V, BuildHasherDefault<Fnv>>;
+
+/// The words the catalogue names, each with its symbol.
+#[derive(Debug, Default)]
+pub struct Lexicon {
+    exact: FnvMap<String, char>,
+    /// `prefix*` entries, longest first.
+    prefixes: Vec<(String, char)>,
+    /// The same, bucketed by first byte (most words have no candidate at all).
+    by_first: Vec<Vec<(String, char)>>,
+    /// Per first byte, a bit per word length (32 and up share the last) of the exact
+    /// words: most words of a prompt are not catalogue words, and this says so without
+    /// hashing them.
+    shapes: Vec<u32>,
+    next: u32,
+}
+
+impl Lexicon {
+    pub(super) fn symbol_for(&mut self, word: &str) -> Result<char, String> {
+        let (map_key, is_prefix) = match word.strip_suffix('*') {
+            Some(p) => (p.to_string(), true),
+            None => (word.to_string(), false),
+        };
+        if is_prefix {
+            if let Some((_, c)) = self.prefixes.iter().find(|(p, _)| *p == map_key) {
+                return Ok(*c);
+            }
+        } else if let Some(c) = self.exact.get(&map_key) {
+            return Ok(*c);
+        }
+        let c = char::from_u32(FIRST_SYMBOL + self.next)
+            .filter(|c| u32::from(*c) < 0xF900)
+            .ok_or_else(|| "too many distinct words in the catalogue".to_string())?;
+        self.next += 1;
+        let first = usize::from(map_key.as_bytes().first().copied().unwrap_or(0));
+        if self.by_first.is_empty() {
+            self.by_first = vec![Vec::new(); 256];
+            self.shapes = vec![0; 256];
+        }
+        if is_prefix {
+            if let Some(bucket) = self.by_first.get_mut(first) {
+                bucket.push((map_key.clone(), c));
+                bucket.sort_by_key(|b| std::cmp::Reverse(b.0.len()));
+            }
+            self.prefixes.push((map_key, c));
+        } else {
+            if let Some(shape) = self.shapes.get_mut(first) {
+                *shape |= shape_bit(map_key.len());
+            }
+            self.exact.insert(map_key, c);
+        }
+        Ok(c)
+    }
+
+    /// How many symbols were given out.
+    pub fn len(&self) -> usize {
+        usize::try_from(self.next).unwrap_or(usize::MAX)
+    }
+
+    /// Index of a word symbol, counted from the first one.
+    pub fn offset(&self, c: char) -> Option<usize> {
+        u32::from(c)
+            .checked_sub(FIRST_SYMBOL)
+            .filter(|o| *o < self.next)
+            .and_then(|o| usize::try_from(o).ok())
+    }
+
+    pub(super) fn lookup(&self, word: &str) -> char {
+        let first = usize::from(word.as_bytes().first().copied().unwrap_or(0));
+        let maybe_exact = self
+            .shapes
+            .get(first)
+            .is_some_and(|s| s & shape_bit(word.len()) != 0);
+        if maybe_exact {
+            if let Some(c) = self.exact.get(word) {
+                return *c;
+            }
+        }
+        if let Some(stem) = word.strip_suffix("'s") {
+            if let Some(c) = self.exact.get(stem) {
+                return *c;
+            }
+        }
+        if let Some((_, c)) = self
+            .by_first
+            .get(first)
+            .into_iter()
+            .flatten()
+            .find(|(p, _)| word.starts_with(p.as_str()))
+        {
+            return *c;
+        }
+        // Persona names: `BetterGPT`, `FreedomGPT`, `BasedGPT` read as `gpt`.
+        if word.len() > 3 && word.ends_with("gpt") {
+            if let Some(c) = self.exact.get("gpt") {
+                return *c;
+            }
+        }
+        OTHER_WORD
+    }
+
+    /// Every symbol a word pattern matches: for `prefix*`, the prefix's own symbol and those
+    /// of the known words and longer prefixes starting with it.
+    pub(super) fn class_of(&self, word: &str) -> Vec<char> {
+        match word.strip_suffix('*') {
+            Some(p) => self
+                .exact
+                .iter()
+                .filter(|(w, _)| w.starts_with(p))
+                .map(|(_, c)| *c)
+                .chain(
+                    self.prefixes
+                        .iter()
+                        .filter(|(q, _)| q.starts_with(p))
+                        .map(|(_, c)| *c),
+                )
+                .collect(),
+            None => self.exact.get(word).copied().into_iter().collect(),
+        }
+    }
+
+    /// The symbol string of `text` (the folded view).
+    #[cfg(test)]
+    pub fn symbolize(&self, text: &str) -> String {
+        self.symbolize_with_leet(text).0
+    }
+
+    /// The symbol string of `text`, and, when some word is a catalogue word written in
+    /// leetspeak (`1gn0r3`), the symbol string with those words read as letters.
+    pub fn symbolize_with_leet(&self, text: &str) -> (String, Option<String>) {
+        let mut out = Out {
+            main: String::with_capacity(text.len() / 4 + 8),
+            leet: None,
+        };
+        let mut word = String::new();
+        // Whether `word` has a digit or `@`/`$`: only then can it be leetspeak.
+        let mut leetish = false;
+        let mut chars = text.char_indices().peekable();
+        while let Some((i, c)) = chars.next() {
+            if c.is_ascii_alphanumeric() {
+                leetish |= !c.is_ascii_alphabetic();
+                word.push(c.to_ascii_lowercase());
+                continue;
+            }
+            let next_alnum = chars.peek().is_some_and(|(_, n)| n.is_alphanumeric());
+            // A URL (`scheme://…`, `host.com/…`) or an e-mail address is one link symbol.
+            let email = c == '@'
+                && !word.is_empty()
+                && next_alnum
+                && text
+                    .get(i..)
+                    .and_then(|r| r.split(char::is_whitespace).next())
+                    .is_some_and(|t| t.contains('.'));
+            let link = email
+                || (c == ':' && text.get(i..).is_some_and(|r| r.starts_with("://")))
+                || (c == '.' && !word.is_empty() && text.get(i + 1..).is_some_and(is_tld));
+            if link {
+                word.clear();
+                leetish = false;
+                out.push(LINK);
+                while chars.peek().is_some_and(|(_, n)| !n.is_whitespace()) {
+                    chars.next();
+                }
+                continue;
+            }
+            let in_word = c.is_alphanumeric()
+                || (matches!(c, '\'' | '@' | '$') && !word.is_empty() && next_alnum);
+            if in_word {
+                leetish |= matches!(c, '@' | '$');
+                word.push(c.to_ascii_lowercase());
+                continue;
+            }
+            self.flush(&mut word, leetish, &mut out);
+            leetish = false;
+            let next_is_space = chars.peek().is_none_or(|(_, n)| n.is_whitespace());
+            match c {
+                '\n' => out.end(),
+                '.' | '!' | '?' | ';' if next_is_space => out.end(),
+                ',' | ':' | '@' => out.push(c),
+                // " - " separates like a colon ("Bot instructions - cancel …").
+                '-' if next_is_space && text.get(..i).is_some_and(|b| b.ends_with(' ')) => {
+                    out.push(':');
+                }
+                '"' | '\'' | '`' => out.push('"'),
+                _ => {}
+            }
+        }
+        self.flush(&mut word, leetish, &mut out);
+        (out.main, out.leet)
+    }
+
+    fn flush(&self, word: &mut String, leetish: bool, out: &mut Out) {
+        if word.is_empty() {
+            return;
+        }
+        let sym = self.lookup(word);
+        let leet = if leetish {
+            self.leet_symbol(word).filter(|l| *l != sym)
+        } else {
+            None
+        };
+        match (leet, out.leet.as_mut()) {
+            (Some(l), Some(ls)) => ls.push(l),
+            (Some(l), None) => {
+                let mut ls = out.main.clone();
+                ls.push(l);
+                out.leet = Some(ls);
+            }
+            (None, Some(ls)) => ls.push(sym),
+            (None, None) => {}
+        }
+        out.main.push(sym);
+        word.clear();
+    }
+
+    /// The symbol of a word with letters and leetspeak digits read as letters, if that is
+    /// a catalogue word (`1gn0r3` → `ignore`; `gpt4` → nothing).
+    fn leet_symbol(&self, word: &str) -> Option<char> {
+        let has_letter = word.bytes().any(|b| b.is_ascii_alphabetic());
+        let has_leet = word.chars().any(|c| super::normalize::leet(c).is_some());
+        if !has_letter || !has_leet || word.len() < 2 {
+            return None;
+        }
+        let decoded: String = word
+            .chars()
+            .map(|c| super::normalize::leet(c).unwrap_or(c))
+            .collect();
+        Some(self.lookup(&decoded)).filter(|c| *c != OTHER_WORD)
+    }
+}
+
+/// The symbol strings being built: the plain one, and the leetspeak reading once it
+/// differs.
+struct Out {
+    main: String,
+    leet: Option<String>,
+}
+
+impl Out {
+    fn push(&mut self, c: char) {
+        self.main.push(c);
+        if let Some(l) = self.leet.as_mut() {
+            l.push(c);
+        }
+    }
+
+    fn end(&mut self) {
+        if !self.main.ends_with(SENTENCE_END) {
+            self.push(SENTENCE_END);
+        }
+    }
+}
+
+/// The bit of a word length in [`Lexicon::shapes`].
+fn shape_bit(len: usize) -> u32 {
+    1u32 << len.min(31)
+}
+
+/// `rest` starts with a common top-level domain followed by the end of the host.
+fn is_tld(rest: &str) -> bool {
+    [
+        "com", "net", "org", "io", "example", "xyz", "ru", "cn", "co", "info", "biz", "dev", "app",
+    ]
+    .iter()
+    .any(|t| {
+        rest.strip_prefix(t).is_some_and(|after| {
+            after
+                .chars()
+                .next()
+                .is_none_or(|c| c == '/' || !(c.is_alphanumeric() || c == '.'))
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::policy::prompt_injection::compile::Compiler;
+
+    fn compiled(patterns: &[&str]) -> Compiler {
+        let mut c = Compiler::new(&[]);
+        for p in patterns {
+            c.register(p).unwrap();
+        }
+        c
+    }
+
+    #[test]
+    fn sentences_words_and_links_become_symbols() {
+        let c = compiled(&["ignore previous gpt"]);
+        let s = c
+            .lexicon
+            .symbolize("Ignore, previous stuff. Next line\nsee https://x.example/a?b=1 or a@b.io");
+        // Leetspeak reads as the catalogue word; persona names ending in GPT read as GPT.
+        let (plain, leet) = c.lexicon.symbolize_with_leet("1gn0r3 gpt4 BetterGPT");
+        let gpt = c.lexicon.lookup("gpt");
+        assert_eq!(plain, format!("ww{gpt}"));
+        assert_eq!(leet, Some(format!("{}w{gpt}", c.lexicon.lookup("ignore"))));
+        let ign = c.lexicon.lookup("ignore");
+        let prev = c.lexicon.lookup("previous");
+        // `https` is part of the link, not a word.
+        assert_eq!(s, format!("{ign},{prev}w|ww|w~w~"));
+    }
+}
