@@ -218,14 +218,11 @@ fn action_flag_records_a_flag_and_scan_roles_and_extra_patterns_apply() {
 fn an_invalid_block_refuses_to_start_with_the_field_named() {
     let dir = tempfile::tempdir().unwrap();
     for (block, want) in [
-        ("    treshold: 0.4\n", "unknown field `treshold`"),
-        (
-            "    threshold: 1.5\n",
-            "`policy.prompt-injection.threshold`",
-        ),
+        ("    treshold: 0.4\n", "unknown key `treshold`"),
+        ("    threshold: 1.5\n", "policy.prompt-injection.threshold"),
         (
             "    patterns: ['(unclosed']\n",
-            "`policy.prompt-injection.patterns[0]`",
+            "policy.prompt-injection.patterns[0]",
         ),
     ] {
         let path = dir.path().join("policy-config.yaml");
