@@ -43,7 +43,7 @@ complete -c kt -n "__fish_kt_using_subcommand gateway; and __fish_seen_subcomman
 complete -c kt -n "__fish_kt_using_subcommand gateway; and __fish_seen_subcommand_from run" -l policy-config -d 'Policy config file; repeat to layer files (later over earlier)' -r -F
 complete -c kt -n "__fish_kt_using_subcommand gateway; and __fish_seen_subcommand_from run" -l fail-mode -d 'What happens when a policy itself errors' -r -f -a "block\t''
 allow\t''"
-complete -c kt -n "__fish_kt_using_subcommand gateway; and __fish_seen_subcommand_from run" -l max-concurrency -d 'Requests (and open streams) served at once [default: sized to the machine]' -r
+complete -c kt -n "__fish_kt_using_subcommand gateway; and __fish_seen_subcommand_from run" -l max-concurrency -d 'Model requests (and open streams) in flight at once; more wait up to 5 s in a bounded queue, then get 503 [default: sized to the machine]' -r
 complete -c kt -n "__fish_kt_using_subcommand gateway; and __fish_seen_subcommand_from run" -l upstream -d 'Debug only: send every target to this OpenAI-format base URL' -r
 complete -c kt -n "__fish_kt_using_subcommand gateway; and __fish_seen_subcommand_from run" -l upstream-api-key -d 'Debug only: API key for --upstream' -r
 complete -c kt -n "__fish_kt_using_subcommand gateway; and __fish_seen_subcommand_from run" -l upstream-api-key-header -d 'Debug only: header carrying the --upstream key' -r

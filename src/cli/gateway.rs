@@ -28,7 +28,8 @@ pub struct RunArgs {
     /// What happens when a policy itself errors
     #[arg(long, value_enum, default_value = "block")]
     pub fail_mode: FailMode,
-    /// Requests (and open streams) served at once [default: sized to the machine]
+    /// Model requests (and open streams) in flight at once; more wait up to 5 s in a
+    /// bounded queue, then get 503 [default: sized to the machine]
     #[arg(long, value_name = "N")]
     pub max_concurrency: Option<usize>,
     /// Debug only: send every target to this OpenAI-format base URL
@@ -146,9 +147,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitStatus> {
     Ok(ExitStatus::Success)
 }
 
-/// Workers: a stream holds one for its whole life, so size for concurrent streams, not
-/// for cores.
+/// A stream holds its request slot (and worker thread) for its whole life, so size for
+/// concurrent streams, not for cores. Worker threads are started on demand, so a large
+/// limit costs nothing while idle.
 fn default_concurrency() -> usize {
     let cores = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
-    (cores * 64).clamp(128, 1024)
+    (cores * 1024).clamp(2048, 16384)
 }

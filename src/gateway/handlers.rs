@@ -22,10 +22,16 @@ pub fn handle(state: &Arc<State>, req: Request) {
     }
     match (&method, path.trim_end_matches('/')) {
         (Method::Post, "/v1/chat/completions") | (Method::Post, "/chat/completions") => {
-            chat::handle(state, req, &request_id);
+            match state.slots.acquire() {
+                Ok(_slot) => chat::handle(state, req, &request_id),
+                Err(e) => shed(state, req, &request_id, "/v1/chat/completions", &e),
+            }
         }
         (Method::Post, "/v1/responses") | (Method::Post, "/responses") => {
-            responses::handle(state, req, &request_id);
+            match state.slots.acquire() {
+                Ok(_slot) => responses::handle(state, req, &request_id),
+                Err(e) => shed(state, req, &request_id, "/v1/responses", &e),
+            }
         }
         (Method::Get, "/v1/models") | (Method::Get, "/models") => {
             let started = std::time::Instant::now();
@@ -70,6 +76,29 @@ fn is_known_path(p: &str) -> bool {
             | "/keeptrusts/config"
             | "/keeptrusts/providers/metrics"
     )
+}
+
+/// A model request refused because the gateway is at `--max-concurrency` with a full
+/// admission queue: answered 503 at once and recorded like any other request.
+fn shed(state: &State, req: Request, request_id: &str, endpoint: &str, err: &ApiError) {
+    state.events.record(Event {
+        request_id: request_id.to_string(),
+        ts_ms: now_ms(),
+        kind: if endpoint == "/v1/responses" {
+            EventKind::Responses
+        } else {
+            EventKind::ChatCompletion
+        },
+        endpoint: endpoint.to_string(),
+        configuration: Some(state.default.config.name.clone()),
+        status: err.status,
+        verdict: Verdict::Allow.as_str().to_string(),
+        error: Some(err.body.message.clone()),
+        request_source: header(&req, "x-request-source").map(str::to_string),
+        correlation_id: header(&req, "x-correlation-id").map(str::to_string),
+        ..Event::default()
+    });
+    Reply::error(err).send(req, request_id);
 }
 
 /// With audit-logger `log_all_access`, reads are recorded too.

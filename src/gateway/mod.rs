@@ -9,6 +9,7 @@ pub mod chat;
 pub mod handlers;
 pub mod http;
 pub mod limits;
+pub mod pool;
 pub mod probe;
 pub mod responses;
 pub mod routing;
@@ -45,7 +46,8 @@ pub struct GatewayOptions {
     pub listen: SocketAddr,
     pub configs: ConfigSet,
     pub db: PathBuf,
-    /// Worker threads: requests (and open streams) served at once.
+    /// Model requests (and open streams) served at once; more wait in a bounded queue
+    /// or are shed with 503.
     pub max_concurrency: usize,
     pub fail_mode: FailMode,
     pub upstream: Option<UpstreamOverride>,
@@ -60,6 +62,9 @@ pub struct Runtime {
     pub config: Arc<Config>,
     pub chain: PolicyChain,
 }
+
+/// The longest a model request waits in the admission queue before a 503.
+const ADMISSION_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Shared by every worker.
 pub struct State {
@@ -76,6 +81,8 @@ pub struct State {
     pub db: PathBuf,
     /// Routing state (breakers, health, statistics) and the health probes.
     pub routing: routing::Routing,
+    /// Model requests in flight (`--max-concurrency`) and the admission queue.
+    pub slots: pool::Slots,
 }
 
 impl State {
@@ -118,6 +125,11 @@ impl State {
             admin: opts.admin.clone(),
             db: opts.db.clone(),
             routing,
+            slots: pool::Slots::new(
+                opts.max_concurrency,
+                pool::Slots::default_queue(opts.max_concurrency),
+                ADMISSION_WAIT,
+            ),
         })
     }
 }

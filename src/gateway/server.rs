@@ -2,13 +2,13 @@
 //! takes it), the worker pool, signals and graceful shutdown.
 
 use std::net::{SocketAddr, TcpListener};
-use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, Socket, Type};
 
+use super::pool::{Pool, Serve, Stopping};
 use super::{handlers, supervisor, GatewayOptions, State};
 use crate::store::EventWriter;
 
@@ -30,6 +30,8 @@ pub enum GatewayError {
     Signals(#[source] std::io::Error),
 }
 
+/// Workers kept even when idle; the pool grows on demand (see `pool`).
+const MIN_WORKERS: usize = 8;
 /// Client sockets: a write that stalls this long fails (a client that stopped reading).
 const WRITE_TIMEOUT: Duration = Duration::from_secs(120);
 /// Client sockets: reading a request (or waiting on an idle keep-alive connection) fails
@@ -85,16 +87,25 @@ pub fn run(
             .map_err(|e| GatewayError::Server(e.to_string()))?,
     );
 
-    let workers: Vec<_> = (0..opts.max_concurrency.max(1))
-        .map(|i| {
-            let server = server.clone();
-            let state = state.clone();
-            std::thread::Builder::new()
-                .name(format!("kt-worker-{i}"))
-                .stack_size(256 * 1024)
-                .spawn(move || worker(&server, &state))
+    let pool = Pool::new(MIN_WORKERS, state.slots.worker_cap());
+    let serve: Arc<Serve> = {
+        let state = state.clone();
+        Arc::new(move |req| handlers::handle(&state, req))
+    };
+    let stopping: Arc<Stopping> = {
+        let state = state.clone();
+        Arc::new(move || state.shutting_down.load(Ordering::Relaxed))
+    };
+    let on_accept_error: Arc<dyn Fn(std::io::Error) + Send + Sync> = {
+        let state = state.clone();
+        Arc::new(move |e| {
+            // tiny_http reports an accept failure once and then stops accepting for
+            // good: never run on as a process that looks alive but serves nobody.
+            crate::logging::error(&format!("accept failed: {e}"));
+            state.listener_dead.store(true, Ordering::SeqCst);
         })
-        .collect::<Result<_, _>>()
+    };
+    pool.start(&server, &serve, &stopping, &on_accept_error)
         .map_err(|e| GatewayError::Server(format!("failed to spawn workers: {e}")))?;
 
     spawn_heartbeat(addr, state.clone());
@@ -116,17 +127,14 @@ pub fn run(
     }
     crate::logging::info("shutting down: finishing in-flight requests");
     state.shutting_down.store(true, Ordering::SeqCst);
-    for _ in 0..workers.len() {
-        server.unblock();
-    }
+    // Each `unblock` wakes one idle worker, queued behind the requests already accepted;
+    // keep sending them until every worker has finished its request and left.
     let deadline = Instant::now() + opts.shutdown_grace;
-    for w in workers {
-        while !w.is_finished() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(10));
+    while pool.total() > 0 && Instant::now() < deadline {
+        for _ in 0..pool.total() {
+            server.unblock();
         }
-        if w.is_finished() {
-            let _ = w.join(); // Worker panics are caught and logged inside.
-        }
+        std::thread::sleep(Duration::from_millis(10));
     }
     let dropped = state.events.dropped();
     let flushed = writer.shutdown(Duration::from_secs(10));
@@ -202,30 +210,5 @@ fn listener_watchdog(addr: SocketAddr) {
             std::process::abort();
         }
         _ => {}
-    }
-}
-
-fn worker(server: &tiny_http::Server, state: &Arc<State>) {
-    loop {
-        // Blocking: an idle worker costs nothing. Shutdown wakes each worker with
-        // `Server::unblock`, queued behind the requests already accepted.
-        let req = match server.recv() {
-            Ok(req) => req,
-            Err(e) => {
-                if state.shutting_down.load(Ordering::Relaxed) {
-                    return;
-                }
-                // tiny_http reports an accept failure once and then stops accepting for
-                // good: never run on as a process that looks alive but serves nobody.
-                crate::logging::error(&format!("accept failed: {e}"));
-                state.listener_dead.store(true, Ordering::SeqCst);
-                return;
-            }
-        };
-        // The last line of defence: a bug in a handler must not take a worker down.
-        let result = std::panic::catch_unwind(AssertUnwindSafe(|| handlers::handle(state, req)));
-        if result.is_err() {
-            crate::logging::error("a request handler panicked; the request was dropped");
-        }
     }
 }

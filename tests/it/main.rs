@@ -17,6 +17,7 @@ mod gateway;
 mod hostile;
 mod keys;
 mod lint;
+mod load;
 mod policies;
 mod prompt_injection;
 mod providers_anthropic;
