@@ -215,6 +215,11 @@ fn pump_mock<F: Fn() -> StreamFilter>(pump: &mut Pump<F>, p: &Prepared) -> Resul
     Ok(())
 }
 
+/// The most bytes an upstream stream may send without completing an event.
+const MAX_EVENT_BYTES: u64 = 16 * 1024 * 1024;
+/// The most bytes one upstream stream may send.
+const MAX_STREAM_BYTES: u64 = 256 * 1024 * 1024;
+
 fn pump_http<F: Fn() -> StreamFilter>(
     pump: &mut Pump<F>,
     target: &Target,
@@ -225,6 +230,9 @@ fn pump_http<F: Fn() -> StreamFilter>(
     let mut buf = vec![0u8; 16 * 1024];
     let mut events = Vec::new();
     let mut done = false;
+    // Bytes read in all, and since the decoder last produced an event: an upstream that
+    // sends endless bytes without an event boundary (or a decompression bomb) is cut off.
+    let (mut total, mut since_event) = (0u64, 0u64);
     loop {
         let n = match reader.read(&mut buf) {
             Ok(n) => n,
@@ -245,12 +253,24 @@ fn pump_http<F: Fn() -> StreamFilter>(
                 }));
             }
         };
+        total += n as u64;
+        since_event += n as u64;
+        if total > MAX_STREAM_BYTES || since_event > MAX_EVENT_BYTES {
+            return Err(Stop::Upstream(ApiError::bad_gateway(format!(
+                "the upstream stream exceeded the gateway limit ({} MiB per event, {} MiB in all)",
+                MAX_EVENT_BYTES >> 20,
+                MAX_STREAM_BYTES >> 20
+            ))));
+        }
         if n == 0 {
             decoder.finish(&mut events).map_err(Stop::Upstream)?;
         } else if !done {
             decoder
                 .feed(buf.get(..n).unwrap_or_default(), &mut events)
                 .map_err(Stop::Upstream)?;
+        }
+        if !events.is_empty() {
+            since_event = 0;
         }
         for ev in events.drain(..) {
             match ev {
