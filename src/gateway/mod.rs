@@ -11,6 +11,7 @@ pub mod http;
 pub mod limits;
 pub mod pool;
 pub mod probe;
+pub mod resolver;
 pub mod responses;
 pub mod routing;
 pub mod server;

@@ -12,7 +12,7 @@ use crate::providers::UpstreamRequest;
 pub const MAX_UPSTREAM_BODY: u64 = 64 * 1024 * 1024;
 
 pub fn agent() -> Agent {
-    Agent::config_builder()
+    let config = Agent::config_builder()
         .http_status_as_error(false)
         .timeout_connect(Some(Duration::from_secs(10)))
         .max_idle_connections(512)
@@ -24,8 +24,18 @@ pub fn agent() -> Agent {
         .max_redirects_will_error(false)
         .user_agent("keeptrusts-kt")
         .accept_encoding("identity")
-        .build()
-        .into()
+        // ureq's default buffers are 128 KiB each way per connection: with thousands of
+        // open streams that alone is hundreds of MiB. Provider heads are a few KiB;
+        // bodies stream through the buffers.
+        .input_buffer_size(32 * 1024)
+        .output_buffer_size(16 * 1024)
+        .max_response_header_size(32 * 1024)
+        .build();
+    Agent::with_parts(
+        config,
+        ureq::unversioned::transport::DefaultConnector::default(),
+        super::resolver::CachingResolver::default(),
+    )
 }
 
 /// An upstream answer whose body has not been read yet.

@@ -1,0 +1,207 @@
+//! The bench's clients: ureq, one keep-alive connection per client thread, the same code
+//! for the direct and the through-kt path.
+
+use std::io::{BufRead, BufReader};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .proxy(None)
+        .timeout_global(Some(Duration::from_secs(60)))
+        .build()
+        .into()
+}
+
+fn post(
+    agent: &ureq::Agent,
+    url: &str,
+    body: &str,
+) -> Result<ureq::http::Response<ureq::Body>, ureq::Error> {
+    agent
+        .post(url)
+        .header("Content-Type", "application/json")
+        .send(body)
+}
+
+pub fn warm(url: &str, body: &str) {
+    let agent = agent();
+    for _ in 0..200 {
+        let mut r = post(&agent, url, body).expect("warm-up request");
+        assert_eq!(
+            r.status().as_u16(),
+            200,
+            "warm-up against {url}: {}",
+            r.body_mut().read_to_string().unwrap_or_default()
+        );
+        r.body_mut().read_to_vec().ok();
+    }
+}
+
+/// Latencies (ms, sorted) of a closed-loop load.
+pub struct Load {
+    pub lat: Vec<f64>,
+    pub rps: f64,
+    pub errors: u64,
+}
+
+/// `conc` clients, each sending requests back to back for `dur`.
+pub fn load(url: &str, body: &str, conc: usize, dur: Duration) -> Load {
+    let stop = Arc::new(AtomicBool::new(false));
+    let start = Instant::now();
+    let handles: Vec<_> = (0..conc)
+        .map(|_| {
+            let (url, body, stop) = (url.to_string(), body.to_string(), stop.clone());
+            std::thread::Builder::new()
+                .stack_size(256 * 1024)
+                .spawn(move || {
+                    let agent = agent();
+                    let mut lat = Vec::new();
+                    let mut errors = 0u64;
+                    while !stop.load(Ordering::Relaxed) {
+                        let t = Instant::now();
+                        match post(&agent, &url, &body) {
+                            Ok(mut r) if r.status().as_u16() == 200 => {
+                                r.body_mut().read_to_vec().ok();
+                                lat.push(t.elapsed().as_secs_f64() * 1000.0);
+                            }
+                            _ => errors += 1,
+                        }
+                    }
+                    (lat, errors)
+                })
+                .unwrap()
+        })
+        .collect();
+    std::thread::sleep(dur);
+    stop.store(true, Ordering::Relaxed);
+    let mut lat = Vec::new();
+    let mut errors = 0;
+    for h in handles {
+        let (l, e) = h.join().unwrap();
+        lat.extend(l);
+        errors += e;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    lat.sort_by(f64::total_cmp);
+    Load {
+        rps: lat.len() as f64 / secs,
+        lat,
+        errors,
+    }
+}
+
+/// Per stream: time to the first content event, the gaps between content events, the
+/// total time (all ms, sorted).
+pub struct Streams {
+    pub ttft: Vec<f64>,
+    pub gaps: Vec<f64>,
+    pub total: Vec<f64>,
+}
+
+pub fn streams(url: &str, body: &str, n: usize) -> Streams {
+    let agent = agent();
+    let mut s = Streams {
+        ttft: Vec::new(),
+        gaps: Vec::new(),
+        total: Vec::new(),
+    };
+    for _ in 0..n {
+        let t = Instant::now();
+        let r = post(&agent, url, body).unwrap();
+        let mut reader = BufReader::new(r.into_body().into_reader());
+        let mut line = String::new();
+        let mut last: Option<f64> = None;
+        loop {
+            line.clear();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                break;
+            }
+            if line.contains("\"content\":\"w") {
+                let now = t.elapsed().as_secs_f64() * 1000.0;
+                match last {
+                    None => s.ttft.push(now),
+                    Some(prev) => s.gaps.push(now - prev),
+                }
+                last = Some(now);
+            }
+        }
+        s.total.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    for v in [&mut s.ttft, &mut s.gaps, &mut s.total] {
+        v.sort_by(f64::total_cmp);
+    }
+    s
+}
+
+/// What holding many streams open did.
+pub struct Held {
+    pub opened: usize,
+    pub errors: usize,
+    /// Short requests' latencies (ms, sorted) measured while every stream was open.
+    pub short: Vec<f64>,
+    pub short_errors: usize,
+}
+
+/// Opens `n` long streams at once; once all are open, sends short requests back to back
+/// (one client) until the first stream ends; then waits for every stream.
+pub fn hold_streams(url: &str, stream_body: &str, short_body: &str, n: usize) -> Held {
+    let opened = Arc::new(AtomicUsize::new(0));
+    let ended = Arc::new(AtomicUsize::new(0));
+    let handles: Vec<_> = (0..n)
+        .map(|_| {
+            let (url, body) = (url.to_string(), stream_body.to_string());
+            let (opened, ended) = (opened.clone(), ended.clone());
+            std::thread::Builder::new()
+                .stack_size(128 * 1024)
+                .spawn(move || {
+                    let ok = match post(&agent(), &url, &body) {
+                        Ok(r) if r.status().as_u16() == 200 => {
+                            opened.fetch_add(1, Ordering::SeqCst);
+                            let text = r.into_body().read_to_string().unwrap_or_default();
+                            text.contains("[DONE]") && !text.contains("\"error\"")
+                        }
+                        _ => false,
+                    };
+                    ended.fetch_add(1, Ordering::SeqCst);
+                    ok
+                })
+                .unwrap()
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while opened.load(Ordering::SeqCst) + ended.load(Ordering::SeqCst) < n
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let agent = agent();
+    let mut short = Vec::new();
+    let mut short_errors = 0;
+    while ended.load(Ordering::SeqCst) == 0 && short.len() < 2000 {
+        let t = Instant::now();
+        match post(&agent, url, short_body) {
+            Ok(mut r) if r.status().as_u16() == 200 => {
+                r.body_mut().read_to_vec().ok();
+                short.push(t.elapsed().as_secs_f64() * 1000.0);
+            }
+            _ => short_errors += 1,
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    short.sort_by(f64::total_cmp);
+    let opened_n = opened.load(Ordering::SeqCst);
+    let completed = handles
+        .into_iter()
+        .map(|h| h.join().unwrap_or(false))
+        .filter(|ok| *ok)
+        .count();
+    Held {
+        opened: opened_n,
+        errors: n - completed,
+        short,
+        short_errors,
+    }
+}

@@ -1,0 +1,98 @@
+//! In-process measurements: the default policy chain's cost per request, and the event
+//! writer's throughput. No network: these isolate kt's own work.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use kt::config::ConfigSet;
+use kt::openai::{ChatRequest, ChatResponse};
+use kt::policy::chain::FailMode;
+use kt::policy::{PolicyChain, RequestContext};
+use kt::store::{Event, EventWriter};
+
+/// Per-call times (µs, sorted) of the input and the output phase.
+pub struct ChainCost {
+    pub input: Vec<f64>,
+    pub output: Vec<f64>,
+}
+
+/// The built-in sandbox chain (prompt-injection → pii-detector → audit-logger) over a user
+/// prompt of `prompt` and an answer of the same text, `n` times each.
+pub fn chain_cost(prompt: &str, n: usize) -> ChainCost {
+    let (set, _) = ConfigSet::load(&[]).unwrap();
+    let chain = PolicyChain::build(&set.default, FailMode::Block).unwrap();
+    let req: ChatRequest = serde_json::from_value(serde_json::json!({
+        "model": "gpt-4o",
+        "messages": [
+            {"role": "system", "content": "You are a helpful assistant."},
+            {"role": "user", "content": prompt}
+        ]
+    }))
+    .unwrap();
+    let resp: ChatResponse = serde_json::from_value(serde_json::json!({
+        "id": "chatcmpl-b", "object": "chat.completion", "created": 1, "model": "gpt-4o",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": prompt}, "finish_reason": "stop"}]
+    }))
+    .unwrap();
+    let ctx = RequestContext {
+        request_id: "req_bench".into(),
+        model: "gpt-4o".into(),
+        ..RequestContext::default()
+    };
+    let mut cost = ChainCost {
+        input: Vec::with_capacity(n),
+        output: Vec::with_capacity(n),
+    };
+    for i in 0..n + n / 10 {
+        let mut r = req.clone();
+        let t = Instant::now();
+        let outcome = chain.run_input(&ctx, &mut r);
+        let input = t.elapsed();
+        std::hint::black_box(&outcome);
+        let mut a = resp.clone();
+        let t = Instant::now();
+        let outcome = chain.run_output(&ctx, &mut a);
+        let output = t.elapsed();
+        std::hint::black_box(&outcome);
+        if i >= n / 10 {
+            // The first tenth warms caches and is not counted.
+            cost.input.push(input.as_secs_f64() * 1e6);
+            cost.output.push(output.as_secs_f64() * 1e6);
+        }
+    }
+    cost.input.sort_by(f64::total_cmp);
+    cost.output.sort_by(f64::total_cmp);
+    cost
+}
+
+/// Events per second the writer commits: `n` events queued as fast as possible, then
+/// flushed; `chained` hash-chains them (audit-logger `immutable: true`).
+pub fn writer_throughput(dir: &Path, n: usize, chained: bool) -> f64 {
+    let db = dir.join(format!("writer-{chained}.db"));
+    let writer = EventWriter::start(&db, None).unwrap();
+    let sink = writer.sink();
+    let t = Instant::now();
+    for i in 0..n {
+        sink.record(Event {
+            request_id: format!("req_{i:016x}"),
+            ts_ms: 1_700_000_000_000,
+            endpoint: "/v1/chat/completions".into(),
+            configuration: Some("sandbox".into()),
+            model_requested: Some("gpt-4o".into()),
+            model_used: Some("gpt-4o".into()),
+            status: 200,
+            verdict: "allow".into(),
+            latency_ms: 1.5,
+            prompt_tokens: Some(12),
+            completion_tokens: Some(10),
+            total_tokens: Some(22),
+            chain: chained,
+            ..Event::default()
+        });
+    }
+    assert!(sink.flush(Duration::from_secs(60)), "events not flushed");
+    let rate = n as f64 / t.elapsed().as_secs_f64();
+    assert_eq!(sink.dropped(), 0, "the writer dropped events");
+    writer.shutdown(Duration::from_secs(10));
+    rate
+}

@@ -1,0 +1,96 @@
+//! The bench's upstream: a minimal keep-alive HTTP/1.1 server on loopback, a thread per
+//! connection. A JSON completion at once; with `"stream":true` an SSE stream of
+//! `STREAM_EVENTS` words `STREAM_GAP` apart; with `"hold"` in the prompt a long stream of
+//! `HOLD_EVENTS` words `HOLD_GAP` apart (the open-streams measurement).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::time::Duration;
+
+const COMPLETION: &str = r#"{"id":"chatcmpl-b","object":"chat.completion","created":1,"model":"gpt-4o","choices":[{"index":0,"message":{"role":"assistant","content":"The quick brown fox jumps over the lazy dog."},"finish_reason":"stop"}],"usage":{"prompt_tokens":12,"completion_tokens":10,"total_tokens":22}}"#;
+pub const STREAM_EVENTS: usize = 20;
+pub const STREAM_GAP: Duration = Duration::from_millis(5);
+pub const HOLD_EVENTS: usize = 40;
+pub const HOLD_GAP: Duration = Duration::from_millis(250);
+
+/// Starts the mock; returns `host:port`.
+pub fn start() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        for s in listener.incoming().flatten() {
+            std::thread::Builder::new()
+                .stack_size(64 * 1024)
+                .spawn(move || serve(s))
+                .ok();
+        }
+    });
+    addr
+}
+
+fn serve(stream: TcpStream) {
+    stream.set_nodelay(true).ok();
+    let mut r = BufReader::new(stream.try_clone().unwrap());
+    let mut w = stream;
+    loop {
+        let mut len = 0usize;
+        let mut line = String::new();
+        if r.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        loop {
+            line.clear();
+            if r.read_line(&mut line).unwrap_or(0) == 0 {
+                return;
+            }
+            if line == "\r\n" {
+                break;
+            }
+            let lower = line.to_ascii_lowercase();
+            if let Some(v) = lower.strip_prefix("content-length:") {
+                len = v.trim().parse().unwrap_or(0);
+            }
+        }
+        let mut body = vec![0; len];
+        if r.read_exact(&mut body).is_err() {
+            return;
+        }
+        let ok = if body.windows(13).any(|x| x == b"\"stream\":true") {
+            if body.windows(4).any(|x| x == b"hold") {
+                sse(&mut w, HOLD_EVENTS, HOLD_GAP)
+            } else {
+                sse(&mut w, STREAM_EVENTS, STREAM_GAP)
+            }
+        } else {
+            let resp = format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{COMPLETION}", COMPLETION.len());
+            w.write_all(resp.as_bytes()).is_ok()
+        };
+        if !ok {
+            return;
+        }
+    }
+}
+
+fn sse(w: &mut TcpStream, events: usize, gap: Duration) -> bool {
+    let head =
+        "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n";
+    if w.write_all(head.as_bytes()).is_err() {
+        return false;
+    }
+    for i in 0..=events {
+        let ev = if i == events {
+            "data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"gpt-4o\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n".to_string()
+        } else {
+            format!("data: {{\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"gpt-4o\",\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"w{i} \"}},\"finish_reason\":null}}]}}\n\n")
+        };
+        if w.write_all(format!("{:x}\r\n{ev}\r\n", ev.len()).as_bytes())
+            .is_err()
+        {
+            return false;
+        }
+        if i + 1 < events {
+            std::thread::sleep(gap);
+        }
+    }
+    w.write_all(b"0\r\n\r\n").is_ok()
+}
