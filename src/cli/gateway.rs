@@ -68,6 +68,12 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitStatus> {
         db,
     } = args;
     crate::logging::init_from_env();
+    if !crate::gateway::supervisor::is_worker() {
+        // The supervisor only runs and restarts the server process (this command again,
+        // as its child), which loads the configuration and reports its errors.
+        return crate::gateway::supervisor::supervise(announce)
+            .context("the gateway stopped with an error");
+    }
     let listen = match port {
         Some(p) => SocketAddr::from(([127, 0, 0, 1], p)),
         None => listen,
@@ -137,14 +143,17 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitStatus> {
         admin,
     };
 
-    crate::gateway::run(opts, |addr| {
-        let mut out = std::io::stdout().lock();
-        // Tests and scripts read this line to learn the port.
-        let _ = writeln!(out, "listening on http://{addr}");
-        let _ = out.flush();
-    })
-    .context("the gateway stopped with an error")?;
+    crate::gateway::run(opts, announce).context("the gateway stopped with an error")?;
     Ok(ExitStatus::Success)
+}
+
+/// Prints the address once the server accepts connections.
+fn announce(addr: SocketAddr) {
+    let mut out = std::io::stdout().lock();
+    // Tests and scripts read this line to learn the port (the supervisor reads the
+    // child's and prints it once).
+    let _ = writeln!(out, "listening on http://{addr}");
+    let _ = out.flush();
 }
 
 /// A stream holds its request slot (and worker thread) for its whole life, so size for

@@ -54,15 +54,13 @@ fn listener(addr: SocketAddr) -> std::io::Result<TcpListener> {
     Ok(socket.into())
 }
 
-/// Runs the gateway until SIGINT/SIGTERM. `on_ready` gets the bound address (port 0
-/// resolved) once the server accepts connections.
+/// Runs the gateway server (the supervisor's child, see `supervisor`) until SIGINT/SIGTERM.
+/// `on_ready` gets the bound address (port 0 resolved) once the server accepts
+/// connections.
 pub fn run(
     mut opts: GatewayOptions,
     on_ready: impl FnOnce(SocketAddr),
 ) -> Result<(), GatewayError> {
-    if !supervisor::is_worker() {
-        return supervisor::supervise(on_ready);
-    }
     supervisor::raise_fd_limit();
     opts.listen = supervisor::worker_setup(opts.listen);
     let shutdown = Arc::new(AtomicBool::new(false));

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use rustix::process::{Pid, Signal};
 
 use super::server::GatewayError;
+use crate::exit::ExitStatus;
 
 /// Set in the child: run the server itself instead of supervising.
 pub const WORKER_ENV: &str = "KT_GATEWAY_WORKER";
@@ -57,8 +58,10 @@ pub fn raise_fd_limit() {
     }
 }
 
-/// Runs and restarts the server child until SIGINT/SIGTERM or a clean exit.
-pub fn supervise(on_ready: impl FnOnce(SocketAddr)) -> Result<(), GatewayError> {
+/// Runs and restarts the server child until SIGINT/SIGTERM or a clean exit; returns the
+/// exit status the child ended with. The supervisor loads no configuration itself (the
+/// child reports config errors and exits 1), so it stays a few MiB.
+pub fn supervise(on_ready: impl FnOnce(SocketAddr)) -> Result<ExitStatus, GatewayError> {
     let shutdown = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, shutdown.clone()).map_err(GatewayError::Signals)?;
@@ -132,13 +135,14 @@ fn signal(child: &Child, sig: Signal) {
     let _ = rustix::process::kill_process(Pid::from_child(child), sig);
 }
 
-fn exit_result(status: std::process::ExitStatus) -> Result<(), GatewayError> {
-    if status.success() {
-        Ok(())
-    } else {
-        Err(GatewayError::Server(format!(
+fn exit_result(status: std::process::ExitStatus) -> Result<ExitStatus, GatewayError> {
+    match status.code() {
+        Some(0) => Ok(ExitStatus::Success),
+        Some(1) => Ok(ExitStatus::Failure),
+        Some(_) => Ok(ExitStatus::Error),
+        None => Err(GatewayError::Server(format!(
             "the server process exited with {status}"
-        )))
+        ))),
     }
 }
 

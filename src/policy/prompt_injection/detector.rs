@@ -4,6 +4,8 @@
 //! the decoder. [`Detector::analyze`] runs them over the
 //! views of a text (and over whatever the decoder recovers from it) and scores the result.
 
+use std::sync::{Arc, Mutex};
+
 use regex::bytes::{RegexSet as BytesSet, RegexSetBuilder as BytesSetBuilder};
 use regex::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
 
@@ -65,7 +67,34 @@ fn bytes_set<'a>(patterns: impl IntoIterator<Item = &'a str>) -> Result<BytesSet
         .build()
 }
 
+/// Detectors already compiled, by their (patterns, allow_patterns). Validating a config
+/// and building its chain both need the detector; compiling the catalogue takes ~100 ms
+/// and several MiB, so the second build reuses the first. Configs are few; the list is
+/// bounded anyway.
+type Compiled = ((Vec<String>, Vec<String>), Arc<Detector>);
+static COMPILED: Mutex<Vec<Compiled>> = Mutex::new(Vec::new());
+const MAX_COMPILED: usize = 16;
+
 impl Detector {
+    /// The detector for these patterns, compiled once per process.
+    pub fn shared(patterns: &[String], allow_patterns: &[String]) -> Result<Arc<Detector>, String> {
+        let mut compiled = COMPILED
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((_, d)) = compiled
+            .iter()
+            .find(|((p, a), _)| p.as_slice() == patterns && a.as_slice() == allow_patterns)
+        {
+            return Ok(d.clone());
+        }
+        let d = Arc::new(Detector::new(patterns, allow_patterns)?);
+        if compiled.len() >= MAX_COMPILED {
+            compiled.remove(0);
+        }
+        compiled.push(((patterns.to_vec(), allow_patterns.to_vec()), d.clone()));
+        Ok(d)
+    }
+
     /// Compiles the catalogue and the administrator's patterns. Errors name the config
     /// field and the offending pattern.
     pub fn new(patterns: &[String], allow_patterns: &[String]) -> Result<Detector, String> {

@@ -112,7 +112,7 @@ impl Default for PromptInjectionSpec {
 
 pub struct PromptInjection {
     spec: PromptInjectionSpec,
-    detector: detector::Detector,
+    detector: std::sync::Arc<detector::Detector>,
 }
 
 impl std::fmt::Debug for PromptInjection {
@@ -140,7 +140,7 @@ impl PromptInjection {
                 "`policy.{NAME}.scan_roles`: name at least one of `user`, `system`, `tool`"
             ));
         }
-        let detector = detector::Detector::new(&spec.patterns, &spec.allow_patterns)?;
+        let detector = detector::Detector::shared(&spec.patterns, &spec.allow_patterns)?;
         Ok(PromptInjection { spec, detector })
     }
 
