@@ -13,6 +13,7 @@ mod support;
 
 mod audit;
 mod cli;
+mod durability;
 mod gateway;
 mod hostile;
 mod keys;
