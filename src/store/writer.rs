@@ -247,10 +247,6 @@ impl EventSink {
             .is_ok()
     }
 
-    pub fn dropped(&self) -> u64 {
-        self.shared.dropped.load(Ordering::Relaxed)
-    }
-
     pub fn stats(&self) -> WriterStats {
         WriterStats {
             pending: self.shared.pending.load(Ordering::Relaxed),
