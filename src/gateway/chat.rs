@@ -20,6 +20,7 @@ use crate::policy::{RequestContext, Verdict};
 use crate::providers;
 use crate::router::{self, Resolution};
 use crate::store::keys::KeyRecord;
+use crate::store::writer::Recorded;
 use crate::store::{Event, EventKind};
 
 /// What the client sent, checked and routed, ready to go upstream.
@@ -339,8 +340,12 @@ fn unary(state: &Arc<State>, req: Request, mut p: Prepared, mut ev: Event) {
     match result {
         Ok(body) => {
             ev.status = 200;
-            finish_ok(state, &mut ev, p.started);
-            let mut reply = Reply::json(200, body);
+            // Strict durability: no answer leaves without its committed event.
+            let mut reply = if finish_ok(state, &mut ev, p.started).is_unavailable() {
+                Reply::error(&audit_unavailable())
+            } else {
+                Reply::json(200, body)
+            };
             reply.headers.extend(response_headers(&p));
             reply.send(req, &request_id);
         }
@@ -451,19 +456,34 @@ pub fn ms(since: Instant) -> f64 {
     since.elapsed().as_secs_f64() * 1000.0
 }
 
-pub fn finish_ok(state: &State, ev: &mut Event, started: Instant) {
+/// Records the request's event. With strict durability this returns once the event is
+/// committed, or `Recorded::Unavailable`: then a success must not be sent
+/// (`audit_unavailable`).
+pub fn finish_ok(state: &State, ev: &mut Event, started: Instant) -> Recorded {
     ev.latency_ms = ms(started);
-    state.events.record(std::mem::take(ev));
+    state.events.record(std::mem::take(ev))
 }
 
-pub fn finish_event(state: &State, ev: &mut Event, started: Instant, e: &ApiError) {
+pub fn finish_event(state: &State, ev: &mut Event, started: Instant, e: &ApiError) -> Recorded {
     ev.status = e.status;
     if e.status == 409 {
         ev.verdict = Verdict::Block.as_str().to_string();
     } else {
         ev.error = Some(e.body.message.clone());
     }
-    finish_ok(state, ev, started);
+    finish_ok(state, ev, started)
+}
+
+/// Strict durability could not commit the request's event: the answer is withheld.
+pub fn audit_unavailable() -> ApiError {
+    let mut e = ApiError::new(
+        503,
+        "server_error",
+        Some("audit_unavailable"),
+        "The gateway could not record this request in its audit log (audit-logger `durability: strict`), so the answer is withheld. Retry later.",
+    );
+    e.retry_after = Some(1.0);
+    e
 }
 
 /// `chatcmpl-…` for answers kt makes itself (mock provider).

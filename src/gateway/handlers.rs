@@ -146,11 +146,14 @@ fn models(state: &State) -> Reply {
 }
 
 fn health(state: &State) -> Reply {
+    // The event writer's counters; `degraded` while it retries a failing database.
+    let events = state.events.stats();
     let body = serde_json::json!({
-        "status": "ok",
+        "status": if events.error.is_some() { "degraded" } else { "ok" },
         "version": env!("CARGO_PKG_VERSION"),
         "configuration": state.default.config.name,
         "policies": state.default.chain.names(),
+        "events": events,
     });
     Reply::json(200, body.to_string().into_bytes())
 }

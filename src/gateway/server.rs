@@ -10,6 +10,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use super::pool::{Pool, Serve, Stopping};
 use super::{handlers, supervisor, GatewayOptions, State};
+use crate::store::writer::WriterOptions;
 use crate::store::EventWriter;
 
 #[derive(Debug, thiserror::Error)]
@@ -67,9 +68,7 @@ pub fn run(
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, shutdown.clone()).map_err(GatewayError::Signals)?;
     }
-    let retention = crate::policy::audit_logger::settings_of(&opts.configs.default)
-        .and_then(|a| a.retention_days);
-    let writer = EventWriter::start(&opts.db, retention)?;
+    let writer = EventWriter::start(&opts.db, writer_options(&opts.configs))?;
     let state = Arc::new(State::build(&opts, writer.sink()).map_err(GatewayError::Config)?);
 
     let tcp = listener(opts.listen).map_err(|source| GatewayError::Bind {
@@ -134,14 +133,18 @@ pub fn run(
         }
         std::thread::sleep(Duration::from_millis(10));
     }
-    let dropped = state.events.dropped();
     let flushed = writer.shutdown(Duration::from_secs(10));
+    let stats = state.events.stats();
     if !flushed {
-        crate::logging::error("shutdown: not every event could be written to the database");
-    }
-    if dropped > 0 {
         crate::logging::error(&format!(
-            "{dropped} event(s) were dropped because the event queue was full"
+            "shutdown: {} event(s) could not be written to the database",
+            stats.pending
+        ));
+    }
+    if stats.dropped > 0 {
+        crate::logging::error(&format!(
+            "{} event(s) were dropped (event queue full or rows refused by the database)",
+            stats.dropped
         ));
     }
     crate::logging::info("stopped");
@@ -151,6 +154,25 @@ pub fn run(
         std::process::abort();
     }
     Ok(())
+}
+
+/// Retention from the default configuration; durability per configuration.
+fn writer_options(configs: &crate::config::ConfigSet) -> WriterOptions {
+    use crate::policy::audit_logger::settings_of;
+    let default = settings_of(&configs.default).unwrap_or_default();
+    WriterOptions {
+        retention_days: default.retention_days,
+        durability: default.durability,
+        by_configuration: configs
+            .by_name
+            .iter()
+            .map(|(name, cfg)| {
+                let d = settings_of(cfg).unwrap_or_default().durability;
+                (name.clone(), d)
+            })
+            .collect(),
+        ..WriterOptions::default()
+    }
 }
 
 /// How often the heartbeat connects to the listener.

@@ -111,13 +111,14 @@ pub fn run(state: &Arc<State>, req: Request, mut p: Prepared, mut ev: Event) {
         }
         Err(Stop::Upstream(e)) => {
             super::routing::record_stream_failure(state, &config, target);
-            // The status is already 200: the error travels in-band, then [DONE].
+            // The status is already 200: the error travels in-band, then [DONE] once the
+            // event is recorded.
             let mut writer = writer;
             let _ = writer.data(&e.to_json()); // The client may be gone; the event says what happened.
-            let _ = writer.done();
             ev.status = e.status;
             ev.error = Some(e.body.message.clone());
             finish_ok(state, &mut ev, p.started);
+            let _ = writer.done();
         }
         Ok(()) => finish_stream(state, &mut p, target, ev, writer, acc, filters, held),
     }
@@ -363,8 +364,8 @@ fn finish_stream(
         ev.blocked_by = Some(block.policy);
         ev.status = 409;
         let _ = writer.data(&e.to_json()); // Recorded on the event either way.
-        let _ = writer.done();
         finish_ok(state, &mut ev, p.started);
+        let _ = writer.done();
         return;
     }
     let mut last = held.unwrap_or_else(|| ChatChunk {
@@ -376,10 +377,17 @@ fn finish_stream(
     last.x_keeptrusts = Some(meta(p, Some(target)));
     let sent = serde_json::to_vec(&last)
         .ok()
-        .map(|json| writer.data(&json).and_then(|()| writer.done()));
-    ev.status = match sent {
-        Some(Ok(())) => 200,
-        _ => 499,
-    };
-    finish_ok(state, &mut ev, p.started);
+        .map(|json| writer.data(&json));
+    if !matches!(sent, Some(Ok(()))) {
+        ev.status = 499;
+        finish_ok(state, &mut ev, p.started);
+        return;
+    }
+    // The stream ends (`[DONE]`) only once the event is recorded: with strict durability,
+    // committed, or else the client gets an in-band `audit_unavailable` error instead.
+    ev.status = 200;
+    if finish_ok(state, &mut ev, p.started).is_unavailable() {
+        let _ = writer.data(&chat::audit_unavailable().to_json()); // The event is queued either way.
+    }
+    let _ = writer.done(); // Recorded as answered: the whole completion was written.
 }

@@ -1,64 +1,285 @@
-//! The event writer: one thread owns the write connection and inserts events in batched
-//! transactions. Requests hand events over a bounded channel and never wait on the disk.
+//! The event writer, request side: requests hand events to one writer thread
+//! (`writer/thread.rs`, which owns the write connection) over a bounded channel.
+//!
+//! Durability is chosen per configuration (audit-logger `durability`):
+//! - `batched`: `EventSink::record` queues the event and returns at once; the writer
+//!   commits a batch every few milliseconds. A full queue drops the event and counts it.
+//! - `strict`: `record` returns only once the event is committed (and synced), or gives up
+//!   after `STRICT_WAIT` and says so, so that the caller answers `503 audit_unavailable`
+//!   instead of an unaudited answer. The writer commits everything queued as one
+//!   transaction (group commit): concurrent waiters share one sync.
+//!
+//! Nothing here touches the database; the counters behind `GET /health` live here.
 
+mod thread;
+
+use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::mpsc::{self, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use rusqlite::Connection;
+use serde::Serialize;
 
 use super::events::{self, Event};
 use super::StoreError;
+pub use crate::policy::audit_logger::Durability;
 
 /// Events queued before new ones are dropped (and counted).
 const QUEUE: usize = 65_536;
-/// Rows per transaction.
-const BATCH: usize = 256;
-/// After the first event of a quiet period, wait this long for more before committing:
-/// one wake-up and one transaction per window instead of per request. It is also the most
-/// a SIGKILL can lose in `batched` durability.
-const BATCH_WINDOW: Duration = Duration::from_millis(5);
+/// How long a strict `record` waits for its event's commit before the request is answered
+/// with `503 audit_unavailable` (the default of `WriterOptions::strict_wait`). Longer than
+/// the writer's busy timeout, so a lock held by another process for a moment does not fail
+/// requests.
+pub const STRICT_WAIT: Duration = Duration::from_secs(5);
+/// Repeated warnings (drops, strict timeouts) are logged at most this often.
+const WARN_EVERY_MS: i64 = 10_000;
 
 enum Msg {
-    Event(Box<Event>),
+    /// An event, with the strict waiter to wake once it is committed.
+    Event(Box<Event>, Option<SyncSender<()>>),
     /// Reply once everything sent before has been committed.
     Flush(SyncSender<()>),
     /// Commit everything sent before, then stop.
     Stop,
 }
 
-/// The request side: cheap to clone, never blocks.
+/// How the writer treats events.
+#[derive(Debug, Clone)]
+pub struct WriterOptions {
+    /// Events older than this are pruned at start and then hourly.
+    pub retention_days: Option<u32>,
+    /// Durability of events whose configuration is not in `by_configuration`.
+    pub durability: Durability,
+    /// Durability by configuration name (`Event::configuration`).
+    pub by_configuration: BTreeMap<String, Durability>,
+    /// How long a strict `record` waits for the commit.
+    pub strict_wait: Duration,
+}
+
+impl Default for WriterOptions {
+    fn default() -> Self {
+        WriterOptions {
+            retention_days: None,
+            durability: Durability::Batched,
+            by_configuration: BTreeMap::new(),
+            strict_wait: STRICT_WAIT,
+        }
+    }
+}
+
+impl WriterOptions {
+    fn durability_of(&self, e: &Event) -> Durability {
+        e.configuration
+            .as_deref()
+            .and_then(|c| self.by_configuration.get(c))
+            .copied()
+            .unwrap_or(self.durability)
+    }
+
+    fn is_any_strict(&self) -> bool {
+        std::iter::once(&self.durability)
+            .chain(self.by_configuration.values())
+            .any(|d| *d == Durability::Strict)
+    }
+}
+
+/// What became of a recorded event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recorded {
+    /// Batched: queued; committed within the batch window.
+    Queued,
+    /// Batched: the queue was full (or the writer stopped); dropped and counted.
+    Dropped,
+    /// Strict: committed.
+    Committed,
+    /// Strict: not committed within `STRICT_WAIT` (it stays queued and is written once the
+    /// database recovers) or dropped. The request must not be answered as a success.
+    Unavailable,
+}
+
+impl Recorded {
+    /// True when the answer must be withheld (strict durability, event not committed).
+    pub fn is_unavailable(self) -> bool {
+        self == Recorded::Unavailable
+    }
+}
+
+/// The writer's counters, as `GET /health` shows them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct WriterStats {
+    /// Queued and not committed yet.
+    pub pending: u64,
+    /// Lost: the queue was full, the writer had stopped, or the database refused the row.
+    pub dropped: u64,
+    /// Strict requests answered `503 audit_unavailable`.
+    pub unavailable: u64,
+    /// Events committed since start.
+    pub committed: u64,
+    /// Transactions that committed them (group commit: many events per transaction).
+    pub transactions: u64,
+    /// The error the writer is retrying on (`None` while commits succeed).
+    pub error: Option<String>,
+}
+
+/// State shared by the sinks and the writer thread.
+struct Shared {
+    options: WriterOptions,
+    pending: AtomicU64,
+    dropped: AtomicU64,
+    unavailable: AtomicU64,
+    committed: AtomicU64,
+    transactions: AtomicU64,
+    /// Set by the writer while a failure streak lasts.
+    failing: Mutex<Option<String>>,
+    drop_warned_ms: AtomicI64,
+    unavailable_warned_ms: AtomicI64,
+}
+
+impl Shared {
+    fn set_failing(&self, error: Option<String>) {
+        if let Ok(mut f) = self.failing.lock() {
+            *f = error;
+        }
+    }
+
+    /// Counts `n` lost events and logs it (throttled).
+    fn count_dropped(&self, n: u64, why: &str) {
+        let total = self.dropped.fetch_add(n, Ordering::Relaxed) + n;
+        if should_warn(&self.drop_warned_ms) {
+            crate::logging::error(&format!(
+                "events: {why}, an event was dropped ({total} dropped so far; see `events.dropped` in GET /health)"
+            ));
+        }
+    }
+}
+
+/// True at most once per `WARN_EVERY_MS` for each `last` stamp.
+fn should_warn(last: &AtomicI64) -> bool {
+    let now = crate::gateway::http::now_ms();
+    let prev = last.load(Ordering::Relaxed);
+    now - prev >= WARN_EVERY_MS
+        && last
+            .compare_exchange(prev, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+}
+
+/// The request side: cheap to clone. Never blocks in batched durability.
 #[derive(Clone)]
 pub struct EventSink {
     tx: SyncSender<Msg>,
-    dropped: Arc<AtomicU64>,
+    shared: Arc<Shared>,
 }
 
 impl EventSink {
-    /// Queues an event. If the queue is full the event is dropped and counted.
-    pub fn record(&self, event: Event) {
-        match self.tx.try_send(Msg::Event(Box::new(event))) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
-                self.dropped.fetch_add(1, Ordering::Relaxed);
+    /// Records an event with its configuration's durability (see the module doc).
+    pub fn record(&self, event: Event) -> Recorded {
+        match self.shared.options.durability_of(&event) {
+            Durability::Batched => {
+                // Counted before it is sent, so the writer never counts below zero.
+                self.shared.pending.fetch_add(1, Ordering::Relaxed);
+                match self.tx.try_send(Msg::Event(Box::new(event), None)) {
+                    Ok(()) => Recorded::Queued,
+                    Err(e) => {
+                        self.shared.pending.fetch_sub(1, Ordering::Relaxed);
+                        self.shared.count_dropped(1, queue_error(&e));
+                        Recorded::Dropped
+                    }
+                }
+            }
+            Durability::Strict => self.record_strict(event),
+        }
+    }
+
+    fn record_strict(&self, event: Event) -> Recorded {
+        let deadline = Instant::now() + self.shared.options.strict_wait;
+        let request_id = event.request_id.clone();
+        let (done_tx, done_rx) = mpsc::sync_channel(1);
+        self.shared.pending.fetch_add(1, Ordering::Relaxed);
+        if let Err(e) = send_until(
+            &self.tx,
+            Msg::Event(Box::new(event), Some(done_tx)),
+            deadline,
+        ) {
+            self.shared.pending.fetch_sub(1, Ordering::Relaxed);
+            self.shared.count_dropped(1, queue_error(&e));
+            let why = format!("could not be queued ({})", queue_error(&e));
+            return self.unavailable(&request_id, &why);
+        }
+        match done_rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(()) => Recorded::Committed,
+            Err(mpsc::RecvTimeoutError::Timeout) => self.unavailable(
+                &request_id,
+                &format!(
+                    "was not committed within {} ms (it stays queued and is written once the database recovers)",
+                    self.shared.options.strict_wait.as_millis()
+                ),
+            ),
+            // The writer let go of the waiter without committing: it refused the row
+            // (counted as dropped) or stopped.
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                self.unavailable(&request_id, "was not written (the database refused it, or the writer stopped)")
             }
         }
     }
 
-    /// Blocks until every event queued before this call is committed (or `timeout`).
-    pub fn flush(&self, timeout: Duration) -> bool {
-        let (tx, rx) = mpsc::sync_channel(1);
-        if self.tx.send(Msg::Flush(tx)).is_err() {
-            return false;
+    fn unavailable(&self, request_id: &str, why: &str) -> Recorded {
+        let total = self.shared.unavailable.fetch_add(1, Ordering::Relaxed) + 1;
+        if should_warn(&self.shared.unavailable_warned_ms) {
+            crate::logging::error(&format!(
+                "strict durability: the event of `{request_id}` {why}; answering 503 \
+                 audit_unavailable ({total} so far; see `events.unavailable` in GET /health)"
+            ));
         }
-        rx.recv_timeout(timeout).is_ok()
+        Recorded::Unavailable
     }
 
-    pub fn dropped(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
+    /// Blocks until every event queued before this call is committed (or `timeout`).
+    pub fn flush(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let (tx, rx) = mpsc::sync_channel(1);
+        if send_until(&self.tx, Msg::Flush(tx), deadline).is_err() {
+            return false;
+        }
+        rx.recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .is_ok()
+    }
+
+    pub fn stats(&self) -> WriterStats {
+        WriterStats {
+            pending: self.shared.pending.load(Ordering::Relaxed),
+            dropped: self.shared.dropped.load(Ordering::Relaxed),
+            unavailable: self.shared.unavailable.load(Ordering::Relaxed),
+            committed: self.shared.committed.load(Ordering::Relaxed),
+            transactions: self.shared.transactions.load(Ordering::Relaxed),
+            error: self.shared.failing.lock().ok().and_then(|f| f.clone()),
+        }
+    }
+}
+
+fn queue_error<T>(e: &TrySendError<T>) -> &'static str {
+    match e {
+        TrySendError::Full(_) => "the event queue is full",
+        TrySendError::Disconnected(_) => "the event writer has stopped",
+    }
+}
+
+/// Sends without blocking past `deadline` (the queue may be full while the database is
+/// stuck).
+fn send_until(tx: &SyncSender<Msg>, msg: Msg, deadline: Instant) -> Result<(), TrySendError<()>> {
+    let mut msg = msg;
+    loop {
+        match tx.try_send(msg) {
+            Ok(()) => return Ok(()),
+            Err(TrySendError::Full(m)) if Instant::now() < deadline => {
+                msg = m;
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            Err(TrySendError::Full(_)) => return Err(TrySendError::Full(())),
+            Err(TrySendError::Disconnected(_)) => return Err(TrySendError::Disconnected(())),
+        }
     }
 }
 
@@ -69,24 +290,46 @@ pub struct EventWriter {
 }
 
 impl EventWriter {
-    /// Opens the database and starts the writer thread. With `retention_days`, events
-    /// older than that are pruned at start and then hourly.
-    pub fn start(path: &Path, retention_days: Option<u32>) -> Result<EventWriter, StoreError> {
-        let conn = super::open(path)?;
+    /// Opens the database and starts the writer thread.
+    pub fn start(path: &Path, options: WriterOptions) -> Result<EventWriter, StoreError> {
+        EventWriter::with_connection(super::open(path)?, path, options)
+    }
+
+    /// Starts the writer on an open, migrated connection to `path`.
+    fn with_connection(
+        conn: rusqlite::Connection,
+        path: &Path,
+        options: WriterOptions,
+    ) -> Result<EventWriter, StoreError> {
+        let io_error = |source| StoreError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let strict = options.is_any_strict();
+        thread::configure(&conn, strict).map_err(|source| StoreError::Open {
+            path: path.to_path_buf(),
+            source,
+        })?;
         let last_hash = events::last_hash(&conn)?;
         let (tx, rx) = mpsc::sync_channel(QUEUE);
+        let shared = Arc::new(Shared {
+            options,
+            pending: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+            unavailable: AtomicU64::new(0),
+            committed: AtomicU64::new(0),
+            transactions: AtomicU64::new(0),
+            failing: Mutex::new(None),
+            drop_warned_ms: AtomicI64::new(0),
+            unavailable_warned_ms: AtomicI64::new(0),
+        });
+        let writer = thread::Writer::new(conn, rx, last_hash, shared.clone());
         let handle = std::thread::Builder::new()
             .name("kt-events".into())
-            .spawn(move || run(conn, rx, last_hash, retention_days))
-            .map_err(|source| StoreError::Io {
-                path: path.to_path_buf(),
-                source,
-            })?;
+            .spawn(move || writer.run())
+            .map_err(io_error)?;
         Ok(EventWriter {
-            sink: EventSink {
-                tx,
-                dropped: Arc::new(AtomicU64::new(0)),
-            },
+            sink: EventSink { tx, shared },
             handle: Some(handle),
         })
     }
@@ -95,15 +338,16 @@ impl EventWriter {
         self.sink.clone()
     }
 
-    /// Commits everything queued and stops the thread (within `timeout`).
+    /// Commits everything queued and stops the thread (within `timeout`). False when not
+    /// everything could be committed in time (`sink().stats().pending` says how much).
     pub fn shutdown(mut self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
         let flushed = self.sink.flush(timeout);
         // Sinks cloned into request handlers may still exist: stop explicitly rather than
         // waiting for every sender to be dropped.
-        let stopped = self.sink.tx.send(Msg::Stop).is_ok();
+        let stopped = send_until(&self.sink.tx, Msg::Stop, deadline).is_ok();
         if let Some(h) = self.handle.take() {
-            let deadline = std::time::Instant::now() + timeout;
-            while stopped && !h.is_finished() && std::time::Instant::now() < deadline {
+            while stopped && !h.is_finished() && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(5));
             }
             if h.is_finished() {
@@ -114,165 +358,5 @@ impl EventWriter {
     }
 }
 
-/// How often retention pruning runs.
-const PRUNE_EVERY: Duration = Duration::from_secs(3600);
-
-fn run(
-    mut conn: Connection,
-    rx: Receiver<Msg>,
-    mut last_hash: String,
-    retention_days: Option<u32>,
-) {
-    let mut batch: Vec<Event> = Vec::with_capacity(BATCH);
-    let mut waiters: Vec<SyncSender<()>> = Vec::new();
-    let mut stop = false;
-    let mut next_prune = std::time::Instant::now();
-    loop {
-        if let Some(days) = retention_days {
-            if std::time::Instant::now() >= next_prune {
-                prune(&conn, days);
-                next_prune = std::time::Instant::now() + PRUNE_EVERY;
-            }
-        }
-        let first = match rx.recv_timeout(PRUNE_EVERY) {
-            Ok(m) => m,
-            Err(mpsc::RecvTimeoutError::Timeout) => continue,
-            Err(mpsc::RecvTimeoutError::Disconnected) => return,
-        };
-        if matches!(first, Msg::Event(_)) && batch.is_empty() {
-            std::thread::sleep(BATCH_WINDOW);
-        }
-        let mut next = Some(first);
-        while let Some(msg) = next.take() {
-            match msg {
-                Msg::Event(e) => batch.push(*e),
-                Msg::Flush(w) => waiters.push(w),
-                Msg::Stop => stop = true,
-            }
-            if batch.len() >= BATCH || stop {
-                break;
-            }
-            next = rx.try_recv().ok();
-        }
-        for e in batch.iter_mut().filter(|e| e.chain) {
-            let hash = events::chain_hash(&last_hash, e);
-            e.prev_hash = Some(std::mem::replace(&mut last_hash, hash.clone()));
-            e.hash = Some(hash);
-        }
-        write_batch(&mut conn, &mut batch);
-        for w in waiters.drain(..) {
-            let _ = w.send(()); // The flusher may have given up waiting; nothing to do.
-        }
-        if stop {
-            return;
-        }
-    }
-}
-
-fn prune(conn: &Connection, days: u32) {
-    let cutoff = crate::gateway::http::now_ms() - i64::from(days) * 86_400_000;
-    match events::prune_before(conn, cutoff) {
-        Ok(0) => {}
-        Ok(n) => crate::logging::info(&format!(
-            "retention: pruned {n} event(s) older than {days} days"
-        )),
-        Err(e) => crate::logging::error(&format!("retention: failed to prune old events: {e}")),
-    }
-}
-
-fn write_batch(conn: &mut Connection, batch: &mut Vec<Event>) {
-    if batch.is_empty() {
-        return;
-    }
-    let mut delay = Duration::from_millis(50);
-    loop {
-        match try_write(conn, batch) {
-            Ok(()) => {
-                batch.clear();
-                return;
-            }
-            Err(e) => {
-                crate::logging::error(&format!(
-                    "failed to write {} event(s), retrying in {} ms: {e}",
-                    batch.len(),
-                    delay.as_millis()
-                ));
-                std::thread::sleep(delay);
-                delay = (delay * 2).min(Duration::from_secs(2));
-            }
-        }
-    }
-}
-
-fn try_write(conn: &mut Connection, batch: &[Event]) -> rusqlite::Result<()> {
-    let tx = conn.transaction()?;
-    let mut used: Vec<(&str, i64)> = Vec::new();
-    for e in batch {
-        events::insert(&tx, e)?;
-        if let Some(k) = &e.key_name {
-            match used.iter_mut().find(|(n, _)| *n == k.as_str()) {
-                Some(slot) => slot.1 = slot.1.max(e.ts_ms),
-                None => used.push((k.as_str(), e.ts_ms)),
-            }
-        }
-    }
-    // `last used` of gateway keys, written here so requests never wait on it.
-    for (name, ts) in used {
-        super::keys::touch(&tx, name, ts)?;
-    }
-    tx.commit()
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn events_are_committed_on_flush() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("kt.db");
-        let w = EventWriter::start(&path, None).unwrap();
-        let sink = w.sink();
-        for i in 0..1000 {
-            sink.record(Event {
-                request_id: format!("r{i}"),
-                verdict: "allow".into(),
-                ..Event::default()
-            });
-        }
-        assert!(sink.flush(Duration::from_secs(10)));
-        let conn = crate::store::open(&path).unwrap();
-        assert_eq!(events::count(&conn).unwrap(), 1000);
-        drop(sink);
-        assert!(w.shutdown(Duration::from_secs(5)));
-    }
-
-    #[test]
-    fn chained_events_link_to_each_other_across_restarts() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("kt.db");
-        for round in 0..2 {
-            let w = EventWriter::start(&path, Some(30)).unwrap();
-            for i in 0..3 {
-                w.sink().record(Event {
-                    request_id: format!("r{round}-{i}"),
-                    verdict: "allow".into(),
-                    ts_ms: crate::gateway::http::now_ms(),
-                    chain: true,
-                    ..Event::default()
-                });
-            }
-            assert!(w.shutdown(Duration::from_secs(5)));
-        }
-        let conn = crate::store::open(&path).unwrap();
-        let rows = events::recent(&conn, 100).unwrap();
-        assert_eq!(rows.len(), 6);
-        let mut prev = String::new();
-        for r in &rows {
-            assert_eq!(r.prev_hash.as_deref(), Some(prev.as_str()));
-            let h = events::chain_hash(&prev, r);
-            assert_eq!(r.hash.as_deref(), Some(h.as_str()));
-            prev = h;
-        }
-    }
-}
+mod tests;

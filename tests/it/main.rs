@@ -13,7 +13,11 @@ mod support;
 
 mod audit;
 mod cli;
+<<<<<<< HEAD
 mod faults;
+=======
+mod durability;
+>>>>>>> durability
 mod gateway;
 mod hostile;
 mod keys;

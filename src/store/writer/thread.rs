@@ -1,0 +1,325 @@
+//! The writer thread: owns the write connection, gathers queued events into one
+//! transaction at a time (group commit), hash-chains them, and retries a failed commit
+//! with backoff (locked database, full disk, I/O errors) without losing the batch. It
+//! logs one line when a failure streak starts and one when it ends, never one per retry.
+
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rusqlite::{Connection, ErrorCode, TransactionBehavior};
+
+use super::{Msg, Shared, QUEUE};
+use crate::store::events::{self, Event};
+
+/// Rows per transaction.
+const BATCH: usize = 256;
+/// After a batched event arrives in a quiet period, wait this long for more before
+/// committing: one wake-up and one transaction per window instead of per request. It is
+/// also about what a SIGKILL can lose in `batched` durability. Strict events and flushes
+/// end the window at once: they have a waiter.
+const BATCH_WINDOW: Duration = Duration::from_millis(5);
+/// How often retention pruning runs.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+/// The writer's wait on another connection's lock before its commit fails and the retry
+/// loop (which logs and reports it) takes over.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(1);
+/// Backoff between retries of a failed commit.
+const FIRST_RETRY: Duration = Duration::from_millis(50);
+const MAX_RETRY: Duration = Duration::from_secs(2);
+
+/// Settings of the write connection. `strict`: `synchronous = FULL`, so a commit is
+/// synced to disk before it is acknowledged (WAL with `NORMAL`, the default for batched
+/// durability, survives a killed process but not a power loss).
+pub(super) fn configure(conn: &Connection, strict: bool) -> rusqlite::Result<()> {
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    if strict {
+        conn.pragma_update(None, "synchronous", "FULL")?;
+    }
+    Ok(())
+}
+
+/// One queued event and the strict request waiting for it.
+struct Queued {
+    event: Event,
+    done: Option<SyncSender<()>>,
+}
+
+/// A run of failed commits.
+struct Streak {
+    since: Instant,
+    retries: u32,
+}
+
+pub(super) struct Writer {
+    conn: Connection,
+    rx: Receiver<Msg>,
+    /// Hash of the last committed chained row.
+    last_hash: String,
+    shared: Arc<Shared>,
+    streak: Option<Streak>,
+}
+
+impl Writer {
+    pub(super) fn new(
+        conn: Connection,
+        rx: Receiver<Msg>,
+        last_hash: String,
+        shared: Arc<Shared>,
+    ) -> Writer {
+        Writer {
+            conn,
+            rx,
+            last_hash,
+            shared,
+            streak: None,
+        }
+    }
+
+    pub(super) fn run(mut self) {
+        let retention = self.shared.options.retention_days;
+        let mut next_prune = Instant::now();
+        let mut batch: Vec<Queued> = Vec::with_capacity(BATCH);
+        let mut flushes: Vec<SyncSender<()>> = Vec::new();
+        loop {
+            if let Some(days) = retention {
+                if Instant::now() >= next_prune {
+                    prune(&self.conn, days);
+                    next_prune = Instant::now() + PRUNE_EVERY;
+                }
+            }
+            let first = match self.rx.recv_timeout(PRUNE_EVERY) {
+                Ok(m) => m,
+                Err(RecvTimeoutError::Timeout) => continue,
+                Err(RecvTimeoutError::Disconnected) => return,
+            };
+            let stop = self.gather(first, &mut batch, &mut flushes);
+            self.commit(&mut batch);
+            for w in flushes.drain(..) {
+                let _ = w.send(()); // The flusher may have given up waiting; nothing to do.
+            }
+            if stop {
+                // Late events (a request that outlived the shutdown grace) are written too.
+                let mut late = Vec::new();
+                for msg in self.rx.try_iter() {
+                    match msg {
+                        Msg::Event(event, done) => late.push(Queued {
+                            event: *event,
+                            done,
+                        }),
+                        Msg::Flush(w) => flushes.push(w),
+                        Msg::Stop => {}
+                    }
+                }
+                self.commit(&mut late);
+                for w in flushes.drain(..) {
+                    let _ = w.send(()); // As above.
+                }
+                return;
+            }
+        }
+    }
+
+    /// Collects what is queued into `batch` (up to `BATCH` rows), waiting out the batch
+    /// window unless someone is waiting. True when the writer must stop afterwards.
+    fn gather(
+        &self,
+        first: Msg,
+        batch: &mut Vec<Queued>,
+        flushes: &mut Vec<SyncSender<()>>,
+    ) -> bool {
+        let mut deadline = Instant::now() + BATCH_WINDOW;
+        let mut next = Some(first);
+        while let Some(msg) = next.take() {
+            match msg {
+                Msg::Event(event, done) => {
+                    if done.is_some() {
+                        deadline = Instant::now();
+                    }
+                    batch.push(Queued {
+                        event: *event,
+                        done,
+                    });
+                }
+                Msg::Flush(w) => {
+                    deadline = Instant::now();
+                    flushes.push(w);
+                }
+                Msg::Stop => return true,
+            }
+            if batch.len() >= BATCH {
+                break;
+            }
+            let wait = deadline.saturating_duration_since(Instant::now());
+            next = if wait.is_zero() {
+                self.rx.try_recv().ok()
+            } else {
+                match self.rx.recv_timeout(wait) {
+                    Ok(m) => Some(m),
+                    Err(RecvTimeoutError::Timeout) => None,
+                    Err(RecvTimeoutError::Disconnected) => return true,
+                }
+            };
+        }
+        false
+    }
+
+    /// Commits `batch`, retrying until it succeeds. A row the database refuses for itself
+    /// (a constraint, a value too big) is dropped and counted rather than retried forever:
+    /// the batch is then committed row by row to find it.
+    fn commit(&mut self, batch: &mut Vec<Queued>) {
+        if batch.is_empty() {
+            return;
+        }
+        let mut delay = FIRST_RETRY;
+        loop {
+            match self.try_commit(batch) {
+                Ok(()) => {
+                    self.recovered();
+                    return;
+                }
+                Err(e) if is_row_error(&e) && batch.len() > 1 => {
+                    for q in std::mem::take(batch) {
+                        self.commit(&mut vec![q]);
+                    }
+                    return;
+                }
+                Err(e) if is_row_error(&e) => {
+                    for q in batch.drain(..) {
+                        crate::logging::error(&format!(
+                            "event writer: the database refused the event of `{}`: {e}",
+                            q.event.request_id
+                        ));
+                        self.shared.pending.fetch_sub(1, Ordering::Relaxed);
+                        self.shared.count_dropped(1, "the database refused a row");
+                    }
+                    return;
+                }
+                Err(e) => {
+                    self.failed(&e, batch.len(), delay);
+                    std::thread::sleep(delay);
+                    delay = (delay * 2).min(MAX_RETRY);
+                }
+            }
+        }
+    }
+
+    /// One attempt: chain, insert, commit; on success wakes the strict waiters.
+    fn try_commit(&mut self, batch: &mut Vec<Queued>) -> rusqlite::Result<()> {
+        // Hashes follow the last *committed* row, so a retried batch chains the same way.
+        let mut last = self.last_hash.clone();
+        for q in batch.iter_mut().filter(|q| q.event.chain) {
+            let hash = events::chain_hash(&last, &q.event);
+            q.event.prev_hash = Some(std::mem::replace(&mut last, hash.clone()));
+            q.event.hash = Some(hash);
+        }
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut used: Vec<(&str, i64)> = Vec::new();
+        for q in batch.iter() {
+            let e = &q.event;
+            events::insert(&tx, e)?;
+            if let Some(k) = &e.key_name {
+                match used.iter_mut().find(|(n, _)| *n == k.as_str()) {
+                    Some(slot) => slot.1 = slot.1.max(e.ts_ms),
+                    None => used.push((k.as_str(), e.ts_ms)),
+                }
+            }
+        }
+        // `last used` of gateway keys, written here so requests never wait on it.
+        for (name, ts) in used {
+            crate::store::keys::touch(&tx, name, ts)?;
+        }
+        tx.commit()?;
+        self.last_hash = last;
+        let n = batch.len() as u64;
+        self.shared.pending.fetch_sub(n, Ordering::Relaxed);
+        self.shared.committed.fetch_add(n, Ordering::Relaxed);
+        self.shared.transactions.fetch_add(1, Ordering::Relaxed);
+        for q in batch.drain(..) {
+            if let Some(done) = q.done {
+                let _ = done.try_send(()); // The request may have given up waiting.
+            }
+        }
+        Ok(())
+    }
+
+    fn failed(&mut self, e: &rusqlite::Error, rows: usize, delay: Duration) {
+        match &mut self.streak {
+            Some(s) => s.retries += 1,
+            None => {
+                self.streak = Some(Streak {
+                    since: Instant::now(),
+                    retries: 0,
+                });
+                self.shared.set_failing(Some(e.to_string()));
+                let strict = self.shared.options.is_any_strict();
+                crate::logging::error(&format!(
+                    "event writer: failed to commit {rows} event(s) ({}): {e}; retrying with \
+                     backoff from {} ms until it succeeds. Requests are not held by it{}; \
+                     events queue up to {QUEUE}, then are dropped and counted",
+                    describe(e),
+                    delay.as_millis(),
+                    if strict {
+                        " except strict ones, answered 503 audit_unavailable when it takes too long"
+                    } else {
+                        ""
+                    },
+                ));
+            }
+        }
+    }
+
+    fn recovered(&mut self) {
+        if let Some(s) = self.streak.take() {
+            self.shared.set_failing(None);
+            crate::logging::info(&format!(
+                "event writer: recovered after {:.1} s and {} failed attempt(s); {} event(s) still queued",
+                s.since.elapsed().as_secs_f64(),
+                s.retries + 1,
+                self.shared.pending.load(Ordering::Relaxed),
+            ));
+        }
+    }
+}
+
+/// Errors caused by one row's content: retrying the same row cannot succeed.
+fn is_row_error(e: &rusqlite::Error) -> bool {
+    match e {
+        rusqlite::Error::SqliteFailure(f, _) => matches!(
+            f.code,
+            ErrorCode::ConstraintViolation | ErrorCode::TooBig | ErrorCode::TypeMismatch
+        ),
+        rusqlite::Error::ToSqlConversionFailure(_) => true,
+        _ => false,
+    }
+}
+
+/// What an operator should look at for the common failures.
+fn describe(e: &rusqlite::Error) -> &'static str {
+    match e.sqlite_error_code() {
+        Some(ErrorCode::DiskFull) => "the disk or the database is full",
+        Some(ErrorCode::DatabaseBusy) | Some(ErrorCode::DatabaseLocked) => {
+            "another process holds a lock on the database"
+        }
+        Some(ErrorCode::SystemIoFailure) => "an I/O error",
+        Some(ErrorCode::ReadOnly) | Some(ErrorCode::PermissionDenied) => {
+            "the database is not writable"
+        }
+        Some(ErrorCode::CannotOpen) => "the database file cannot be opened",
+        _ => "database error",
+    }
+}
+
+fn prune(conn: &Connection, days: u32) {
+    let cutoff = crate::gateway::http::now_ms() - i64::from(days) * 86_400_000;
+    match events::prune_before(conn, cutoff) {
+        Ok(0) => {}
+        Ok(n) => crate::logging::info(&format!(
+            "retention: pruned {n} event(s) older than {days} days"
+        )),
+        Err(e) => crate::logging::error(&format!("retention: failed to prune old events: {e}")),
+    }
+}
