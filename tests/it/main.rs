@@ -13,11 +13,8 @@ mod support;
 
 mod audit;
 mod cli;
-<<<<<<< HEAD
-mod faults;
-=======
 mod durability;
->>>>>>> durability
+mod faults;
 mod gateway;
 mod hostile;
 mod keys;
