@@ -8,6 +8,8 @@ use kt::config::ConfigSet;
 use kt::openai::{ChatRequest, ChatResponse};
 use kt::policy::chain::FailMode;
 use kt::policy::{PolicyChain, RequestContext};
+use kt::policy::audit_logger::Durability;
+use kt::store::writer::WriterOptions;
 use kt::store::{Event, EventWriter};
 
 /// Per-call times (µs, sorted) of the input and the output phase.
@@ -65,34 +67,69 @@ pub fn chain_cost(prompt: &str, n: usize) -> ChainCost {
     cost
 }
 
-/// Events per second the writer commits: `n` events queued as fast as possible, then
-/// flushed; `chained` hash-chains them (audit-logger `immutable: true`).
+fn event(i: usize, chained: bool) -> Event {
+    Event {
+        request_id: format!("req_{i:016x}"),
+        ts_ms: 1_700_000_000_000,
+        endpoint: "/v1/chat/completions".into(),
+        configuration: Some("sandbox".into()),
+        model_requested: Some("gpt-4o".into()),
+        model_used: Some("gpt-4o".into()),
+        status: 200,
+        verdict: "allow".into(),
+        latency_ms: 1.5,
+        prompt_tokens: Some(12),
+        completion_tokens: Some(10),
+        total_tokens: Some(22),
+        chain: chained,
+        ..Event::default()
+    }
+}
+
+/// Events per second the writer commits in `batched` durability: `n` events queued as
+/// fast as possible, then flushed; `chained` hash-chains them (audit-logger
+/// `immutable: true`).
 pub fn writer_throughput(dir: &Path, n: usize, chained: bool) -> f64 {
     let db = dir.join(format!("writer-{chained}.db"));
-    let writer = EventWriter::start(&db, None).unwrap();
+    let writer = EventWriter::start(&db, WriterOptions::default()).unwrap();
     let sink = writer.sink();
     let t = Instant::now();
     for i in 0..n {
-        sink.record(Event {
-            request_id: format!("req_{i:016x}"),
-            ts_ms: 1_700_000_000_000,
-            endpoint: "/v1/chat/completions".into(),
-            configuration: Some("sandbox".into()),
-            model_requested: Some("gpt-4o".into()),
-            model_used: Some("gpt-4o".into()),
-            status: 200,
-            verdict: "allow".into(),
-            latency_ms: 1.5,
-            prompt_tokens: Some(12),
-            completion_tokens: Some(10),
-            total_tokens: Some(22),
-            chain: chained,
-            ..Event::default()
-        });
+        sink.record(event(i, chained));
     }
     assert!(sink.flush(Duration::from_secs(60)), "events not flushed");
     let rate = n as f64 / t.elapsed().as_secs_f64();
-    assert_eq!(sink.dropped(), 0, "the writer dropped events");
+    assert_eq!(sink.stats().dropped, 0, "the writer dropped events");
     writer.shutdown(Duration::from_secs(10));
     rate
+}
+
+/// `strict` durability: `threads` request threads each record `per_thread` events, each
+/// waiting for its commit (group commit shares one synced transaction among waiters).
+/// Returns events/s and events per transaction.
+pub fn strict_throughput(dir: &Path, threads: usize, per_thread: usize) -> (f64, f64) {
+    let db = dir.join("writer-strict.db");
+    let options = WriterOptions {
+        durability: Durability::Strict,
+        ..WriterOptions::default()
+    };
+    let writer = EventWriter::start(&db, options).unwrap();
+    let t = Instant::now();
+    std::thread::scope(|s| {
+        for k in 0..threads {
+            let sink = writer.sink();
+            s.spawn(move || {
+                for i in 0..per_thread {
+                    assert!(
+                        !sink.record(event(k * per_thread + i, false)).is_unavailable(),
+                        "a strict event was not committed"
+                    );
+                }
+            });
+        }
+    });
+    let rate = (threads * per_thread) as f64 / t.elapsed().as_secs_f64();
+    let stats = writer.sink().stats();
+    writer.shutdown(Duration::from_secs(10));
+    (rate, stats.committed as f64 / stats.transactions.max(1) as f64)
 }

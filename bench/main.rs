@@ -181,6 +181,11 @@ fn main() {
             format!("{rate:.0}/s"),
         );
     }
+    let (rate, per_tx) = inproc::strict_throughput(dir.path(), 32, 200);
+    only(
+        "event writer, strict (32 threads)",
+        format!("{rate:.0}/s, {per_tx:.1}/tx"),
+    );
     only(
         "kt RSS at start",
         format!("{:.1}MiB", rss_start as f64 / 1024.0),
