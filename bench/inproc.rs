@@ -6,9 +6,9 @@ use std::time::{Duration, Instant};
 
 use kt::config::ConfigSet;
 use kt::openai::{ChatRequest, ChatResponse};
+use kt::policy::audit_logger::Durability;
 use kt::policy::chain::FailMode;
 use kt::policy::{PolicyChain, RequestContext};
-use kt::policy::audit_logger::Durability;
 use kt::store::writer::WriterOptions;
 use kt::store::{Event, EventWriter};
 
@@ -121,7 +121,9 @@ pub fn strict_throughput(dir: &Path, threads: usize, per_thread: usize) -> (f64,
             s.spawn(move || {
                 for i in 0..per_thread {
                     assert!(
-                        !sink.record(event(k * per_thread + i, false)).is_unavailable(),
+                        !sink
+                            .record(event(k * per_thread + i, false))
+                            .is_unavailable(),
                         "a strict event was not committed"
                     );
                 }
@@ -131,5 +133,8 @@ pub fn strict_throughput(dir: &Path, threads: usize, per_thread: usize) -> (f64,
     let rate = (threads * per_thread) as f64 / t.elapsed().as_secs_f64();
     let stats = writer.sink().stats();
     writer.shutdown(Duration::from_secs(10));
-    (rate, stats.committed as f64 / stats.transactions.max(1) as f64)
+    (
+        rate,
+        stats.committed as f64 / stats.transactions.max(1) as f64,
+    )
 }

@@ -132,6 +132,10 @@ impl PolicyChain {
         mut eval: impl FnMut(&dyn Policy) -> Result<Decision, PolicyError>,
     ) -> ChainOutcome {
         let mut out = ChainOutcome::default();
+        if self.policies.is_empty() {
+            return out;
+        }
+        let _permit = super::gate::enter();
         for p in &self.policies {
             let observed = p.mode() == Mode::Observe;
             let mut trace = PolicyTrace {
@@ -228,6 +232,7 @@ impl StreamFilter {
     }
 
     pub fn push(&mut self, text: &str) -> String {
+        let _permit = super::gate::enter();
         let mut cur = text.to_string();
         for (_, f) in &mut self.filters {
             cur = f.push(&cur);
@@ -236,6 +241,7 @@ impl StreamFilter {
     }
 
     pub fn finish(&mut self) -> String {
+        let _permit = super::gate::enter();
         let mut carry = String::new();
         for (_, f) in &mut self.filters {
             let mut s = f.push(&carry);

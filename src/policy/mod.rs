@@ -10,6 +10,7 @@ pub mod audit_logger;
 pub mod chain;
 pub mod data_routing;
 pub mod dlp_filter;
+pub mod gate;
 pub mod lists;
 pub mod pii_detector;
 pub mod prompt_injection;

@@ -34,6 +34,16 @@ const QUEUE: usize = 65_536;
 /// the writer's busy timeout, so a lock held by another process for a moment does not fail
 /// requests.
 pub const STRICT_WAIT: Duration = Duration::from_secs(5);
+/// Backpressure: above this many queued events a batched `record` waits (up to
+/// `BACKPRESSURE_WAIT`) for the writer to catch up. Requests arriving faster than the
+/// disk takes their events (a writer starved of CPU by hundreds of request threads, a
+/// large table) would otherwise grow the queue — memory — until events were dropped.
+/// Below the mark, `record` never waits.
+const HIGH_WATER: u64 = 4096;
+/// The longest one batched `record` waits for the backlog to shrink; after that it queues
+/// anyway (a stuck database must not hang requests: the queue bound and the drop count
+/// take over).
+const BACKPRESSURE_WAIT: Duration = Duration::from_secs(1);
 /// Repeated warnings (drops, strict timeouts) are logged at most this often.
 const WARN_EVERY_MS: i64 = 10_000;
 
@@ -178,6 +188,7 @@ impl EventSink {
     pub fn record(&self, event: Event) -> Recorded {
         match self.shared.options.durability_of(&event) {
             Durability::Batched => {
+                self.backpressure();
                 // Counted before it is sent, so the writer never counts below zero.
                 self.shared.pending.fetch_add(1, Ordering::Relaxed);
                 match self.tx.try_send(Msg::Event(Box::new(event), None)) {
@@ -190,6 +201,18 @@ impl EventSink {
                 }
             }
             Durability::Strict => self.record_strict(event),
+        }
+    }
+
+    /// Waits while the backlog is above `HIGH_WATER` (bounded; see there).
+    fn backpressure(&self) {
+        if self.shared.pending.load(Ordering::Relaxed) < HIGH_WATER {
+            return;
+        }
+        let deadline = Instant::now() + BACKPRESSURE_WAIT;
+        while self.shared.pending.load(Ordering::Relaxed) >= HIGH_WATER && Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(1));
         }
     }
 

@@ -14,7 +14,7 @@ use super::{Msg, Shared, QUEUE};
 use crate::store::events::{self, Event};
 
 /// Rows per transaction.
-const BATCH: usize = 256;
+const BATCH: usize = 1024;
 /// After a batched event arrives in a quiet period, wait this long for more before
 /// committing: one wake-up and one transaction per window instead of per request. It is
 /// also about what a SIGKILL can lose in `batched` durability. Strict events and flushes
