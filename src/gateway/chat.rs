@@ -36,6 +36,9 @@ pub struct Prepared {
     pub grant: Option<Grant>,
     /// Headers for every response to this request (rate limits, budget).
     pub headers: Vec<(String, String)>,
+    /// `/v1/responses`: the Responses body (after the input phase) that
+    /// `openai:responses:<model>` targets get as it is.
+    pub native: Option<serde_json::Value>,
 }
 
 /// The upstream that answered.
@@ -221,6 +224,7 @@ pub fn prepare_chat(
         started,
         grant: Some(grant),
         headers: std::mem::take(headers),
+        native: None,
     })
 }
 
@@ -376,6 +380,17 @@ pub fn unary_response(
     ev: &mut Event,
 ) -> Result<ChatResponse, ApiError> {
     let (ti, upstream) = call_upstream(state, p, ev)?;
+    unary_answer(state, p, ev, ti, upstream)
+}
+
+/// `unary_response` once target `ti` answered.
+pub fn unary_answer(
+    state: &State,
+    p: &mut Prepared,
+    ev: &mut Event,
+    ti: usize,
+    upstream: Upstream,
+) -> Result<ChatResponse, ApiError> {
     let config = p.runtime.config.clone();
     let target = config.targets.get(ti);
     let mut resp = match (upstream, target) {

@@ -358,20 +358,22 @@ fn body_for<'a>(
 }
 
 /// The upstream HTTP request for `target`: its credential, else the client's own key.
+/// An `openai:responses:<model>` target gets a `/v1/responses` request's own body.
 fn build(target: &Target, p: &Prepared, body: &ChatRequest) -> Result<UpstreamRequest, ApiError> {
     let key = target
         .credential
         .as_ref()
         .map(|s| s.expose())
         .or(p.client_key.as_deref());
-    providers::adapter_for(target).build_request(
-        BuildContext {
-            target,
-            api_key: key,
-            now: std::time::SystemTime::now(),
-        },
-        body,
-    )
+    let ctx = BuildContext {
+        target,
+        api_key: key,
+        now: std::time::SystemTime::now(),
+    };
+    match p.native.as_ref().filter(|_| target.is_responses_api()) {
+        Some(native) => providers::responses::native_request(ctx, native),
+        None => providers::adapter_for(target).build_request(ctx, body),
+    }
 }
 
 /// One try: the target's timeout (stream timeout for streams) bounds it.

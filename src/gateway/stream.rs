@@ -2,8 +2,11 @@
 //! client as it arrives. The chunk that closes the stream (finish reason / usage) is held
 //! back until the upstream ends, so the output policies can still replace it with an error
 //! and `x_keeptrusts` can ride on it.
+//!
+//! What reaches the client goes through a `StreamOut`: chat SSE (`SseWriter` itself) or,
+//! for `/v1/responses`, the typed Responses events made from the same chunks.
 
-use std::io::Read;
+use std::io::{self, Read};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -17,6 +20,7 @@ use super::State;
 use crate::config::Target;
 use crate::openai::{ApiError, ChatChunk, ChunkChoice, Delta, StreamAccumulator};
 use crate::policy::audit_logger::Payload;
+use crate::policy::chain::PolicyTrace;
 use crate::policy::{StreamFilter, Verdict};
 use crate::providers::{self, StreamEvent};
 use crate::store::Event;
@@ -29,6 +33,39 @@ enum Stop {
     Upstream(ApiError),
 }
 
+/// Where the chunks of a stream go, after the output phase's stream filter.
+pub trait StreamOut {
+    /// One chunk the client may see.
+    fn chunk(&mut self, c: &ChatChunk) -> io::Result<()>;
+    /// An in-band error (upstream failure, output block); `end` follows.
+    fn error(&mut self, e: &ApiError) -> io::Result<()>;
+    /// The closing chunk (finish reason, usage, `x_keeptrusts`); `end` follows.
+    fn finish(&mut self, last: &ChatChunk) -> io::Result<()>;
+    /// Ends the stream. Called once the request's event is recorded (with strict
+    /// durability: committed), so a client never sees a complete stream whose audit
+    /// event could be lost.
+    fn end(&mut self) -> io::Result<()>;
+}
+
+/// Chat Completions SSE: `data: <chunk>` events, then `data: [DONE]`.
+impl StreamOut for SseWriter {
+    fn chunk(&mut self, c: &ChatChunk) -> io::Result<()> {
+        self.data(&serde_json::to_vec(c)?)
+    }
+
+    fn error(&mut self, e: &ApiError) -> io::Result<()> {
+        self.data(&e.to_json())
+    }
+
+    fn finish(&mut self, last: &ChatChunk) -> io::Result<()> {
+        self.data(&serde_json::to_vec(last)?)
+    }
+
+    fn end(&mut self) -> io::Result<()> {
+        self.done()
+    }
+}
+
 pub fn run(state: &Arc<State>, req: Request, mut p: Prepared, mut ev: Event) {
     let request_id = p.ctx.request_id.clone();
     let (ti, upstream) = match call_upstream(state, &mut p, &mut ev) {
@@ -39,6 +76,21 @@ pub fn run(state: &Arc<State>, req: Request, mut p: Prepared, mut ev: Event) {
             return;
         }
     };
+    deliver(state, req, p, ev, ti, upstream, Ok);
+}
+
+/// Streams the answer of target `ti` to the client through the `StreamOut` that
+/// `make_out` makes of the started SSE response.
+pub fn deliver<O: StreamOut>(
+    state: &Arc<State>,
+    req: Request,
+    mut p: Prepared,
+    mut ev: Event,
+    ti: usize,
+    upstream: Upstream,
+    make_out: impl FnOnce(SseWriter) -> io::Result<O>,
+) {
+    let request_id = p.ctx.request_id.clone();
     let config = p.runtime.config.clone();
     let Some(target) = config.targets.get(ti) else {
         let e = ApiError::internal("routing chose a missing target");
@@ -65,7 +117,9 @@ pub fn run(state: &Arc<State>, req: Request, mut p: Prepared, mut ev: Event) {
         http10,
         &request_id,
         &chat::response_headers(&p),
-    ) {
+    )
+    .and_then(make_out)
+    {
         Ok(w) => w,
         Err(_) => {
             ev.status = 499;
@@ -111,21 +165,21 @@ pub fn run(state: &Arc<State>, req: Request, mut p: Prepared, mut ev: Event) {
         }
         Err(Stop::Upstream(e)) => {
             super::routing::record_stream_failure(state, &config, target);
-            // The status is already 200: the error travels in-band, then [DONE] once the
-            // event is recorded.
+            // The status is already 200: the error travels in-band; the stream ends once
+            // the event is recorded.
             let mut writer = writer;
-            let _ = writer.data(&e.to_json()); // The client may be gone; the event says what happened.
+            let _ = writer.error(&e); // The client may be gone; the event says what happened.
             ev.status = e.status;
             ev.error = Some(e.body.message.clone());
             finish_ok(state, &mut ev, p.started);
-            let _ = writer.done();
+            let _ = writer.end();
         }
         Ok(()) => finish_stream(state, &mut p, target, ev, writer, acc, filters, held),
     }
 }
 
-struct Pump<F: Fn() -> StreamFilter> {
-    writer: SseWriter,
+struct Pump<O: StreamOut, F: Fn() -> StreamFilter> {
+    writer: O,
     acc: StreamAccumulator,
     /// One redaction filter per choice index.
     filters: Vec<StreamFilter>,
@@ -136,7 +190,7 @@ struct Pump<F: Fn() -> StreamFilter> {
     make_filter: F,
 }
 
-impl<F: Fn() -> StreamFilter> Pump<F> {
+impl<O: StreamOut, F: Fn() -> StreamFilter> Pump<O, F> {
     fn chunk(&mut self, mut c: ChatChunk) -> Result<(), Stop> {
         self.acc.push(&c);
         if self.hide_usage {
@@ -181,9 +235,7 @@ impl<F: Fn() -> StreamFilter> Pump<F> {
     }
 
     fn emit(&mut self, c: &ChatChunk) -> Result<(), Stop> {
-        let json =
-            serde_json::to_vec(c).map_err(|e| Stop::Upstream(ApiError::internal(e.to_string())))?;
-        self.writer.data(&json).map_err(|_| Stop::ClientGone)?;
+        self.writer.chunk(c).map_err(|_| Stop::ClientGone)?;
         if self.first_token.is_none()
             && c.choices.iter().any(|ch| {
                 ch.delta.content.as_deref().is_some_and(|s| !s.is_empty())
@@ -196,7 +248,10 @@ impl<F: Fn() -> StreamFilter> Pump<F> {
     }
 }
 
-fn pump_mock<F: Fn() -> StreamFilter>(pump: &mut Pump<F>, p: &Prepared) -> Result<(), Stop> {
+fn pump_mock<O: StreamOut, F: Fn() -> StreamFilter>(
+    pump: &mut Pump<O, F>,
+    p: &Prepared,
+) -> Result<(), Stop> {
     let id = chat::completion_id(&p.ctx.request_id);
     // Always ask the mock for usage so the event has token counts; `hide_usage` keeps it
     // from a client that did not ask.
@@ -217,12 +272,12 @@ fn pump_mock<F: Fn() -> StreamFilter>(pump: &mut Pump<F>, p: &Prepared) -> Resul
 }
 
 /// The most bytes an upstream stream may send without completing an event.
-const MAX_EVENT_BYTES: u64 = 16 * 1024 * 1024;
+pub const MAX_EVENT_BYTES: u64 = 16 * 1024 * 1024;
 /// The most bytes one upstream stream may send.
-const MAX_STREAM_BYTES: u64 = 256 * 1024 * 1024;
+pub const MAX_STREAM_BYTES: u64 = 256 * 1024 * 1024;
 
-fn pump_http<F: Fn() -> StreamFilter>(
-    pump: &mut Pump<F>,
+fn pump_http<O: StreamOut, F: Fn() -> StreamFilter>(
+    pump: &mut Pump<O, F>,
     target: &Target,
     p: &Prepared,
     mut reader: impl Read,
@@ -294,12 +349,12 @@ fn pump_http<F: Fn() -> StreamFilter>(
 }
 
 #[allow(clippy::too_many_arguments)]
-fn finish_stream(
+fn finish_stream<O: StreamOut>(
     state: &State,
     p: &mut Prepared,
     target: &Target,
     mut ev: Event,
-    mut writer: SseWriter,
+    mut writer: O,
     acc: StreamAccumulator,
     mut filters: Vec<StreamFilter>,
     held: Option<ChatChunk>,
@@ -328,9 +383,7 @@ fn finish_stream(
             }],
             ..ChatChunk::default()
         };
-        if let Ok(json) = serde_json::to_vec(&c) {
-            let _ = writer.data(&json); // A gone client shows up on the final write below.
-        }
+        let _ = writer.chunk(&c); // A gone client shows up on the final write below.
     }
     let mut resp = acc.into_response();
     let payload = chat::payload_mode(&p.runtime);
@@ -341,19 +394,8 @@ fn finish_stream(
     if payload == Payload::Redacted {
         ev.response_body = serde_json::to_string(&resp).ok();
     }
-    // A policy that redacted the stream as it flowed is recorded once, from its filter;
-    // its output-phase redaction of the assembled copy is not what the client received.
     let streamed: Vec<_> = filters.iter().flat_map(StreamFilter::trace).collect();
-    let output_trace: Vec<_> = output
-        .trace
-        .iter()
-        .filter(|t| {
-            !(t.verdict == Verdict::Redact && streamed.iter().any(|s| s.policy == t.policy))
-        })
-        .cloned()
-        .collect();
-    add_trace(&mut ev, &output_trace);
-    add_trace(&mut ev, &streamed);
+    add_stream_traces(&mut ev, &output.trace, &streamed);
 
     if let Some(u) = &usage {
         chat::set_usage(&mut ev, u);
@@ -363,9 +405,9 @@ fn finish_stream(
         let e = ApiError::policy_violation(&block.policy, true, block.message);
         ev.blocked_by = Some(block.policy);
         ev.status = 409;
-        let _ = writer.data(&e.to_json()); // Recorded on the event either way.
+        let _ = writer.error(&e); // Recorded on the event either way.
         finish_ok(state, &mut ev, p.started);
-        let _ = writer.done();
+        let _ = writer.end();
         return;
     }
     let mut last = held.unwrap_or_else(|| ChatChunk {
@@ -375,19 +417,31 @@ fn finish_stream(
         ..ChatChunk::default()
     });
     last.x_keeptrusts = Some(meta(p, Some(target)));
-    let sent = serde_json::to_vec(&last)
-        .ok()
-        .map(|json| writer.data(&json));
-    if !matches!(sent, Some(Ok(()))) {
+    if writer.finish(&last).is_err() {
         ev.status = 499;
         finish_ok(state, &mut ev, p.started);
         return;
     }
-    // The stream ends (`[DONE]`) only once the event is recorded: with strict durability,
-    // committed, or else the client gets an in-band `audit_unavailable` error instead.
+    // The stream ends only once the event is recorded: with strict durability, committed,
+    // or else the client gets an in-band `audit_unavailable` error instead.
     ev.status = 200;
     if finish_ok(state, &mut ev, p.started).is_unavailable() {
-        let _ = writer.data(&chat::audit_unavailable().to_json()); // The event is queued either way.
+        let _ = writer.error(&chat::audit_unavailable()); // The event is queued either way.
     }
-    let _ = writer.done(); // Recorded as answered: the whole completion was written.
+    let _ = writer.end(); // Recorded as answered: the whole completion was written.
+}
+
+/// Records the output phase of a stream. A policy that redacted the stream as it flowed
+/// is recorded once, from its filter (`streamed`); its output-phase redaction of the
+/// assembled copy is not what the client received.
+pub fn add_stream_traces(ev: &mut Event, output: &[PolicyTrace], streamed: &[PolicyTrace]) {
+    let output_trace: Vec<_> = output
+        .iter()
+        .filter(|t| {
+            !(t.verdict == Verdict::Redact && streamed.iter().any(|s| s.policy == t.policy))
+        })
+        .cloned()
+        .collect();
+    add_trace(ev, &output_trace);
+    add_trace(ev, streamed);
 }

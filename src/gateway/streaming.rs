@@ -98,12 +98,13 @@ impl SseWriter {
     }
 
     /// Writes `data: [DONE]` and ends the body.
-    pub fn done(mut self) -> io::Result<()> {
+    pub fn done(&mut self) -> io::Result<()> {
         self.raw(b"data: [DONE]\n\n")?;
         self.end()
     }
 
-    fn end(&mut self) -> io::Result<()> {
+    /// Ends the body (streams without `[DONE]`, such as the Responses API's).
+    pub fn end(&mut self) -> io::Result<()> {
         if self.finished {
             return Ok(());
         }

@@ -1,0 +1,449 @@
+//! A native upstream's Responses stream → the client's, event by event, for
+//! `openai:responses:<model>` targets. Events are passed on as the upstream sent them
+//! (unknown types and fields included) with two changes: output text goes through a
+//! `Rewriter` (the output phase's stream filter, which may hold text back and redact it),
+//! so every text an event carries (`output_text.delta`/`.done`, `content_part.done`,
+//! `output_item.done`, the final `response`) is what the client was shown; and since
+//! held-back text may need an extra delta, the events are renumbered (`sequence_number`).
+//!
+//! The terminal event (`response.completed`, `.incomplete`, `.failed`) is held until the
+//! gateway has run the output phase on the whole answer: `finish` sends it, `fail` ends
+//! the stream with `error` and `response.failed` instead.
+
+use serde_json::{json, Value};
+
+use super::stream::error_body;
+use super::{Sequence, TypedEvent};
+
+/// Rewrites streamed text: `push` returns what may be shown now, `finish` the rest.
+pub trait Rewriter {
+    fn push(&mut self, text: &str) -> String;
+    fn finish(&mut self) -> String;
+}
+
+/// The relay of one stream; `make` gives a fresh rewriter per content part.
+pub struct Relay<F, M> {
+    seq: Sequence,
+    make: M,
+    slots: Vec<Slot<F>>,
+    /// The `response` of `response.created`, for a failure before the end.
+    created: Option<Value>,
+    terminal: Option<(String, Value)>,
+    upstream_error: Option<Value>,
+    text_sent: bool,
+}
+
+/// One `output_text` content part: `(output_index, content_index)`.
+struct Slot<F> {
+    at: (u64, u64),
+    item_id: String,
+    rewriter: F,
+    shown: String,
+    closed: bool,
+}
+
+impl<F: Rewriter, M: FnMut() -> F> Relay<F, M> {
+    pub fn new(make: M) -> Relay<F, M> {
+        Relay {
+            seq: Sequence::default(),
+            make,
+            slots: Vec::new(),
+            created: None,
+            terminal: None,
+            upstream_error: None,
+            text_sent: false,
+        }
+    }
+
+    /// The events to send for one upstream event (its `data`, parsed). Events without a
+    /// `type` are dropped (clients dispatch on it); nothing is sent after the terminal
+    /// event.
+    pub fn push(&mut self, mut data: Value) -> Vec<TypedEvent> {
+        let mut out = Vec::new();
+        if self.terminal.is_some() {
+            return out;
+        }
+        let Some(kind) = data.get("type").and_then(Value::as_str).map(str::to_string) else {
+            return out;
+        };
+        let o = data
+            .get("output_index")
+            .and_then(Value::as_u64)
+            .unwrap_or(0);
+        let c = data
+            .get("content_index")
+            .and_then(Value::as_u64)
+            .unwrap_or(0);
+        let item_id = data
+            .get("item_id")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        match kind.as_str() {
+            "response.created" => self.created = data.get("response").cloned(),
+            "response.completed" | "response.incomplete" | "response.failed" => {
+                self.terminal = Some((kind, data));
+                return out;
+            }
+            "error" => self.upstream_error = Some(data.clone()),
+            "response.output_text.delta" => {
+                let delta = data
+                    .get("delta")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                let at = self.slot(o, c, &item_id);
+                let Some(slot) = self.slots.get_mut(at) else {
+                    return out;
+                };
+                let shown = slot.rewriter.push(delta);
+                slot.shown.push_str(&shown);
+                if shown.is_empty() {
+                    return out;
+                }
+                self.text_sent = true;
+                data["delta"] = json!(shown);
+            }
+            "response.output_text.done" => {
+                let text = self.close(o, c, &item_id, pointer_str(&data, "/text"), &mut out);
+                data["text"] = json!(text);
+            }
+            "response.content_part.done"
+                if data.pointer("/part/type").and_then(Value::as_str) == Some("output_text") =>
+            {
+                let text = self.close(o, c, &item_id, pointer_str(&data, "/part/text"), &mut out);
+                data["part"]["text"] = json!(text);
+            }
+            "response.output_item.done" => {
+                if let Some(item) = data.get_mut("item") {
+                    self.rewrite_item(o, item, &mut out);
+                }
+            }
+            _ => {}
+        }
+        out.push(self.seq.event(&kind, data));
+        out
+    }
+
+    /// The index of the slot of part `(o, c)`, made on first use.
+    fn slot(&mut self, o: u64, c: u64, item_id: &str) -> usize {
+        if let Some(at) = self.slots.iter().position(|s| s.at == (o, c)) {
+            return at;
+        }
+        self.slots.push(Slot {
+            at: (o, c),
+            item_id: item_id.to_string(),
+            rewriter: (self.make)(),
+            shown: String::new(),
+            closed: false,
+        });
+        self.slots.len() - 1
+    }
+
+    /// Ends a content part: what its rewriter still held goes out as one more delta; the
+    /// full text shown is returned. A part never streamed (`text` only in a `.done` event)
+    /// is rewritten whole.
+    fn close(
+        &mut self,
+        o: u64,
+        c: u64,
+        item_id: &str,
+        text: Option<String>,
+        out: &mut Vec<TypedEvent>,
+    ) -> String {
+        let known = self.slots.iter().any(|s| s.at == (o, c));
+        let at = self.slot(o, c, item_id);
+        let Some(slot) = self.slots.get_mut(at) else {
+            return String::new();
+        };
+        if slot.closed {
+            return slot.shown.clone();
+        }
+        slot.closed = true;
+        if !known {
+            let mut t = slot.rewriter.push(&text.unwrap_or_default());
+            t.push_str(&slot.rewriter.finish());
+            slot.shown = t;
+            return slot.shown.clone();
+        }
+        let rest = slot.rewriter.finish();
+        if rest.is_empty() {
+            return slot.shown.clone();
+        }
+        slot.shown.push_str(&rest);
+        let (shown, id) = (slot.shown.clone(), slot.item_id.clone());
+        self.text_sent = true;
+        out.push(self.seq.event(
+            "response.output_text.delta",
+            json!({"item_id": id, "output_index": o, "content_index": c,
+                "delta": rest, "logprobs": []}),
+        ));
+        shown
+    }
+
+    /// Puts the shown text into every `output_text` part of output item `o`.
+    fn rewrite_item(&mut self, o: u64, item: &mut Value, out: &mut Vec<TypedEvent>) {
+        let id = item
+            .get("id")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let Some(parts) = item.get_mut("content").and_then(Value::as_array_mut) else {
+            return;
+        };
+        for (j, part) in parts.iter_mut().enumerate() {
+            if part.get("type").and_then(Value::as_str) != Some("output_text") {
+                continue;
+            }
+            let text = part.get("text").and_then(Value::as_str).map(str::to_string);
+            let c = u64::try_from(j).unwrap_or(u64::MAX);
+            part["text"] = json!(self.close(o, c, &id, text, out));
+        }
+    }
+
+    /// Puts the shown text into every output item of a `response` object.
+    fn rewrite_response(&mut self, resp: &mut Value, out: &mut Vec<TypedEvent>) {
+        let Some(items) = resp.get_mut("output").and_then(Value::as_array_mut) else {
+            return;
+        };
+        for (i, item) in items.iter_mut().enumerate() {
+            self.rewrite_item(u64::try_from(i).unwrap_or(u64::MAX), item, out);
+        }
+    }
+
+    /// The upstream's terminal event, as received: `(type, response)`.
+    pub fn terminal(&self) -> Option<(&str, &Value)> {
+        self.terminal
+            .as_ref()
+            .and_then(|(k, d)| d.get("response").map(|r| (k.as_str(), r)))
+    }
+
+    /// An `error` event the upstream sent, if any.
+    pub fn upstream_error(&self) -> Option<&Value> {
+        self.upstream_error.as_ref()
+    }
+
+    /// Whether any output text has been sent.
+    pub fn text_sent(&self) -> bool {
+        self.text_sent
+    }
+
+    /// The rewriters, for what they found.
+    pub fn rewriters(&self) -> impl Iterator<Item = &F> {
+        self.slots.iter().map(|s| &s.rewriter)
+    }
+
+    /// Sends the held terminal event with the shown texts and `extra` fields added to its
+    /// `response` (e.g. `x_keeptrusts`). Nothing when there is none.
+    pub fn finish(&mut self, extra: Vec<(String, Value)>) -> Vec<TypedEvent> {
+        let mut out = Vec::new();
+        let Some((kind, mut data)) = self.terminal.take() else {
+            return out;
+        };
+        if let Some(mut resp) = data.get_mut("response").map(Value::take) {
+            self.rewrite_response(&mut resp, &mut out);
+            if let Some(o) = resp.as_object_mut() {
+                o.extend(extra);
+            }
+            data["response"] = resp;
+        }
+        out.push(self.seq.event(&kind, data));
+        // Nothing may follow the terminal event.
+        self.terminal = Some((kind, Value::Null));
+        out
+    }
+
+    /// Ends the stream as failed: an `error` event (`code`, `message`, `policy`; unless the
+    /// upstream sent its own), then
+    /// `response.failed` whose `response` (the upstream's last, with the shown texts) has
+    /// `status: failed` and `error.code` = `failed_code`.
+    pub fn fail(
+        &mut self,
+        code: &str,
+        message: &str,
+        policy: Option<&str>,
+        failed_code: &str,
+    ) -> Vec<TypedEvent> {
+        let mut out = Vec::new();
+        let base = match self.terminal.take() {
+            Some((_, mut d)) => d.get_mut("response").map(Value::take),
+            None => self.created.clone(),
+        };
+        let mut resp = base.unwrap_or_else(|| json!({"object": "response", "output": []}));
+        let mut extra = Vec::new();
+        self.rewrite_response(&mut resp, &mut extra);
+        if let Some(o) = resp.as_object_mut() {
+            o.insert("status".to_string(), json!("failed"));
+            o.insert(
+                "error".to_string(),
+                json!({"code": failed_code, "message": message}),
+            );
+        }
+        if self.upstream_error.is_none() {
+            out.push(self.seq.event("error", error_body(code, message, policy)));
+        }
+        out.push(self.seq.event("response.failed", json!({"response": resp})));
+        self.terminal = Some(("response.failed".to_string(), Value::Null));
+        out
+    }
+}
+
+fn pointer_str(v: &Value, p: &str) -> Option<String> {
+    v.pointer(p).and_then(Value::as_str).map(str::to_string)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::providers::sse::{SseEvent, SseParser};
+
+    /// Masks digits with `#`, holding back a trailing run of digits (it may go on).
+    #[derive(Default)]
+    struct DigitMask {
+        held: String,
+    }
+
+    impl Rewriter for DigitMask {
+        fn push(&mut self, text: &str) -> String {
+            self.held.push_str(text);
+            let keep = self
+                .held
+                .char_indices()
+                .rev()
+                .take_while(|(_, c)| c.is_ascii_digit())
+                .last()
+                .map_or(self.held.len(), |(i, _)| i);
+            let rest = self.held.split_off(keep);
+            let out = std::mem::replace(&mut self.held, rest);
+            mask(&out)
+        }
+        fn finish(&mut self) -> String {
+            mask(&std::mem::take(&mut self.held))
+        }
+    }
+
+    fn mask(s: &str) -> String {
+        s.chars()
+            .map(|c| if c.is_ascii_digit() { '#' } else { c })
+            .collect()
+    }
+
+    fn upstream(name: &str) -> Vec<Value> {
+        let path = format!("{}/testdata/responses/{name}", env!("CARGO_MANIFEST_DIR"));
+        let bytes = std::fs::read(path).unwrap();
+        let mut p = SseParser::new();
+        let mut events: Vec<SseEvent> = Vec::new();
+        // Split anywhere: the parser must not care.
+        for piece in bytes.chunks(7) {
+            p.feed(piece, &mut events);
+        }
+        p.finish(&mut events);
+        events
+            .iter()
+            .map(|e| serde_json::from_str(&e.data).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn fixture_native_stream_is_relayed_with_redacted_text_and_renumbered() {
+        let input = upstream("native_stream.sse");
+        let mut relay = Relay::new(DigitMask::default);
+        let mut out = Vec::new();
+        for ev in input.clone() {
+            out.extend(relay.push(ev));
+        }
+        let (kind, resp) = relay.terminal().unwrap();
+        assert_eq!(kind, "response.completed");
+        assert_eq!(
+            resp["output"][1]["content"][0]["text"],
+            "Your card: 4111 1111 1111 1111"
+        );
+        out.extend(relay.finish(vec![(
+            "x_keeptrusts".to_string(),
+            json!({"provider_used": "openai"}),
+        )]));
+        let kinds: Vec<&str> = out.iter().map(|e| e.kind.as_str()).collect();
+        let mut expected: Vec<&str> = input.iter().map(|e| e["type"].as_str().unwrap()).collect();
+        // The text the mask held back is one more delta, right before `.done`.
+        let done = expected
+            .iter()
+            .position(|k| *k == "response.output_text.done")
+            .unwrap();
+        expected.insert(done, "response.output_text.delta");
+        assert_eq!(kinds, expected);
+        for (n, e) in out.iter().enumerate() {
+            assert_eq!(e.data["sequence_number"], n);
+            assert_eq!(e.data["type"], e.kind.as_str());
+        }
+        let deltas: Vec<&str> = out
+            .iter()
+            .filter(|e| e.kind == "response.output_text.delta")
+            .map(|e| e.data["delta"].as_str().unwrap())
+            .collect();
+        assert_eq!(deltas, ["Your card: ", "#### ", "#### #### ", "####"]);
+        let shown = "Your card: #### #### #### ####";
+        let by_kind = |k: &str| out.iter().find(|e| e.kind == k).unwrap();
+        assert_eq!(by_kind("response.output_text.done").data["text"], shown);
+        assert_eq!(
+            by_kind("response.content_part.done").data["part"]["text"],
+            shown
+        );
+        let last = out.last().unwrap();
+        let final_resp = &last.data["response"];
+        assert_eq!(final_resp["output"][1]["content"][0]["text"], shown);
+        assert_eq!(final_resp["x_keeptrusts"]["provider_used"], "openai");
+        // Everything else is the upstream's, unknown fields included.
+        assert_eq!(final_resp["x_upstream"], "kept");
+        assert_eq!(
+            final_resp["output"][2],
+            input.last().unwrap()["response"]["output"][2]
+        );
+        assert_eq!(
+            final_resp["usage"],
+            input.last().unwrap()["response"]["usage"]
+        );
+        assert!(relay
+            .push(json!({"type": "response.in_progress"}))
+            .is_empty());
+        assert!(relay.text_sent());
+    }
+
+    #[test]
+    fn a_failure_ends_with_error_and_response_failed_from_the_last_response() {
+        let input = upstream("native_stream.sse");
+        let mut relay = Relay::new(DigitMask::default);
+        let mut out = Vec::new();
+        // Up to the first delta only.
+        for ev in input
+            .iter()
+            .take_while(|e| e["type"] != "response.output_text.done")
+        {
+            out.extend(relay.push(ev.clone()));
+        }
+        let n = out.len();
+        let end = relay.fail(
+            "output_blocked",
+            "blocked",
+            Some("pii-detector"),
+            "output_blocked",
+        );
+        assert_eq!(end[0].kind, "error");
+        assert_eq!(end[0].data["sequence_number"], n);
+        assert_eq!(end[0].data["policy"], "pii-detector");
+        let failed = &end[1].data["response"];
+        assert_eq!(end[1].kind, "response.failed");
+        assert_eq!(failed["status"], "failed");
+        assert_eq!(failed["id"], "resp_up1");
+        assert_eq!(failed["error"]["code"], "output_blocked");
+        assert!(relay
+            .push(json!({"type": "response.completed", "response": {}}))
+            .is_empty());
+        // An upstream that reported its own error is not reported twice.
+        let mut relay = Relay::new(DigitMask::default);
+        relay.push(input[0].clone());
+        let e = relay.push(json!({"type": "error", "code": "server_error", "message": "x"}));
+        assert_eq!(e[0].data["sequence_number"], 1);
+        let end = relay.fail("server_error", "x", None, "server_error");
+        assert_eq!(end.len(), 1);
+        assert_eq!(end[0].kind, "response.failed");
+    }
+}
