@@ -10,6 +10,7 @@ pub mod handlers;
 pub mod http;
 pub mod limits;
 pub mod probe;
+pub mod realtime;
 pub mod responses;
 pub mod routing;
 pub mod server;
