@@ -77,6 +77,8 @@ pub struct State {
     pub db: PathBuf,
     /// Routing state (breakers, health, statistics) and the health probes.
     pub routing: routing::Routing,
+    /// Open realtime (WebSocket) sessions.
+    pub realtime: realtime::Sessions,
 }
 
 impl State {
@@ -119,6 +121,7 @@ impl State {
             admin: opts.admin.clone(),
             db: opts.db.clone(),
             routing,
+            realtime: realtime::Sessions::default(),
         })
     }
 }

@@ -128,6 +128,9 @@ pub fn run(
             let _ = w.join(); // Worker panics are caught and logged inside.
         }
     }
+    // Realtime sessions run on their own threads; they close within a second of the
+    // shutdown flag and record their events.
+    state.realtime.wait_closed(deadline);
     let dropped = state.events.dropped();
     let flushed = writer.shutdown(Duration::from_secs(10));
     if !flushed {
