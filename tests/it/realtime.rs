@@ -686,6 +686,26 @@ fn a_gateway_key_in_the_browser_subprotocol_authenticates_and_never_reaches_the_
 }
 
 #[test]
+fn shutdown_closes_open_sessions_and_records_them() {
+    let up = MockRealtime::start(&["ok"], Duration::from_millis(1));
+    let mut gw = Gateway::start(Some(&config(&up.v1(), "")));
+    let mut ws = open(&gw);
+    let db = gw.db.clone();
+    let closer = std::thread::spawn(move || read_close(&mut ws));
+    let status = gw.terminate(Duration::from_secs(15));
+    assert!(status.success(), "{status:?}");
+    let (code, reason) = closer.join().unwrap();
+    assert_eq!(code, 1001);
+    assert!(reason.contains("shutting down"), "{reason}");
+    let evs = read_events(&db);
+    let session = evs
+        .iter()
+        .find(|e| e["kind"] == "realtime" && e["status"] == 101)
+        .expect("the session event is written before the gateway exits");
+    assert_eq!(session["detail"]["realtime"]["end"]["closed_by"], "gateway");
+}
+
+#[test]
 fn the_python_websockets_client_works_through_kt() {
     let up = MockRealtime::start(&["Hello ", "there"], Duration::from_millis(5));
     let extra = "gateway:\n  websocket:\n    idle_timeout_seconds: 2\n";

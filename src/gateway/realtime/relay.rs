@@ -109,6 +109,8 @@ impl Session {
             let duplex = self.client.get_ref().tcp().is_some();
             let (client_ready, upstream_ready) = match self.wait(&mut sides, idle_left.min(TICK)) {
                 Ok(r) => r,
+                // A signal (SIGTERM) landed on this thread: look at the flags again.
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) => return End::failed("gateway", format!("poll failed: {e}")),
             };
             if upstream_ready {
@@ -219,7 +221,7 @@ impl Session {
                 Message::Pong(p) => self.send(other(from), Message::Pong(p), sides)?,
                 Message::Close(frame) => {
                     let end = End::closed(
-                        from.as_str_closer(),
+                        from.as_str(),
                         frame.as_ref().map(|f| u16::from(f.code)),
                         frame
                             .as_ref()
@@ -290,7 +292,7 @@ impl Session {
                 Ok(())
             }
             Err(e) => Err(End::failed(
-                to.as_str_closer(),
+                to.as_str(),
                 format!("writing to the {} failed: {e}", to.peer()),
             )),
         }
@@ -299,7 +301,7 @@ impl Session {
     fn read_failed(&mut self, from: Direction, e: tungstenite::Error) -> End {
         match e {
             tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed => {
-                End::closed(from.as_str_closer(), None, "")
+                End::closed(from.as_str(), None, "")
             }
             tungstenite::Error::Capacity(e) => {
                 let reason = format!(
@@ -328,7 +330,7 @@ impl Session {
                 });
                 let _ = self.close_side(other(from), frame); // Ending anyway.
                 End::failed(
-                    from.as_str_closer(),
+                    from.as_str(),
                     format!("the {} connection failed: {other_error}", from.peer()),
                 )
             }
@@ -363,15 +365,18 @@ impl Session {
     fn close(&mut self, end: &End) {
         if end.error.is_none() || end.code == Some(1009) {
             let deadline = Instant::now() + CLOSE_GRACE;
-            while Instant::now() < deadline && (self.client.can_read() || self.upstream.can_read())
-            {
-                if self.client.can_read() {
-                    drain(&mut self.client);
+            let mut client_open = self.client.can_read();
+            let mut upstream_open = self.upstream.can_read();
+            while (client_open || upstream_open) && Instant::now() < deadline {
+                if client_open {
+                    client_open = drain(&mut self.client);
                 }
-                if self.upstream.can_read() {
-                    drain(&mut self.upstream);
+                if upstream_open {
+                    upstream_open = drain(&mut self.upstream);
                 }
-                std::thread::sleep(Duration::from_millis(5));
+                if client_open || upstream_open {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
             }
         }
         let _ = self.client.flush(); // Sends our close frame if it is still queued.
@@ -384,11 +389,13 @@ impl Session {
 }
 
 /// Reads what a closing peer still sends (its close reply included), discarding it.
-fn drain<S: std::io::Read + std::io::Write>(ws: &mut WebSocket<S>) {
-    for _ in 0..64 {
+/// `false` once the connection is finished (closed, or failed).
+fn drain<S: std::io::Read + std::io::Write>(ws: &mut WebSocket<S>) -> bool {
+    loop {
         match ws.read() {
             Ok(_) => {}
-            Err(_) => return,
+            Err(tungstenite::Error::Io(e)) if is_would_block(&e) => return ws.can_read(),
+            Err(_) => return false,
         }
     }
 }
@@ -401,14 +408,6 @@ fn other(d: Direction) -> Direction {
 }
 
 impl Direction {
-    /// Who closed, for the event: the sender of messages in this direction.
-    fn as_str_closer(self) -> &'static str {
-        match self {
-            Direction::Client => "client",
-            Direction::Upstream => "upstream",
-        }
-    }
-
     fn peer(self) -> &'static str {
         match self {
             Direction::Client => "client",
