@@ -5,7 +5,7 @@
 //! text; what the policies rewrite is written back into the event.
 
 use super::inspect::{Direction, Parsed};
-use crate::openai::{ChatRequest, ChatResponse, Choice, Message, Role};
+use crate::openai::{ApiError, ChatRequest, ChatResponse, Choice, Message, Role};
 use crate::policy::{ChainOutcome, PolicyChain, RequestContext};
 
 /// The chain's decision about one message.
@@ -75,6 +75,24 @@ pub fn check(
         parsed.rewrite(&texts)
     };
     Some(Checked { outcome, rewritten })
+}
+
+/// The realtime `error` event a blocked message turns into: the same `type`, `code`,
+/// `message` and `policy` as chat's 409 body; `event_id` of the client event it answers.
+pub fn error_event(err: &ApiError, client_event_id: Option<&str>) -> String {
+    serde_json::json!({
+        "type": "error",
+        "event_id": crate::gateway::http::random_id("event_kt_"),
+        "error": {
+            "type": err.body.kind,
+            "code": err.body.code,
+            "message": err.body.message,
+            "policy": err.body.policy,
+            "param": null,
+            "event_id": client_event_id,
+        },
+    })
+    .to_string()
 }
 
 #[cfg(test)]

@@ -10,225 +10,36 @@
 //! acted on are recorded (`record`).
 
 pub mod check;
+pub mod handshake;
 pub mod inspect;
 pub mod record;
 pub mod relay;
+pub mod settings;
 pub mod socket;
 pub mod upstream;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tiny_http::Request;
-use tungstenite::protocol::{Role, WebSocketConfig};
+use tungstenite::protocol::Role;
 use tungstenite::WebSocket;
 
 use super::admission::{self, Grant};
 use super::auth::{self, Presented};
 use super::http::{header, make_header, now_ms, Reply};
 use super::{chat, Runtime, State};
-use crate::config::Config;
 use crate::openai::{ApiError, ChatRequest};
 use crate::policy::{RequestContext, Verdict};
 use crate::router::breaker::{Outcome, Permit};
 use crate::store::keys::KEY_PREFIX;
 use crate::store::{Event, EventKind};
+use handshake::{query_param, Handshake};
 use record::SessionLog;
-use relay::{Limits, Session};
+use relay::Session;
+pub use settings::{Sessions, Settings, Slot, MAX_SESSIONS};
 use socket::ClientStream;
 use upstream::{ConnectError, Forward, UpstreamSocket};
-
-/// Realtime sessions open at once; more are refused with 503 before the upgrade. Each
-/// holds a relay thread and one of tiny_http's connection threads.
-pub const MAX_SESSIONS: usize = 256;
-/// `gateway.websocket.max_message_size_bytes` by default (seed 001).
-pub const DEFAULT_MAX_MESSAGE_BYTES: u64 = 1_048_576;
-/// `gateway.websocket.idle_timeout_seconds` by default (seed 001).
-pub const DEFAULT_IDLE_TIMEOUT_SECONDS: f64 = 300.0;
-/// The subprotocol that carries a key in browsers, which cannot set headers.
-const KEY_PROTOCOL: &str = "openai-insecure-api-key.";
-
-/// The count of open sessions.
-#[derive(Debug, Default)]
-pub struct Sessions {
-    live: AtomicUsize,
-}
-
-impl Sessions {
-    pub fn live(&self) -> usize {
-        self.live.load(Ordering::SeqCst)
-    }
-
-    /// Waits (at most until `deadline`) for open sessions to close; they close within a
-    /// second of shutdown.
-    pub fn wait_closed(&self, deadline: Instant) {
-        while self.live() > 0 && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-}
-
-/// A place among the `MAX_SESSIONS`, given back on drop.
-pub struct Slot(Arc<State>);
-
-impl Slot {
-    fn acquire(state: &Arc<State>) -> Result<Slot, ApiError> {
-        let taken = state
-            .realtime
-            .live
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
-                (n < MAX_SESSIONS).then_some(n + 1)
-            });
-        match taken {
-            Ok(_) => Ok(Slot(state.clone())),
-            Err(_) => {
-                let mut e = ApiError::new(
-                    503,
-                    "server_error",
-                    Some("too_many_sessions"),
-                    format!("The gateway has {MAX_SESSIONS} realtime sessions open. Retry later."),
-                );
-                e.retry_after = Some(1.0);
-                Err(e)
-            }
-        }
-    }
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        self.0.realtime.live.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
-/// `gateway.websocket` of a configuration, with the defaults.
-#[derive(Debug, Clone, Copy)]
-pub struct Settings {
-    pub enabled: bool,
-    pub limits: Limits,
-}
-
-impl Settings {
-    pub fn of(config: &Config) -> Settings {
-        let ws = config.spec.gateway.websocket.as_ref();
-        let max = ws
-            .and_then(|w| w.max_message_size_bytes)
-            .unwrap_or(DEFAULT_MAX_MESSAGE_BYTES);
-        let idle = ws
-            .and_then(|w| w.idle_timeout_seconds)
-            .filter(|s| s.is_finite() && *s > 0.0)
-            .unwrap_or(DEFAULT_IDLE_TIMEOUT_SECONDS);
-        Settings {
-            enabled: ws.and_then(|w| w.enabled).unwrap_or(true),
-            limits: Limits {
-                max_message: usize::try_from(max).unwrap_or(usize::MAX),
-                idle: Duration::from_secs_f64(idle.min(1e9)),
-            },
-        }
-    }
-
-    fn socket_config(&self) -> WebSocketConfig {
-        let max = self.limits.max_message;
-        WebSocketConfig::default()
-            .read_buffer_size(64 * 1024)
-            // Every message is written out at once: no batching.
-            .write_buffer_size(0)
-            .max_write_buffer_size(max.saturating_mul(4).saturating_add(1 << 20))
-            .max_message_size(Some(max))
-            .max_frame_size(Some(max))
-    }
-}
-
-/// The client's WebSocket handshake.
-struct Handshake {
-    key: String,
-    /// Offered subprotocols, in order.
-    protocols: Vec<String>,
-}
-
-impl Handshake {
-    fn of(req: &Request) -> Result<Handshake, ApiError> {
-        let has = |name: &str, token: &str| {
-            req.headers()
-                .iter()
-                .filter(|h| h.field.as_str().as_str().eq_ignore_ascii_case(name))
-                .flat_map(|h| h.value.as_str().split(','))
-                .any(|v| v.trim().eq_ignore_ascii_case(token))
-        };
-        if !has("upgrade", "websocket") || !has("connection", "upgrade") {
-            return Err(ApiError::new(
-                426,
-                "invalid_request_error",
-                Some("upgrade_required"),
-                "`/v1/realtime` is a WebSocket endpoint: connect with a WebSocket client \
-                 (`Upgrade: websocket`), e.g. `wss://<gateway>/v1/realtime?model=<model>`.",
-            ));
-        }
-        if header(req, "sec-websocket-version").map(str::trim) != Some("13") {
-            return Err(ApiError::new(
-                426,
-                "invalid_request_error",
-                Some("unsupported_websocket_version"),
-                "The gateway speaks WebSocket version 13 (`Sec-WebSocket-Version: 13`).",
-            ));
-        }
-        let key = header(req, "sec-websocket-key")
-            .map(str::trim)
-            .filter(|k| !k.is_empty())
-            .ok_or_else(|| {
-                ApiError::bad_request("The WebSocket handshake has no `Sec-WebSocket-Key`.")
-            })?
-            .to_string();
-        let protocols = req
-            .headers()
-            .iter()
-            .filter(|h| {
-                h.field
-                    .as_str()
-                    .as_str()
-                    .eq_ignore_ascii_case("sec-websocket-protocol")
-            })
-            .flat_map(|h| h.value.as_str().split(','))
-            .map(|p| p.trim().to_string())
-            .filter(|p| !p.is_empty())
-            .collect();
-        Ok(Handshake { key, protocols })
-    }
-
-    /// The key a browser put in the `openai-insecure-api-key.<key>` subprotocol.
-    fn protocol_key(&self) -> Option<&str> {
-        self.protocols
-            .iter()
-            .find_map(|p| p.strip_prefix(KEY_PROTOCOL))
-            .filter(|k| !k.is_empty())
-    }
-
-    /// The subprotocols the provider is offered: the client's, without a key (the
-    /// provider gets its credential in a header; a gateway key never leaves kt).
-    fn forwarded(&self) -> Option<String> {
-        let kept: Vec<&str> = self
-            .protocols
-            .iter()
-            .map(String::as_str)
-            .filter(|p| !p.starts_with(KEY_PROTOCOL))
-            .collect();
-        (!kept.is_empty()).then(|| kept.join(", "))
-    }
-}
-
-/// The value of `name` in the request's query string, percent-decoded.
-fn query_param(url: &str, name: &str) -> Option<String> {
-    let query = url.split_once('?')?.1;
-    query.split('&').find_map(|pair| {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        (k == name).then(|| {
-            percent_encoding::percent_decode_str(&v.replace('+', " "))
-                .decode_utf8_lossy()
-                .into_owned()
-        })
-    })
-}
 
 /// A session ready to upgrade: both ends checked, the provider connected.
 struct Opened {
@@ -497,47 +308,5 @@ fn upgrade(state: &Arc<State>, req: Request, o: Opened, ev: Event, started: Inst
         crate::logging::error(&format!(
             "{request_id}: failed to start a realtime session thread: {e}"
         ));
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_model_comes_from_the_query_string() {
-        assert_eq!(
-            query_param("/v1/realtime?model=gpt-4o-realtime-preview", "model").as_deref(),
-            Some("gpt-4o-realtime-preview")
-        );
-        assert_eq!(
-            query_param("/v1/realtime?x=1&model=org%2Fm+v2", "model").as_deref(),
-            Some("org/m v2")
-        );
-        assert_eq!(query_param("/v1/realtime", "model"), None);
-        assert_eq!(query_param("/v1/realtime?models=x", "model"), None);
-    }
-
-    #[test]
-    fn websocket_settings_default_to_seed_001() {
-        let (cfg, _) = crate::config::load_str(
-            "pack: {name: t}\nproviders:\n  targets:\n    - {id: a, provider: mock, model: m}\n",
-            std::path::Path::new("t.yaml"),
-        )
-        .unwrap();
-        let s = Settings::of(&cfg);
-        assert!(s.enabled);
-        assert_eq!(s.limits.max_message, 1_048_576);
-        assert_eq!(s.limits.idle, Duration::from_secs(300));
-        let (cfg, _) = crate::config::load_str(
-            "pack: {name: t}\nproviders:\n  targets:\n    - {id: a, provider: mock, model: m}\n\
-             gateway:\n  websocket: {enabled: false, max_message_size_bytes: 10, idle_timeout_seconds: 1.5}\n",
-            std::path::Path::new("t.yaml"),
-        )
-        .unwrap();
-        let s = Settings::of(&cfg);
-        assert!(!s.enabled);
-        assert_eq!(s.limits.max_message, 10);
-        assert_eq!(s.limits.idle, Duration::from_millis(1500));
     }
 }

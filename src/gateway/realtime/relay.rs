@@ -13,15 +13,15 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rustix::event::{poll, PollFd, PollFlags, Timespec};
+use rustix::event::{poll, PollFd, PollFlags};
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::CloseFrame;
 use tungstenite::{Message, WebSocket};
 
-use super::check::check;
+use super::check::{check, error_event};
 use super::inspect::{Direction, Parsed};
 use super::record::{End, SessionLog};
-use super::socket::ClientStream;
+use super::socket::{drain, flags, flush_blocked, is_set, is_would_block, timespec, ClientStream};
 use super::upstream::{self, UpstreamSocket};
 use super::Slot;
 use crate::gateway::admission::Grant;
@@ -388,18 +388,6 @@ impl Session {
     }
 }
 
-/// Reads what a closing peer still sends (its close reply included), discarding it.
-/// `false` once the connection is finished (closed, or failed).
-fn drain<S: std::io::Read + std::io::Write>(ws: &mut WebSocket<S>) -> bool {
-    loop {
-        match ws.read() {
-            Ok(_) => {}
-            Err(tungstenite::Error::Io(e)) if is_would_block(&e) => return ws.can_read(),
-            Err(_) => return false,
-        }
-    }
-}
-
 fn other(d: Direction) -> Direction {
     match d {
         Direction::Client => Direction::Upstream,
@@ -421,57 +409,4 @@ fn set_buffered(sides: &mut Sides, from: Direction, v: bool) {
         Direction::Client => sides.client_buffered = v,
         Direction::Upstream => sides.upstream_buffered = v,
     }
-}
-
-/// Retries a blocked flush; `true` while it still blocks.
-fn flush_blocked<S: std::io::Read + std::io::Write>(ws: &mut WebSocket<S>) -> bool {
-    matches!(ws.flush(), Err(tungstenite::Error::Io(e)) if is_would_block(&e))
-}
-
-fn flags(read: bool, write: bool) -> PollFlags {
-    let mut f = PollFlags::empty();
-    if read {
-        f |= PollFlags::IN;
-    }
-    if write {
-        f |= PollFlags::OUT;
-    }
-    f
-}
-
-/// Readable, or the peer hung up or errored: a read will tell which.
-fn is_set(revents: PollFlags, want: PollFlags) -> bool {
-    revents.intersects(want | PollFlags::HUP | PollFlags::ERR)
-}
-
-fn timespec(d: Duration) -> Timespec {
-    Timespec {
-        tv_sec: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
-        tv_nsec: i64::from(d.subsec_nanos()),
-    }
-}
-
-fn is_would_block(e: &std::io::Error) -> bool {
-    matches!(
-        e.kind(),
-        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-    )
-}
-
-/// The realtime `error` event a blocked message turns into: the same `type`, `code`,
-/// `message` and `policy` as chat's 409 body; `event_id` of the client event it answers.
-pub fn error_event(err: &ApiError, client_event_id: Option<&str>) -> String {
-    serde_json::json!({
-        "type": "error",
-        "event_id": crate::gateway::http::random_id("event_kt_"),
-        "error": {
-            "type": err.body.kind,
-            "code": err.body.code,
-            "message": err.body.message,
-            "policy": err.body.policy,
-            "param": null,
-            "event_id": client_event_id,
-        },
-    })
-    .to_string()
 }

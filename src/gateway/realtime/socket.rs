@@ -13,11 +13,18 @@
 //! Where that is not possible (another OS, or a seccomp profile that forbids
 //! `pidfd_getfd`, as container runtimes do without `CAP_SYS_PTRACE`), the relay falls
 //! back to the box itself, half-duplex: see `relay`.
+//!
+//! Also the small socket-level helpers the relay uses (poll flags, draining a closing
+//! WebSocket, telling a timeout from an error).
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 
+use std::time::Duration;
+
+use rustix::event::{PollFlags, Timespec};
 use tiny_http::ReadWrite;
+use tungstenite::WebSocket;
 
 /// The upgraded client connection.
 pub enum ClientStream {
@@ -161,4 +168,51 @@ fn duplicate(remote: SocketAddr) -> std::io::Result<TcpStream> {
 #[cfg(not(target_os = "linux"))]
 fn duplicate(_remote: SocketAddr) -> std::io::Result<TcpStream> {
     Err(std::io::Error::other("pidfd_getfd is Linux only"))
+}
+
+/// Reads what a closing peer still sends (its close reply included), discarding it.
+/// `false` once the connection is finished (closed, or failed).
+pub fn drain<S: std::io::Read + std::io::Write>(ws: &mut WebSocket<S>) -> bool {
+    loop {
+        match ws.read() {
+            Ok(_) => {}
+            Err(tungstenite::Error::Io(e)) if is_would_block(&e) => return ws.can_read(),
+            Err(_) => return false,
+        }
+    }
+}
+
+/// Retries a blocked flush; `true` while it still blocks.
+pub fn flush_blocked<S: std::io::Read + std::io::Write>(ws: &mut WebSocket<S>) -> bool {
+    matches!(ws.flush(), Err(tungstenite::Error::Io(e)) if is_would_block(&e))
+}
+
+pub fn flags(read: bool, write: bool) -> PollFlags {
+    let mut f = PollFlags::empty();
+    if read {
+        f |= PollFlags::IN;
+    }
+    if write {
+        f |= PollFlags::OUT;
+    }
+    f
+}
+
+/// Readable, or the peer hung up or errored: a read will tell which.
+pub fn is_set(revents: PollFlags, want: PollFlags) -> bool {
+    revents.intersects(want | PollFlags::HUP | PollFlags::ERR)
+}
+
+pub fn timespec(d: Duration) -> Timespec {
+    Timespec {
+        tv_sec: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        tv_nsec: i64::from(d.subsec_nanos()),
+    }
+}
+
+pub fn is_would_block(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+    )
 }
