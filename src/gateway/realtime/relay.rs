@@ -21,7 +21,9 @@ use tungstenite::{Message, WebSocket};
 use super::check::{check, error_event};
 use super::inspect::{Direction, Parsed};
 use super::record::{End, SessionLog};
-use super::socket::{drain, flags, flush_blocked, is_set, is_would_block, timespec, ClientStream};
+use super::socket::{
+    drain, flags, flush_blocked, is_hup, is_set, is_would_block, timespec, ClientStream,
+};
 use super::upstream::{self, UpstreamSocket};
 use super::Slot;
 use crate::gateway::admission::Grant;
@@ -66,6 +68,10 @@ struct Sides {
     /// where `poll` cannot see them.
     client_buffered: bool,
     upstream_buffered: bool,
+    /// The peer hung up while its side was paused by backpressure: read it anyway (into
+    /// the bounded write buffer of the other side), or `poll` would report it forever.
+    client_hup: bool,
+    upstream_hup: bool,
 }
 
 impl Session {
@@ -138,18 +144,25 @@ impl Session {
             ));
         };
         let Some(client_tcp) = self.client.get_ref().tcp() else {
-            // Half-duplex: look at the provider without waiting, then read the client.
+            // Half-duplex: look at the provider without waiting, then read the client
+            // (unless the provider cannot take more: then wait for it to drain).
+            let wait = if sides.upstream_blocked {
+                timeout
+            } else {
+                Duration::ZERO
+            };
             let mut fds = [PollFd::new(
                 up_tcp,
                 flags(!sides.client_blocked, sides.upstream_blocked),
             )];
-            let n = poll(&mut fds, Some(&timespec(Duration::ZERO)))?;
-            let up = n > 0 && is_set(fds[0].revents(), PollFlags::IN);
-            let up_out = n > 0 && is_set(fds[0].revents(), PollFlags::OUT);
-            if up_out && sides.upstream_blocked {
+            poll(&mut fds, Some(&timespec(wait)))?;
+            let u = fds[0].revents();
+            if is_set(u, PollFlags::OUT) && sides.upstream_blocked {
                 sides.upstream_blocked = flush_blocked(&mut self.upstream);
             }
-            return Ok((true, up || sides.upstream_buffered));
+            sides.upstream_hup = sides.client_blocked && is_hup(u);
+            let up = is_set(u, PollFlags::IN) || sides.upstream_buffered;
+            return Ok((!sides.upstream_blocked, up));
         };
         let buffered = (sides.client_buffered && !sides.upstream_blocked)
             || (sides.upstream_buffered && !sides.client_blocked);
@@ -163,6 +176,8 @@ impl Session {
         ];
         poll(&mut fds, Some(&timespec(timeout)))?;
         let (c, u) = (fds[0].revents(), fds[1].revents());
+        sides.client_hup = sides.upstream_blocked && is_hup(c);
+        sides.upstream_hup = sides.client_blocked && is_hup(u);
         if is_set(c, PollFlags::OUT) && sides.client_blocked {
             sides.client_blocked = flush_blocked(&mut self.client);
         }
@@ -186,8 +201,8 @@ impl Session {
         let mut n = 0;
         loop {
             let blocked = match from {
-                Direction::Client => sides.upstream_blocked,
-                Direction::Upstream => sides.client_blocked,
+                Direction::Client => sides.upstream_blocked && !sides.client_hup,
+                Direction::Upstream => sides.client_blocked && !sides.upstream_hup,
             };
             if blocked || n >= max {
                 set_buffered(sides, from, true);

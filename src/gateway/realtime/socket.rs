@@ -198,6 +198,11 @@ pub fn flags(read: bool, write: bool) -> PollFlags {
     f
 }
 
+/// The peer hung up or the socket failed.
+pub fn is_hup(revents: PollFlags) -> bool {
+    revents.intersects(PollFlags::HUP | PollFlags::ERR)
+}
+
 /// Readable, or the peer hung up or errored: a read will tell which.
 pub fn is_set(revents: PollFlags, want: PollFlags) -> bool {
     revents.intersects(want | PollFlags::HUP | PollFlags::ERR)

@@ -457,6 +457,42 @@ fn provider_events_are_relayed_as_they_arrive() {
 }
 
 #[test]
+fn a_client_that_reads_slowly_gets_everything_in_order() {
+    // ~12 MB of deltas while the client does not read: more than the socket buffers
+    // hold, so kt must wait for the client (and stop reading the provider) without
+    // losing or reordering anything.
+    let deltas: Vec<String> = (0..3000)
+        .map(|i| format!("{i:05} {}", "x".repeat(4000)))
+        .collect();
+    let refs: Vec<&str> = deltas.iter().map(String::as_str).collect();
+    let up = MockRealtime::start(&refs, Duration::ZERO);
+    // The closing `response.text.done` repeats all 12 MB.
+    let extra = "gateway:\n  websocket:\n    max_message_size_bytes: 67108864\n";
+    let gw = Gateway::start(Some(&config(&up.v1(), extra)));
+    let mut ws = open(&gw);
+    send_json(&mut ws, json!({"type": "response.create"}));
+    // Deliberately not reading for a while: the stall under test.
+    std::thread::sleep(Duration::from_millis(1500));
+    let mut n = 0;
+    loop {
+        let ev = next_json(&mut ws);
+        match ev["type"].as_str().unwrap() {
+            "response.text.delta" => {
+                assert!(ev["delta"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with(&format!("{n:05} ")));
+                n += 1;
+            }
+            "response.text.done" => break,
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert_eq!(n, 3000);
+    assert_eq!(next_json(&mut ws)["type"], "response.done");
+}
+
+#[test]
 fn half_duplex_fallback_still_relays() {
     let up = MockRealtime::start(&["ok"], Duration::from_millis(1));
     let gw = Gateway::start_with(
