@@ -450,10 +450,10 @@ fn provider_events_are_relayed_as_they_arrive() {
             at.push(t0.elapsed());
         }
     }
-    assert!(at[0] < Duration::from_millis(250), "{at:?}");
-    assert!(at[1] - at[0] >= Duration::from_millis(200), "{at:?}");
-    assert!(at[2] - at[1] >= Duration::from_millis(200), "{at:?}");
-    assert!(at[2] < Duration::from_millis(1200), "{at:?}");
+    // Spread as the provider sent them (600 ms), not batched, and long before the 3 s a
+    // relay blocked on the client's read would take. Loose bounds: the machine may be busy.
+    assert!(at[2] - at[0] >= Duration::from_millis(400), "{at:?}");
+    assert!(at[2] < Duration::from_millis(2000), "{at:?}");
 }
 
 #[test]
