@@ -94,10 +94,16 @@ pub fn handle(state: &Arc<State>, mut req: Request, request_id: &str) {
 /// Who is calling and under which configuration: a gateway key selects its bound
 /// configuration; without one, the gateway's default (unless `gateway.auth.require_key`).
 pub fn caller(state: &State, req: &Request, ev: &mut Event) -> Result<Caller, ApiError> {
+    caller_for(state, auth::presented(req), ev)
+}
+
+/// `caller` for a credential found elsewhere than in the headers (a WebSocket
+/// subprotocol).
+pub fn caller_for(state: &State, presented: Presented, ev: &mut Event) -> Result<Caller, ApiError> {
     let default = state.default.clone();
     ev.configuration = Some(default.config.name.clone());
     ev.chain = default.chain.audit().is_some_and(|a| a.immutable);
-    let (runtime, key, client_key) = match auth::presented(req) {
+    let (runtime, key, client_key) = match presented {
         Presented::GatewayKey(k) => {
             let record = state.keys.validate(&k)?;
             ev.key_name = Some(record.name.clone());

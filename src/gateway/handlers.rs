@@ -6,7 +6,7 @@ use std::sync::Arc;
 use tiny_http::{Method, Request};
 
 use super::http::{header, now_ms, random_id, Reply};
-use super::{admin, chat, responses, State};
+use super::{admin, chat, realtime, responses, State};
 
 use crate::openai::{ApiError, ModelEntry};
 use crate::policy::Verdict;
@@ -32,6 +32,9 @@ pub fn handle(state: &Arc<State>, req: Request) {
                 Ok(_slot) => responses::handle(state, req, &request_id),
                 Err(e) => shed(state, req, &request_id, "/v1/responses", &e),
             }
+        }
+        (Method::Get, "/v1/realtime") | (Method::Get, "/realtime") => {
+            realtime::handle(state, req, &request_id);
         }
         (Method::Get, "/v1/models") | (Method::Get, "/models") => {
             let started = std::time::Instant::now();
@@ -68,6 +71,8 @@ fn is_known_path(p: &str) -> bool {
             | "/chat/completions"
             | "/v1/responses"
             | "/responses"
+            | "/v1/realtime"
+            | "/realtime"
             | "/v1/models"
             | "/models"
             | "/health"

@@ -11,6 +11,7 @@ pub mod http;
 pub mod limits;
 pub mod pool;
 pub mod probe;
+pub mod realtime;
 pub mod resolver;
 pub mod responses;
 pub mod routing;
@@ -84,6 +85,8 @@ pub struct State {
     pub routing: routing::Routing,
     /// Model requests in flight (`--max-concurrency`) and the admission queue.
     pub slots: pool::Slots,
+    /// Open realtime (WebSocket) sessions.
+    pub realtime: realtime::Sessions,
 }
 
 impl State {
@@ -131,6 +134,7 @@ impl State {
                 pool::Slots::default_queue(opts.max_concurrency),
                 ADMISSION_WAIT,
             ),
+            realtime: realtime::Sessions::default(),
         })
     }
 }

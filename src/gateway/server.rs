@@ -133,6 +133,9 @@ pub fn run(
         }
         std::thread::sleep(Duration::from_millis(10));
     }
+    // Realtime sessions run on their own threads; they close within a second of the
+    // shutdown flag and record their events.
+    state.realtime.wait_closed(deadline);
     let flushed = writer.shutdown(Duration::from_secs(10));
     let stats = state.events.stats();
     if !flushed {

@@ -79,7 +79,7 @@ fn over_max_concurrency_requests_queue_then_the_overflow_gets_503() {
                     assert_eq!(body["error"]["type"], "server_error");
                     assert_eq!(find_header(&headers, "retry-after"), Some("1"));
                     assert!(find_header(&headers, "x-request-id").is_some());
-                    if started.elapsed() < Duration::from_millis(1500) {
+                    if started.elapsed() < Duration::from_secs(4) {
                         shed_fast.fetch_add(1, Ordering::SeqCst);
                     }
                 }
@@ -96,7 +96,7 @@ fn over_max_concurrency_requests_queue_then_the_overflow_gets_503() {
     assert_eq!(
         shed_fast.load(Ordering::SeqCst),
         4,
-        "shed at once, not after waiting"
+        "shed at once, not after the 5 s queue wait"
     );
     assert_eq!(up.count(), 17, "shed requests never reach the upstream");
 

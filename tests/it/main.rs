@@ -27,6 +27,7 @@ mod providers_azure;
 mod providers_bedrock;
 mod providers_cohere;
 mod providers_gemini;
+mod realtime;
 mod responses;
 mod routing;
 mod sdk;
