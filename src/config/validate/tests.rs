@@ -205,6 +205,16 @@ fn syntax_errors_and_duplicate_keys_have_positions() {
     assert_eq!(check("- a\n- b\n"), vec![row("E006", "", 1, 1)]);
 }
 
+/// Found by the fuzz target `config` (testdata/fuzz/config/crash-eof-past-last-line.yaml):
+/// libyaml reports an error at the end of the stream one line past a file's last line
+/// when the file does not end in a line break.
+#[test]
+fn a_syntax_error_at_the_end_stays_inside_the_file() {
+    assert_eq!(check("pack: {name: x"), vec![row("E004", "", 1, 15)]);
+    assert_eq!(check("a: 1\r\npack: [x"), vec![row("E004", "", 2, 9)]);
+    assert_eq!(check("pack: {name: x\n"), vec![row("E004", "", 2, 1)]);
+}
+
 #[test]
 fn every_layer_is_checked_and_findings_name_their_file() {
     let base = SourceFile {
