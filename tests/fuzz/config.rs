@@ -126,7 +126,7 @@ fn mutations() {
         .into_iter()
         .map(|(_, b)| b)
         .collect();
-    harness::fuzz(TARGET, 400, mutate::mutated(seeds, DICT), |input| {
+    harness::fuzz(TARGET, 400, mutate::mixed(seeds, DICT), |input| {
         check(&input.0)
     });
 }

@@ -16,6 +16,7 @@
 
 mod harness;
 mod mutate;
+mod tree;
 
 mod config;
 mod eventstream;

@@ -129,7 +129,46 @@ pub fn mutated(seeds: Vec<Vec<u8>>, dict: &[&str]) -> impl Strategy<Value = Byte
         14 => mutations,
         1 => vec(any::<u8>(), 0..1024).prop_map(Bytes),
         1 => "(?s).{0,512}".prop_map(|s: String| Bytes(s.into_bytes())),
+        1 => runs(dict, 12 * 1024),
     ]
+}
+
+/// Units whose long runs stress searches: digits and separators (cards, phones), address
+/// and key alphabets, nesting punctuation, whitespace, non-ASCII.
+const RUN_UNITS: &[&str] = &[
+    "1", "1 ", "1-", "1.", "0", "a", "a@", "a.", "A", "-", ":", "::", "a:", "/", "+", " ", "\n",
+    "\r", "é", "x-", "%", "\\", "{", "[", "[{", "\"a\":", "- ", "eyJ", "sk-", "AKIA", "\u{200b}",
+    "ｉ",
+];
+
+/// Long runs of a short unit (a token, or a few random characters) between random text,
+/// up to about `max` bytes: what makes a backtracking search or a stream that rescans
+/// what it holds quadratic.
+pub fn runs(dict: &[&str], max: usize) -> impl Strategy<Value = Bytes> {
+    let units: Vec<String> = dict
+        .iter()
+        .chain(RUN_UNITS)
+        .filter(|u| !u.is_empty())
+        .map(|u| (*u).to_string())
+        .collect();
+    (
+        prop_oneof![prop::sample::select(units), "(?s).{1,4}"],
+        "(?s).{0,16}",
+        1usize..=max,
+        "(?s).{0,16}",
+    )
+        .prop_map(|(unit, prefix, len, suffix)| {
+            let mut text = prefix;
+            text.push_str(&unit.repeat((len / unit.len()).max(1)));
+            text.push_str(&suffix);
+            Bytes(text.into_bytes())
+        })
+}
+
+/// Byte mutations and structure-aware ones (`tree`), half and half: for targets whose
+/// seeds are JSON, SSE with JSON data, JSONL or YAML.
+pub fn mixed(seeds: Vec<Vec<u8>>, dict: &[&str]) -> impl Strategy<Value = Bytes> {
+    prop_oneof![mutated(seeds.clone(), dict), crate::tree::mutated(seeds),]
 }
 
 fn op() -> impl Strategy<Value = Op> {

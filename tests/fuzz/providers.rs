@@ -324,7 +324,7 @@ fn run(name: &str) {
     let mut dict: Vec<&str> = JSON_DICT.to_vec();
     dict.extend(provider.dict);
     let strategy = (
-        mutate::mutated(provider.seeds(), &dict),
+        mutate::mixed(provider.seeds(), &dict),
         (status(), mutate::splits(), any::<Index>()),
     );
     harness::fuzz(

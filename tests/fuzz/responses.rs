@@ -132,7 +132,7 @@ fn mutations() {
         .into_iter()
         .map(|(_, b)| b)
         .collect();
-    let strategy = (mutate::mutated(seeds, DICT), 0usize..64);
+    let strategy = (mutate::mixed(seeds, DICT), 0usize..64);
     harness::fuzz(TARGET, 1500, strategy, |(input, chunk)| {
         check(&input.0, *chunk)
     });
