@@ -171,6 +171,30 @@ gateway: {max_body_bytes: 0, websocket: {idle_timeout_seconds: 0}}
     );
 }
 
+/// Found by the fuzz target `config` (testdata/fuzz/config/crash-huge-timeout.yaml):
+/// `timeout_seconds: 18446744073709551615` passed validation and then panicked turning
+/// into a `Duration` when the gateway loaded the config.
+#[test]
+fn durations_past_a_year_are_errors() {
+    let found = check(
+        "pack: {name: p}
+providers:
+  targets:
+    - {id: a, provider: mock, model: m, timeout_seconds: 18446744073709551615,
+       stream_timeout_seconds: 31536000, health_probe: {interval_seconds: 1e300}}
+policies: {chain: [audit-logger]}
+",
+    );
+    let codes: Vec<(&str, &str)> = found.iter().map(|r| (r.0.as_str(), r.1.as_str())).collect();
+    assert_eq!(
+        codes,
+        vec![
+            ("E011", "providers.targets[0].timeout_seconds"),
+            ("E011", "providers.targets[0].health_probe.interval_seconds"),
+        ]
+    );
+}
+
 #[test]
 fn aliases_and_deprecations_must_lead_to_a_model() {
     let found = check("pack: {name: p}\nproviders:\n  targets: [{id: a, provider: mock, model: m}]\nmodels:\n  aliases: {fast: m, loop1: loop2, loop2: loop1, gpt-4.1: nope}\n  deprecations: {old: fast, older: gone}\npolicies: {chain: [audit-logger]}\n");
