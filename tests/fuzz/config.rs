@@ -10,7 +10,12 @@ use std::path::{Path, PathBuf};
 
 use kt::config::lint::{lint_sources, render};
 use kt::config::validate::SourceFile;
-use kt::config::{load_str, ConfigError};
+use kt::config::{load_str, Config, ConfigError};
+use kt::policy::chain::FailMode;
+use kt::policy::PolicyChain;
+use kt::router::breaker::BreakerConfig;
+use kt::router::health::ProbeSettings;
+use kt::router::state::RouterState;
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 
@@ -72,11 +77,14 @@ fn check(input: &[u8]) -> Result<(), TestCaseError> {
     };
     let report = lint_sources(std::slice::from_ref(&file), false);
     match &loaded {
-        Ok(_) => prop_assert!(
-            report.is_valid(),
-            "the config loads but lint reports errors: {:?}",
-            report.errors().collect::<Vec<_>>()
-        ),
+        Ok((config, _)) => {
+            build_runtime(config)?;
+            prop_assert!(
+                report.is_valid(),
+                "the config loads but lint reports errors: {:?}",
+                report.errors().collect::<Vec<_>>()
+            );
+        }
         Err(ConfigError::Invalid { diagnostics, .. }) => {
             prop_assert!(
                 !report.is_valid(),
@@ -112,6 +120,32 @@ fn check(input: &[u8]) -> Result<(), TestCaseError> {
     };
     let layered = lint_sources(&[base, file], true);
     render::text(&layered);
+    Ok(())
+}
+
+/// What `kt gateway run` builds from a loaded config, at start and per request: the
+/// policy chain, the router's targets with their breakers and health probes, and the
+/// resolution of every alias and model.
+fn build_runtime(config: &Config) -> Result<(), TestCaseError> {
+    if let Err(e) = PolicyChain::build(config, FailMode::Block) {
+        prop_assert!(false, "a config that loads cannot build its chain: {e}");
+    }
+    let router = RouterState::new();
+    router.register(config);
+    BreakerConfig::from_spec(config.spec.providers.circuit_breaker.as_ref());
+    for t in &config.targets {
+        router.target(t);
+        ProbeSettings::of(t);
+    }
+    let models = config
+        .aliases
+        .keys()
+        .chain(config.targets.iter().map(|t| &t.model));
+    for model in models {
+        // Unknown or dangling models are errors as values; only a panic matters here.
+        let _ = kt::router::resolve(config, model);
+    }
+    kt::router::catalog(config);
     Ok(())
 }
 
