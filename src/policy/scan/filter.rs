@@ -27,7 +27,7 @@ impl<F: FnMut(&Detector, &str) -> Option<String> + Send> Marker for F {
 const CONTEXT: usize = 8;
 
 /// Up to this many held-back bytes, every push is scanned at once.
-const SMALL_HOLD: usize = 256;
+const SMALL_HOLD: usize = 32;
 
 /// Past [`SMALL_HOLD`], a push is scanned once the text pushed since the last scan is at
 /// least this fraction (1/n) of what is held back.
