@@ -160,7 +160,7 @@ fn mutations() {
         .into_iter()
         .map(|(_, b)| b)
         .collect();
-    harness::fuzz(TARGET, 400, mutate::mixed(seeds, DICT), |input| {
+    harness::fuzz(TARGET, 1000, mutate::mixed(seeds, DICT), |input| {
         check(&input.0)
     });
 }

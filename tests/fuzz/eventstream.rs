@@ -142,7 +142,7 @@ fn mutations() {
         .map(|(_, b)| b)
         .collect();
     let strategy = (mutate::mutated(seeds, DICT), mutate::splits());
-    harness::fuzz(TARGET, 1000, strategy, |(input, splits)| {
+    harness::fuzz(TARGET, 4000, strategy, |(input, splits)| {
         check(&input.0, splits)
     });
 }
@@ -161,7 +161,7 @@ fn mutated_headers_reframed() {
             bytes.extend(frame(&h.0, b"{}"));
             (Bytes(bytes), splits)
         });
-    harness::fuzz("eventstream-headers", 1000, strategy, |(input, splits)| {
+    harness::fuzz("eventstream-headers", 4000, strategy, |(input, splits)| {
         check(&input.0, splits)
     });
 }
@@ -188,7 +188,7 @@ fn typed_messages_round_trip() {
     });
     harness::fuzz(
         "eventstream-typed",
-        500,
+        2000,
         strategy,
         |(input, (messages, splits))| {
             let decoded = decode(&mutate::pieces(&input.0, splits));

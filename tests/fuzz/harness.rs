@@ -18,15 +18,16 @@ use std::time::{Duration, Instant, SystemTime};
 use proptest::strategy::Strategy;
 use proptest::test_runner::{Config, RngSeed, TestCaseError, TestError, TestRunner};
 
-/// A case slower than this fails (it is a performance bug on inputs this small).
+/// A case using more CPU than this fails (it is a performance bug on inputs this small).
+/// CPU time of the case's thread, so a loaded machine does not make a case slow.
 const SLOW: Duration = if cfg!(debug_assertions) {
     Duration::from_secs(30)
 } else {
     Duration::from_secs(5)
 };
 
-/// A case still running after this is taken for a hang: its input is saved and the run
-/// aborts (a thread cannot be stopped, and a hung test would never report).
+/// A case still running after this (wall time) is taken for a hang: its input is saved
+/// and the run aborts (a thread cannot be stopped, and a hung test would never report).
 const HUNG: Duration = Duration::from_secs(120);
 
 /// Bytes shown as an escaped byte string, ready to paste into a corpus file.
@@ -186,6 +187,7 @@ pub fn bounded(
 ) -> Result<(), TestCaseError> {
     let id = thread::current().id();
     let started = Instant::now();
+    let cpu = thread_cpu();
     running()
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
@@ -206,13 +208,22 @@ pub fn bounded(
         Ok(r) => r,
         Err(panic) => std::panic::resume_unwind(panic),
     };
-    let elapsed = started.elapsed();
-    if elapsed > SLOW {
+    let used = thread_cpu().saturating_sub(cpu);
+    if used > SLOW {
         return Err(TestCaseError::fail(format!(
-            "one case of `{target}` took {elapsed:?} (limit {SLOW:?})"
+            "one case of `{target}` used {used:?} of CPU (limit {SLOW:?})"
         )));
     }
     result
+}
+
+/// CPU time this thread has used.
+fn thread_cpu() -> Duration {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    Duration::new(
+        u64::try_from(t.tv_sec).unwrap_or(0),
+        u32::try_from(t.tv_nsec).unwrap_or(0),
+    )
 }
 
 struct Running {

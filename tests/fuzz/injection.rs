@@ -89,7 +89,7 @@ fn mutations() {
         .into_iter()
         .map(|(_, b)| b)
         .collect();
-    harness::fuzz(TARGET, 400, mutate::mutated(seeds, DICT), |input| {
+    harness::fuzz(TARGET, 1500, mutate::mutated(seeds, DICT), |input| {
         check(&p, &String::from_utf8_lossy(&input.0))
     });
 }

@@ -23,5 +23,6 @@ mod eventstream;
 mod injection;
 mod pii;
 mod providers;
+mod requests;
 mod responses;
 mod sse;

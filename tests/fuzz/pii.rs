@@ -176,11 +176,11 @@ fn corpus() {
     let policies = detectors();
     harness::replay(TARGET, |_, bytes| {
         let text = std::str::from_utf8(bytes).unwrap();
-        let tokens = tokens(text, 4);
-        let tokens: Vec<&str> = tokens.iter().map(String::as_str).collect();
+        let chars = tokens(text, 1);
+        let chars: Vec<&str> = chars.iter().map(String::as_str).collect();
         for config in 0..CONFIGS.len() {
             check(&policies, config, text, &[text])?;
-            check(&policies, config, text, &tokens)?;
+            check(&policies, config, text, &chars)?;
         }
         Ok(())
     });
@@ -243,7 +243,7 @@ fn known_values_never_survive() {
         });
     harness::fuzz(
         "pii-known-values",
-        800,
+        2000,
         strategy,
         |(input, (parts, splits))| {
             let text = std::str::from_utf8(&input.0).unwrap();

@@ -21,7 +21,7 @@ use crate::harness::{self, Bytes};
 use crate::mutate;
 
 /// One adapter under test: its corpus and the target that selects it.
-struct Provider {
+pub struct Provider {
     /// The fuzz target's name (and its seed).
     name: &'static str,
     corpus: &'static str,
@@ -47,7 +47,7 @@ const JSON_DICT: &[&str] = &[
     "data: [DONE]\n\n",
 ];
 
-const PROVIDERS: &[Provider] = &[
+pub const PROVIDERS: &[Provider] = &[
     Provider {
         name: "provider-openai",
         corpus: "provider-openai",
@@ -114,7 +114,7 @@ const PROVIDERS: &[Provider] = &[
 ];
 
 impl Provider {
-    fn target(&self) -> Target {
+    pub fn target(&self) -> Target {
         let yaml = format!(
             "pack: {{name: fuzz}}\nproviders:\n  targets:\n    - {}\n",
             self.target
@@ -329,7 +329,7 @@ fn run(name: &str) {
     );
     harness::fuzz(
         provider.name,
-        1000,
+        4000,
         strategy,
         |(input, (status, splits, request)): &(Bytes, (u16, Vec<Index>, Index))| {
             check(

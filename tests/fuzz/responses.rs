@@ -133,7 +133,7 @@ fn mutations() {
         .map(|(_, b)| b)
         .collect();
     let strategy = (mutate::mixed(seeds, DICT), 0usize..64);
-    harness::fuzz(TARGET, 1500, strategy, |(input, chunk)| {
+    harness::fuzz(TARGET, 5000, strategy, |(input, chunk)| {
         check(&input.0, *chunk)
     });
 }

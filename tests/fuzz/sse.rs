@@ -138,7 +138,7 @@ fn mutations() {
         .map(|(_, b)| b)
         .collect();
     let strategy = (mutate::mutated(seeds, DICT), mutate::splits());
-    harness::fuzz(TARGET, 2000, strategy, |(input, splits)| {
+    harness::fuzz(TARGET, 8000, strategy, |(input, splits)| {
         check(&input.0, splits)
     });
 }
