@@ -371,11 +371,10 @@ fn build_target(t: &TargetSpec) -> Result<Target, String> {
     } else {
         (None, t.region.clone())
     };
-    let timeout = Duration::from_secs_f64(t.timeout_seconds.unwrap_or(60.0).max(0.001));
-    let stream_timeout = t
-        .stream_timeout_seconds
-        .map(|s| Duration::from_secs_f64(s.max(0.001)))
-        .unwrap_or(timeout);
+    // Validation runs this too, before it rejects durations too long for a `Duration`.
+    let seconds = |s: f64| Duration::try_from_secs_f64(s.max(0.001)).unwrap_or(Duration::MAX);
+    let timeout = seconds(t.timeout_seconds.unwrap_or(60.0));
+    let stream_timeout = t.stream_timeout_seconds.map(seconds).unwrap_or(timeout);
     Ok(Target {
         id: t.id.clone(),
         provider: t.provider.clone(),

@@ -321,7 +321,7 @@ fn parse_file(file: &SourceFile, layered: bool) -> Parsed<'_> {
                 .at(dup.pos.line, dup.pos.column)
             })
             .collect(),
-        _ => vec![syntax_error(&value, tree.as_ref())],
+        _ => vec![syntax_error(&value, tree.as_ref(), &file.text)],
     };
     if layered {
         for d in &mut diagnostics {
@@ -336,7 +336,11 @@ fn parse_file(file: &SourceFile, layered: bool) -> Parsed<'_> {
     }
 }
 
-fn syntax_error(e: &serde_yaml::Error, tree: Result<&Tree, &span::SyntaxError>) -> Diagnostic {
+fn syntax_error(
+    e: &serde_yaml::Error,
+    tree: Result<&Tree, &span::SyntaxError>,
+    text: &str,
+) -> Diagnostic {
     let extra = tree.ok().and_then(|t| t.extra_document);
     if let Some(pos) = extra.filter(|_| e.location().is_none()) {
         return Diagnostic::error(
@@ -355,6 +359,9 @@ fn syntax_error(e: &serde_yaml::Error, tree: Result<&Tree, &span::SyntaxError>) 
         (None, Err(se)) => se.pos,
         (None, Ok(_)) => Pos::START,
     };
+    // libyaml ends the stream on a line of its own: an error there, in a file without a
+    // final line break, would point one line past the last.
+    let pos = pos.min(end_of(text));
     Diagnostic::error(
         code::YAML_SYNTAX,
         "",
@@ -362,6 +369,25 @@ fn syntax_error(e: &serde_yaml::Error, tree: Result<&Tree, &span::SyntaxError>) 
     )
     .with_suggestion("fix the YAML syntax at the position shown (indentation, quotes, brackets)")
     .at(pos.line, pos.column)
+}
+
+/// The position just after the last character, counting line breaks as libyaml does.
+fn end_of(text: &str) -> Pos {
+    let mut end = Pos::START;
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\r' | '\n' | '\u{85}' | '\u{2028}' | '\u{2029}' => {
+                if c == '\r' && chars.peek() == Some(&'\n') {
+                    chars.next();
+                }
+                end.line += 1;
+                end.column = 1;
+            }
+            _ => end.column += 1,
+        }
+    }
+    end
 }
 
 /// serde_yaml's messages carry " at line L column C": the diagnostic has its own.

@@ -133,6 +133,9 @@ pub fn decode_openai_event(data: &str) -> Result<StreamEvent, ApiError> {
             .pointer("/error/status")
             .and_then(Value::as_u64)
             .and_then(|s| u16::try_from(s).ok())
+            // An error event that claims success (or any non-error status) is still an
+            // upstream failure.
+            .filter(|s| (400..600).contains(s))
             .unwrap_or(502);
         return Ok(StreamEvent::Error(ApiError::from_upstream(
             status,
@@ -284,6 +287,21 @@ mod tests {
         {
             StreamEvent::Error(e) => assert_eq!(e.body.message, "overloaded"),
             other => panic!("{other:?}"),
+        }
+    }
+
+    /// Found by the fuzz target `provider-openai`
+    /// (testdata/fuzz/provider-openai/crash-inband-error-status-200.sse): an in-band error
+    /// whose `status` was 200 (or 0, or 99999) became an error event with that status, and
+    /// the request's event recorded a failed stream as status 200.
+    #[test]
+    fn stream_error_event_status_is_an_error_status() {
+        for (status, want) in [("200", 502), ("0", 502), ("99999", 502), ("429", 429)] {
+            let data = format!(r#"{{"error":{{"message":"m","status":{status}}}}}"#);
+            match decode_openai_event(&data).unwrap() {
+                StreamEvent::Error(e) => assert_eq!(e.status, want, "{data}"),
+                other => panic!("{other:?}"),
+            }
         }
     }
 }

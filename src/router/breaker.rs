@@ -50,7 +50,10 @@ impl BreakerConfig {
             cooldown: spec
                 .cooldown_seconds
                 .filter(|s| s.is_finite() && *s >= 0.0)
-                .map_or(DEFAULT_COOLDOWN, Duration::from_secs_f64),
+                // Past what a `Duration` holds (1e20 s) the circuit simply stays open.
+                .map_or(DEFAULT_COOLDOWN, |s| {
+                    Duration::try_from_secs_f64(s).unwrap_or(Duration::MAX)
+                }),
         }
     }
 }
@@ -277,6 +280,28 @@ mod tests {
     fn fail(b: &Breaker, c: &BreakerConfig, now: Instant) {
         let p = b.acquire(c, now);
         b.record(c, p, Outcome::Failure, now);
+    }
+
+    /// Found by the fuzz target `config` (testdata/fuzz/config/crash-huge-cooldown.yaml):
+    /// `cooldown_seconds: 1e20` panicked building the breaker, on every request.
+    #[test]
+    fn a_cooldown_too_long_for_a_duration_keeps_the_circuit_open() {
+        let spec = CircuitBreakerSpec {
+            cooldown_seconds: Some(1e20),
+            ..CircuitBreakerSpec::default()
+        };
+        let c = BreakerConfig::from_spec(Some(&spec));
+        assert_eq!(c.cooldown, Duration::MAX);
+        let b = Breaker::default();
+        let t0 = Instant::now();
+        for _ in 0..c.failure_threshold {
+            fail(&b, &c, t0);
+        }
+        assert_eq!(
+            b.state(&c, t0 + Duration::from_secs(3600)),
+            CircuitState::Open
+        );
+        assert!(b.snapshot(&c, t0).retry_in.is_some());
     }
 
     #[test]

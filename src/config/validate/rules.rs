@@ -195,19 +195,24 @@ fn check_url(url: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// The longest duration kt takes: a year. Longer is surely a mistake, and past about
+/// 1.8e19 seconds a duration cannot even be represented (the gateway would crash).
+const MAX_SECONDS: f64 = 365.0 * 24.0 * 3600.0;
+
 fn positive_seconds(value: Option<f64>, p: &str, out: &mut Findings) {
     let Some(v) = value else { return };
-    if !v.is_finite() || v <= 0.0 {
-        let name = path::last_key(p);
-        out.push_unless_touched(
-            Diagnostic::error(
-                code::INVALID_NUMBER,
-                p,
-                format!("`{name}` must be more than 0 seconds, found {v}"),
-            )
+    let name = path::last_key(p);
+    let message = if !v.is_finite() || v <= 0.0 {
+        format!("`{name}` must be more than 0 seconds, found {v}")
+    } else if v > MAX_SECONDS {
+        format!("`{name}` must be at most {MAX_SECONDS} seconds (a year), found {v}")
+    } else {
+        return;
+    };
+    out.push_unless_touched(
+        Diagnostic::error(code::INVALID_NUMBER, p, message)
             .with_suggestion(format!("give a number of seconds, e.g. `{name}: 30`")),
-        );
-    }
+    );
 }
 
 fn secrets(t: &TargetSpec, base: &str, out: &mut Findings) {

@@ -171,6 +171,30 @@ gateway: {max_body_bytes: 0, websocket: {idle_timeout_seconds: 0}}
     );
 }
 
+/// Found by the fuzz target `config` (testdata/fuzz/config/crash-huge-timeout.yaml):
+/// `timeout_seconds: 18446744073709551615` passed validation and then panicked turning
+/// into a `Duration` when the gateway loaded the config.
+#[test]
+fn durations_past_a_year_are_errors() {
+    let found = check(
+        "pack: {name: p}
+providers:
+  targets:
+    - {id: a, provider: mock, model: m, timeout_seconds: 18446744073709551615,
+       stream_timeout_seconds: 31536000, health_probe: {interval_seconds: 1e300}}
+policies: {chain: [audit-logger]}
+",
+    );
+    let codes: Vec<(&str, &str)> = found.iter().map(|r| (r.0.as_str(), r.1.as_str())).collect();
+    assert_eq!(
+        codes,
+        vec![
+            ("E011", "providers.targets[0].timeout_seconds"),
+            ("E011", "providers.targets[0].health_probe.interval_seconds"),
+        ]
+    );
+}
+
 #[test]
 fn aliases_and_deprecations_must_lead_to_a_model() {
     let found = check("pack: {name: p}\nproviders:\n  targets: [{id: a, provider: mock, model: m}]\nmodels:\n  aliases: {fast: m, loop1: loop2, loop2: loop1, gpt-4.1: nope}\n  deprecations: {old: fast, older: gone}\npolicies: {chain: [audit-logger]}\n");
@@ -203,6 +227,16 @@ fn syntax_errors_and_duplicate_keys_have_positions() {
     );
     assert_eq!(check(""), vec![row("E007", "", 1, 1)]);
     assert_eq!(check("- a\n- b\n"), vec![row("E006", "", 1, 1)]);
+}
+
+/// Found by the fuzz target `config` (testdata/fuzz/config/crash-eof-past-last-line.yaml):
+/// libyaml reports an error at the end of the stream one line past a file's last line
+/// when the file does not end in a line break.
+#[test]
+fn a_syntax_error_at_the_end_stays_inside_the_file() {
+    assert_eq!(check("pack: {name: x"), vec![row("E004", "", 1, 15)]);
+    assert_eq!(check("a: 1\r\npack: [x"), vec![row("E004", "", 2, 9)]);
+    assert_eq!(check("pack: {name: x\n"), vec![row("E004", "", 2, 1)]);
 }
 
 #[test]
