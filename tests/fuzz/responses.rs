@@ -1,6 +1,6 @@
 //! The Responses API translation (`kt::providers::responses`, public entry points only):
 //! a mutated `POST /v1/responses` body through `to_chat` and `skeleton`, and a mutated
-//! chat answer through `from_chat` and `events`.
+//! chat answer through `from_chat` and, streamed, through the `Translator`.
 //!
 //! Properties: nothing panics; a rejected request is a 4xx; everything produced
 //! serialises; the streamed events are numbered 0, 1, 2…, open with `response.created`,
@@ -8,9 +8,11 @@
 //! and the deltas of each text part and each function call add up to the finished
 //! text and arguments.
 
-use kt::openai::responses::{OutputItem, ResponseObject, ResponsesRequest};
-use kt::openai::ChatResponse;
-use kt::providers::responses::{events, from_chat, output_text, skeleton, to_chat};
+use kt::openai::responses::ResponsesRequest;
+use kt::openai::{ChatChunk, ChatResponse, ChunkChoice, Delta};
+use kt::providers::responses::response::output_text;
+use kt::providers::responses::stream::Translator;
+use kt::providers::responses::{from_chat, skeleton, to_chat, Strictness};
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 use serde_json::Value;
@@ -40,57 +42,79 @@ fn fail(what: &str, e: impl std::fmt::Display) -> TestCaseError {
     TestCaseError::fail(format!("{what}: {e}"))
 }
 
-fn check_events(done: &ResponseObject, chunk: usize) -> Result<(), TestCaseError> {
-    let evs = events(done, chunk);
-    let types: Vec<&str> = evs.iter().map(|(t, _)| t.as_str()).collect();
-    prop_assert_eq!(types.first().copied(), Some("response.created"));
-    let last = match done.status.as_str() {
-        "incomplete" => "response.incomplete",
-        "failed" => "response.failed",
-        _ => "response.completed",
-    };
-    prop_assert_eq!(types.last().copied(), Some(last));
-    for (i, (t, body)) in evs.iter().enumerate() {
-        prop_assert_eq!(body["sequence_number"].as_u64(), Some(i as u64), "{}", t);
-        prop_assert_eq!(body["type"].as_str(), Some(t.as_str()));
-        serde_json::to_string(body).map_err(|e| fail("event does not serialise", e))?;
+/// Streams the first choice's text in pieces of `chunk` characters through the
+/// translator and checks the typed events it makes.
+fn check_events(
+    resp: &ChatResponse,
+    req: &ResponsesRequest,
+    chunk: usize,
+) -> Result<(), TestCaseError> {
+    let text = resp
+        .choices
+        .first()
+        .map(|c| c.message.text_content())
+        .unwrap_or_default();
+    let finish = resp.choices.first().and_then(|c| c.finish_reason.clone());
+    let mut tr = Translator::new(skeleton(req, "resp_fuzz", 1));
+    let mut evs = tr.start();
+    let chars: Vec<char> = text.chars().collect();
+    for piece in chars.chunks(chunk.max(1)) {
+        let c = ChatChunk {
+            choices: vec![ChunkChoice {
+                delta: Delta {
+                    content: Some(piece.iter().collect()),
+                    ..Delta::default()
+                },
+                ..ChunkChoice::default()
+            }],
+            ..ChatChunk::default()
+        };
+        evs.extend(tr.push(&c));
     }
-    let deltas = |kind: &str, n: usize, c: Option<usize>| -> Result<String, TestCaseError> {
-        let mut text = String::new();
-        for (_, body) in evs.iter().filter(|(t, b)| {
-            t == kind
-                && b["output_index"].as_u64() == Some(n as u64)
-                && c.is_none_or(|c| b["content_index"].as_u64() == Some(c as u64))
-        }) {
-            let piece = body["delta"].as_str().unwrap_or_default();
-            prop_assert!(piece.chars().count() <= chunk.max(1), "delta of {piece:?}");
-            text.push_str(piece);
-        }
-        Ok(text)
+    let last = ChatChunk {
+        choices: vec![ChunkChoice {
+            finish_reason: finish,
+            ..ChunkChoice::default()
+        }],
+        usage: resp.usage.clone(),
+        ..ChatChunk::default()
     };
-    for (n, item) in done.output.iter().enumerate() {
-        match item {
-            OutputItem::Message { content, .. } => {
-                for (c, part) in content.iter().enumerate() {
-                    let streamed = deltas("response.output_text.delta", n, Some(c))?;
-                    prop_assert_eq!(&streamed, &part.text);
-                }
-            }
-            OutputItem::FunctionCall { arguments, .. } => {
-                let streamed = deltas("response.function_call_arguments.delta", n, None)?;
-                prop_assert_eq!(&streamed, arguments);
-            }
+    evs.extend(tr.push(&last));
+    evs.extend(tr.finish(None));
+    let kinds: Vec<&str> = evs.iter().map(|e| e.kind.as_str()).collect();
+    prop_assert_eq!(kinds.first().copied(), Some("response.created"));
+    prop_assert!(
+        matches!(
+            kinds.last().copied(),
+            Some("response.completed" | "response.incomplete" | "response.failed")
+        ),
+        "ends with {:?}",
+        kinds.last()
+    );
+    let mut streamed = String::new();
+    for (i, e) in evs.iter().enumerate() {
+        prop_assert_eq!(
+            e.data["sequence_number"].as_u64(),
+            Some(i as u64),
+            "{}",
+            e.kind
+        );
+        prop_assert_eq!(e.data["type"].as_str(), Some(e.kind.as_str()));
+        serde_json::to_string(&e.data).map_err(|err| fail("event does not serialise", err))?;
+        if e.kind == "response.output_text.delta" {
+            streamed.push_str(e.data["delta"].as_str().unwrap_or_default());
         }
     }
+    prop_assert_eq!(streamed, text);
     Ok(())
 }
 
 fn check(input: &[u8], chunk: usize) -> Result<(), TestCaseError> {
     let req: Option<ResponsesRequest> = serde_json::from_slice(input).ok();
     if let Some(req) = &req {
-        match to_chat(req) {
+        match to_chat(req, Strictness::Strict) {
             Ok(chat) => {
-                serde_json::to_string(&chat).map_err(|e| fail("chat request", e))?;
+                serde_json::to_string(&chat.chat).map_err(|e| fail("chat request", e))?;
             }
             Err(e) => prop_assert!(
                 (400..=499).contains(&e.status),
@@ -104,6 +128,7 @@ fn check(input: &[u8], chunk: usize) -> Result<(), TestCaseError> {
     if let Ok(resp) = serde_json::from_slice::<ChatResponse>(input) {
         let req = req.unwrap_or_default();
         let done = from_chat(&resp, &req, "resp_fuzz", 1);
+        let _ = to_chat(&req, Strictness::Lenient);
         serde_json::to_string(&done).map_err(|e| fail("response object", e))?;
         let text = output_text(&done);
         let first = resp
@@ -112,7 +137,7 @@ fn check(input: &[u8], chunk: usize) -> Result<(), TestCaseError> {
             .map(|c| c.message.text_content())
             .unwrap_or_default();
         prop_assert_eq!(text, first);
-        check_events(&done, chunk)?;
+        check_events(&resp, &req, chunk)?;
     }
     Ok(())
 }
