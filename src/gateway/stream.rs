@@ -272,9 +272,54 @@ fn pump_mock<O: StreamOut, F: Fn() -> StreamFilter>(
 }
 
 /// The most bytes an upstream stream may send without completing an event.
-pub const MAX_EVENT_BYTES: u64 = 16 * 1024 * 1024;
+const MAX_EVENT_BYTES: u64 = 16 * 1024 * 1024;
 /// The most bytes one upstream stream may send.
-pub const MAX_STREAM_BYTES: u64 = 256 * 1024 * 1024;
+const MAX_STREAM_BYTES: u64 = 256 * 1024 * 1024;
+
+/// Bytes read from an upstream stream, in all and since the decoder last produced an
+/// event: an upstream that sends endless bytes without an event boundary (or a
+/// decompression bomb) is cut off with a 502.
+#[derive(Debug, Default)]
+pub struct StreamBudget {
+    total: u64,
+    since_event: u64,
+}
+
+impl StreamBudget {
+    /// Counts `n` bytes read.
+    pub fn read(&mut self, n: usize) -> Result<(), ApiError> {
+        self.total += n as u64;
+        self.since_event += n as u64;
+        if self.total > MAX_STREAM_BYTES || self.since_event > MAX_EVENT_BYTES {
+            return Err(ApiError::bad_gateway(format!(
+                "the upstream stream exceeded the gateway limit ({} MiB per event, {} MiB in all)",
+                MAX_EVENT_BYTES >> 20,
+                MAX_STREAM_BYTES >> 20
+            )));
+        }
+        Ok(())
+    }
+
+    /// Counts events the decoder produced.
+    pub fn events(&mut self, n: usize) {
+        if n > 0 {
+            self.since_event = 0;
+        }
+    }
+}
+
+/// A failed read of an upstream stream: 504 when it stalled, 502 otherwise.
+pub fn read_error(e: &io::Error) -> ApiError {
+    let timed_out = matches!(
+        e.kind(),
+        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
+    ) || e.to_string().contains("timeout");
+    if timed_out {
+        ApiError::upstream_timeout(format!("the upstream stream stalled: {e}"))
+    } else {
+        ApiError::bad_gateway(format!("the upstream stream failed: {e}"))
+    }
+}
 
 fn pump_http<O: StreamOut, F: Fn() -> StreamFilter>(
     pump: &mut Pump<O, F>,
@@ -286,9 +331,7 @@ fn pump_http<O: StreamOut, F: Fn() -> StreamFilter>(
     let mut buf = vec![0u8; 16 * 1024];
     let mut events = Vec::new();
     let mut done = false;
-    // Bytes read in all, and since the decoder last produced an event: an upstream that
-    // sends endless bytes without an event boundary (or a decompression bomb) is cut off.
-    let (mut total, mut since_event) = (0u64, 0u64);
+    let mut budget = StreamBudget::default();
     loop {
         let n = match reader.read(&mut buf) {
             Ok(n) => n,
@@ -297,27 +340,9 @@ fn pump_http<O: StreamOut, F: Fn() -> StreamFilter>(
                 crate::logging::debug(&format!("after [DONE]: {e}"));
                 return Ok(());
             }
-            Err(e) => {
-                let timed_out = matches!(
-                    e.kind(),
-                    std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
-                ) || e.to_string().contains("timeout");
-                return Err(Stop::Upstream(if timed_out {
-                    ApiError::upstream_timeout(format!("the upstream stream stalled: {e}"))
-                } else {
-                    ApiError::bad_gateway(format!("the upstream stream failed: {e}"))
-                }));
-            }
+            Err(e) => return Err(Stop::Upstream(read_error(&e))),
         };
-        total += n as u64;
-        since_event += n as u64;
-        if total > MAX_STREAM_BYTES || since_event > MAX_EVENT_BYTES {
-            return Err(Stop::Upstream(ApiError::bad_gateway(format!(
-                "the upstream stream exceeded the gateway limit ({} MiB per event, {} MiB in all)",
-                MAX_EVENT_BYTES >> 20,
-                MAX_STREAM_BYTES >> 20
-            ))));
-        }
+        budget.read(n).map_err(Stop::Upstream)?;
         if n == 0 {
             decoder.finish(&mut events).map_err(Stop::Upstream)?;
         } else if !done {
@@ -325,9 +350,7 @@ fn pump_http<O: StreamOut, F: Fn() -> StreamFilter>(
                 .feed(buf.get(..n).unwrap_or_default(), &mut events)
                 .map_err(Stop::Upstream)?;
         }
-        if !events.is_empty() {
-            since_event = 0;
-        }
+        budget.events(events.len());
         for ev in events.drain(..) {
             match ev {
                 StreamEvent::Chunk(c) if !done => pump.chunk(c)?,

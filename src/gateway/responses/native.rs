@@ -238,41 +238,21 @@ fn pump(
     let mut sse = SseParser::new();
     let mut events = Vec::new();
     let mut buf = vec![0u8; 16 * 1024];
-    // As for chat streams: endless bytes without an event (or a decompression bomb) end
-    // the stream with an in-band error.
-    let (mut total, mut since_event) = (0u64, 0u64);
+    let mut budget = stream::StreamBudget::default();
     loop {
         let n = match reader.read(&mut buf) {
             Ok(n) => n,
             // Already complete; the connection just will not be reused.
             Err(_) if relay.terminal().is_some() => return Ok(()),
-            Err(e) => {
-                let timed_out = matches!(
-                    e.kind(),
-                    std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
-                ) || e.to_string().contains("timeout");
-                return Err(Stop::Upstream(if timed_out {
-                    ApiError::upstream_timeout(format!("the upstream stream stalled: {e}"))
-                } else {
-                    ApiError::bad_gateway(format!("the upstream stream failed: {e}"))
-                }));
-            }
+            Err(e) => return Err(Stop::Upstream(stream::read_error(&e))),
         };
-        total += n as u64;
-        since_event += n as u64;
-        if total > stream::MAX_STREAM_BYTES || since_event > stream::MAX_EVENT_BYTES {
-            return Err(Stop::Upstream(ApiError::bad_gateway(
-                "the upstream stream exceeded the gateway limit",
-            )));
-        }
+        budget.read(n).map_err(Stop::Upstream)?;
         if n == 0 {
             sse.finish(&mut events);
         } else {
             sse.feed(buf.get(..n).unwrap_or_default(), &mut events);
         }
-        if !events.is_empty() {
-            since_event = 0;
-        }
+        budget.events(events.len());
         for e in events.drain(..) {
             let data = e.data.trim();
             if data.is_empty() || data == "[DONE]" {
