@@ -27,6 +27,8 @@ const BODY: &str = r#"{"model":"gpt-4o","messages":[{"role":"system","content":"
 struct Args {
     seconds: u64,
     streams: usize,
+    /// `--quick`: only the non-streaming latency loads at c=1 and c=32 (for profiling).
+    quick: bool,
 }
 
 fn args() -> Args {
@@ -40,6 +42,7 @@ fn args() -> Args {
     Args {
         seconds: value("--seconds").unwrap_or(5),
         streams: value("--streams").map_or(2000, |n| n as usize),
+        quick: args.iter().any(|a| a == "--quick"),
     }
 }
 
@@ -64,6 +67,7 @@ fn main() {
     let (mut kt, kt_addr) = start_kt(&upstream, dir.path());
     let pid = server_pid(kt.id());
     let rss_start = rss_kib(pid);
+    eprintln!("kt server pid {pid}");
     let direct = format!("http://{upstream}/v1/chat/completions");
     let via = format!("http://{kt_addr}/v1/chat/completions");
     let dur = Duration::from_secs(a.seconds);
@@ -82,7 +86,8 @@ fn main() {
     client::warm(&via, BODY);
     let rss_idle = rss_kib(pid);
 
-    for conc in [1usize, 32, 256] {
+    let levels: &[usize] = if a.quick { &[1, 32] } else { &[1, 32, 256] };
+    for &conc in levels {
         let d = client::load(&direct, BODY, conc, dur);
         let k = client::load(&via, BODY, conc, dur);
         for (name, p) in [("p50", 0.50), ("p90", 0.90), ("p99", 0.99)] {
@@ -102,6 +107,15 @@ fn main() {
                 k.errors as f64,
             );
         }
+    }
+    if a.quick {
+        only(
+            "kt RSS idle (after warm-up)",
+            format!("{:.1}MiB", rss_idle as f64 / 1024.0),
+        );
+        kt.kill().ok();
+        kt.wait().ok();
+        return;
     }
 
     let sbody = BODY.replacen("{\"model\"", "{\"stream\":true,\"model\"", 1);

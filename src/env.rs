@@ -15,6 +15,6 @@ pub const KT_LOG: &str = "KT_LOG";
 pub const KT_LOG_FORMAT: &str = "KT_LOG_FORMAT";
 pub const NO_COLOR: &str = "NO_COLOR";
 pub const HOME: &str = "HOME";
-/// `1`: realtime sessions relay through tiny_http's stream, half-duplex (as on systems
-/// where kt cannot duplicate a client socket). For tests and troubleshooting.
+/// `1`: realtime sessions read the client with blocking reads, half-duplex. For tests and
+/// troubleshooting.
 pub const REALTIME_HALF_DUPLEX: &str = "KT_REALTIME_HALF_DUPLEX";

@@ -1,8 +1,8 @@
 //! Admin endpoints, behind the admin token: `GET /v1/events` (recent events) and
 //! `GET /keeptrusts/config` (the effective configurations, secrets masked).
 
+use crate::gateway::conn::Request;
 use serde_json::{json, Value};
-use tiny_http::Request;
 
 use super::http::Reply;
 use super::State;

@@ -7,8 +7,8 @@ use std::path::Path;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use crate::gateway::conn::Request;
 use rusqlite::Connection;
-use tiny_http::Request;
 
 use super::http::{header, now_ms};
 use crate::openai::ApiError;

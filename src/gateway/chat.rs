@@ -4,8 +4,8 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::gateway::conn::Request;
 use serde_json::json;
-use tiny_http::Request;
 
 use super::admission::{self, Grant};
 use super::auth::{self, Presented};

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use tiny_http::{Method, Request};
+use super::conn::{Method, Request};
 
 use super::http::{header, now_ms, random_id, Reply};
 use super::{admin, chat, realtime, responses, State};

@@ -1,8 +1,8 @@
-//! Small HTTP helpers over tiny_http: headers, bodies, JSON and error responses.
+//! Small HTTP helpers: headers, bodies, JSON and error responses.
 
 use std::io::Read;
 
-use tiny_http::{Header, Request, Response};
+use super::conn::Request;
 
 use crate::openai::ApiError;
 
@@ -10,13 +10,8 @@ use crate::openai::ApiError;
 pub fn header<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
     req.headers()
         .iter()
-        .find(|h| h.field.as_str().as_str().eq_ignore_ascii_case(name))
+        .find(|h| h.name.eq_ignore_ascii_case(name))
         .map(|h| h.value.as_str())
-}
-
-/// Builds a header; names and values kt creates are always valid.
-pub fn make_header(name: &str, value: &str) -> Option<Header> {
-    Header::from_bytes(name.as_bytes(), value.as_bytes()).ok()
 }
 
 /// Reads the body up to `limit` bytes; a larger body is a 413.
@@ -26,12 +21,12 @@ pub const MAX_HEADER_BYTES: usize = 64 * 1024;
 pub const MAX_HEADERS: usize = 100;
 
 /// Refuses header floods (431) and a `Content-Length` that cannot be a chat request (413)
-/// before any handler looks at the request. tiny_http itself has no such limits.
+/// before any handler looks at the request.
 pub fn check_head(req: &Request) -> Result<(), ApiError> {
     let headers = req.headers();
     let bytes: usize = headers
         .iter()
-        .map(|h| h.field.as_str().as_str().len() + h.value.as_str().len() + 4)
+        .map(|h| h.name.len() + h.value.len() + 4)
         .sum();
     if headers.len() > MAX_HEADERS || bytes > MAX_HEADER_BYTES {
         return Err(ApiError::new(
@@ -103,17 +98,10 @@ impl Reply {
     }
 
     /// Sends the reply. A client that went away is not an error worth more than a log line.
-    pub fn send(self, req: Request, request_id: &str) {
-        let mut resp = Response::from_data(self.body).with_status_code(self.status);
-        for (k, v) in &self.headers {
-            if let Some(h) = make_header(k, v) {
-                resp.add_header(h);
-            }
-        }
-        if let Some(h) = make_header("x-request-id", request_id) {
-            resp.add_header(h);
-        }
-        if let Err(e) = req.respond(resp) {
+    pub fn send(mut self, req: Request, request_id: &str) {
+        self.headers
+            .push(("x-request-id".to_string(), request_id.to_string()));
+        if let Err(e) = req.respond(self.status, &self.headers, &self.body) {
             crate::logging::debug(&format!("{request_id}: failed to send the response: {e}"));
         }
     }

@@ -1,4 +1,4 @@
-//! The gateway: tiny_http server and worker pool, routes, the chat completion path, the
+//! The gateway: the HTTP server (`conn`) and admission, routes, the chat completion path, the
 //! SSE writer and the upstream transport. Only this module and `store` touch the network
 //! and the disk.
 
@@ -6,6 +6,7 @@ pub mod admin;
 pub mod admission;
 pub mod auth;
 pub mod chat;
+pub mod conn;
 pub mod handlers;
 pub mod http;
 pub mod limits;
@@ -75,7 +76,8 @@ pub struct State {
     pub agent: ureq::Agent,
     pub events: EventSink,
     pub shutting_down: AtomicBool,
-    /// tiny_http's accept loop ended (it never restarts): the gateway must stop.
+    /// The listener refuses connections (see `server::listener_watchdog`): the gateway
+    /// must stop.
     pub listener_dead: AtomicBool,
     pub keys: auth::KeyCache,
     pub limits: Arc<limits::Limits>,

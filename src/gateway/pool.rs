@@ -1,26 +1,14 @@
-//! The worker model: an elastic pool of threads that `recv()` requests from tiny_http, and
-//! the admission slots that bound how many model requests are in flight.
-//!
-//! A streaming request holds its worker for the whole stream, so a fixed pool either
-//! wastes memory when idle or lets open streams starve short requests. The pool starts
-//! small and grows by one thread whenever the last idle worker takes a request, so there
-//! is always a worker ready to `recv()`; threads above the minimum exit after
-//! `IDLE_EXIT` without work. Growth is capped at `max_concurrency + queue + headroom`:
-//! what is above `max_concurrency` only ever waits in the bounded admission queue or
-//! answers cheap requests (health, 503s), never calls an upstream.
+//! Admission: the slots that bound how many model requests are in flight, with a bounded
+//! queue in front of them. (Connection threads are pooled by `conn::Server`.)
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::openai::ApiError;
 
-/// A worker above the minimum that waits this long for a request exits.
-const IDLE_EXIT: Duration = Duration::from_secs(30);
-/// Workers beyond admission (slots + queue) for requests that never take a slot.
-const HEADROOM: usize = 64;
-/// Stack of a worker thread: handlers keep large data on the heap.
-const WORKER_STACK: usize = 256 * 1024;
+/// Connections beyond admission (slots + queue): idle keep-alive connections and cheap
+/// requests (health, 503s) that never take a slot.
+const HEADROOM: usize = 4096;
 
 /// Bounds model requests in flight: `max` run at once, up to `queue` more wait (each at
 /// most `wait`), the rest are shed at once with 503 `overloaded`.
@@ -122,168 +110,9 @@ impl Slots {
         self.lock().waiting
     }
 
-    /// Workers the pool may need: every slot, every queue place, and headroom.
-    pub fn worker_cap(&self) -> usize {
+    /// Connections served at once: every slot, every queue place, and headroom.
+    pub fn connection_cap(&self) -> usize {
         self.max + self.queue + HEADROOM
-    }
-}
-
-/// The elastic worker pool.
-pub struct Pool {
-    min: usize,
-    max: usize,
-    total: AtomicUsize,
-    idle: AtomicUsize,
-}
-
-/// What a worker does with one request; runs on the worker thread.
-pub type Serve = dyn Fn(tiny_http::Request) + Send + Sync;
-/// Asked after a `recv` fails or times out: stop this worker?
-pub type Stopping = dyn Fn() -> bool + Send + Sync;
-
-impl Pool {
-    pub fn new(min: usize, max: usize) -> Arc<Pool> {
-        let min = min.max(1);
-        Arc::new(Pool {
-            min,
-            max: max.max(min),
-            total: AtomicUsize::new(0),
-            idle: AtomicUsize::new(0),
-        })
-    }
-
-    /// Starts the minimum number of workers.
-    pub fn start(
-        self: &Arc<Self>,
-        server: &Arc<tiny_http::Server>,
-        serve: &Arc<Serve>,
-        stopping: &Arc<Stopping>,
-        on_accept_error: &Arc<dyn Fn(std::io::Error) + Send + Sync>,
-    ) -> std::io::Result<()> {
-        for _ in 0..self.min {
-            self.total.fetch_add(1, Ordering::SeqCst);
-            self.idle.fetch_add(1, Ordering::SeqCst);
-            if let Err(e) = self.spawn(server, serve, stopping, on_accept_error) {
-                self.total.fetch_sub(1, Ordering::SeqCst);
-                self.idle.fetch_sub(1, Ordering::SeqCst);
-                return Err(e);
-            }
-        }
-        Ok(())
-    }
-
-    /// Worker threads alive now.
-    pub fn total(&self) -> usize {
-        self.total.load(Ordering::SeqCst)
-    }
-
-    fn spawn(
-        self: &Arc<Self>,
-        server: &Arc<tiny_http::Server>,
-        serve: &Arc<Serve>,
-        stopping: &Arc<Stopping>,
-        on_accept_error: &Arc<dyn Fn(std::io::Error) + Send + Sync>,
-    ) -> std::io::Result<()> {
-        let (pool, server, serve, stopping, on_err) = (
-            self.clone(),
-            server.clone(),
-            serve.clone(),
-            stopping.clone(),
-            on_accept_error.clone(),
-        );
-        std::thread::Builder::new()
-            .name("kt-worker".into())
-            .stack_size(WORKER_STACK)
-            .spawn(move || pool.work(&server, &serve, &stopping, &on_err))
-            .map(drop)
-    }
-
-    /// Called by a worker that just took a request: if no idle worker is left, start one
-    /// (counted as idle at once so that concurrent takers do not all spawn).
-    fn ensure_idle(
-        self: &Arc<Self>,
-        server: &Arc<tiny_http::Server>,
-        serve: &Arc<Serve>,
-        stopping: &Arc<Stopping>,
-        on_err: &Arc<dyn Fn(std::io::Error) + Send + Sync>,
-    ) {
-        if self.idle.load(Ordering::SeqCst) > 0 {
-            return;
-        }
-        let grew = self
-            .total
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |t| {
-                (t < self.max).then_some(t + 1)
-            })
-            .is_ok();
-        if !grew {
-            return;
-        }
-        self.idle.fetch_add(1, Ordering::SeqCst);
-        if let Err(e) = self.spawn(server, serve, stopping, on_err) {
-            self.total.fetch_sub(1, Ordering::SeqCst);
-            self.idle.fetch_sub(1, Ordering::SeqCst);
-            crate::logging::error(&format!("failed to start a worker thread: {e}"));
-        }
-    }
-
-    /// Leaves the pool if it is above its minimum (the caller is idle).
-    fn try_retire(&self) -> bool {
-        let retired = self
-            .total
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |t| {
-                (t > self.min).then_some(t - 1)
-            })
-            .is_ok();
-        if retired {
-            self.idle.fetch_sub(1, Ordering::SeqCst);
-        }
-        retired
-    }
-
-    fn work(
-        self: &Arc<Self>,
-        server: &Arc<tiny_http::Server>,
-        serve: &Arc<Serve>,
-        stopping: &Arc<Stopping>,
-        on_err: &Arc<dyn Fn(std::io::Error) + Send + Sync>,
-    ) {
-        let retired = loop {
-            // Idle here. Blocking receive: an idle worker costs nothing; shutdown wakes
-            // it with `Server::unblock` (or the idle timeout does).
-            match server.recv_timeout(IDLE_EXIT) {
-                Ok(Some(req)) => {
-                    self.idle.fetch_sub(1, Ordering::SeqCst);
-                    self.ensure_idle(server, serve, stopping, on_err);
-                    // The last line of defence: a bug in a handler must not take a
-                    // worker down.
-                    let served =
-                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| serve(req)));
-                    if served.is_err() {
-                        crate::logging::error(
-                            "a request handler panicked; the request was dropped",
-                        );
-                    }
-                    self.idle.fetch_add(1, Ordering::SeqCst);
-                }
-                Ok(None) if stopping() => break false,
-                Ok(None) => {
-                    if self.try_retire() {
-                        break true;
-                    }
-                }
-                Err(e) => {
-                    if !stopping() {
-                        on_err(e);
-                    }
-                    break false;
-                }
-            }
-        };
-        if !retired {
-            self.idle.fetch_sub(1, Ordering::SeqCst);
-            self.total.fetch_sub(1, Ordering::SeqCst);
-        }
     }
 }
 
@@ -329,8 +158,8 @@ mod tests {
     }
 
     #[test]
-    fn worker_cap_covers_slots_queue_and_headroom() {
+    fn connection_cap_covers_slots_queue_and_headroom() {
         let slots = Slots::new(100, Slots::default_queue(100), Duration::from_secs(1));
-        assert_eq!(slots.worker_cap(), 100 + 16 + HEADROOM);
+        assert_eq!(slots.connection_cap(), 100 + 16 + HEADROOM);
     }
 }

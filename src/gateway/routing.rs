@@ -393,7 +393,7 @@ pub fn send_one(
 
 /// `GET /keeptrusts/providers/metrics` (admin token): per target requests, errors,
 /// latency percentiles, circuit state and health.
-pub fn metrics(state: &State, req: &tiny_http::Request) -> Reply {
+pub fn metrics(state: &State, req: &super::conn::Request) -> Reply {
     if let Err(e) = state.admin.check(req) {
         return Reply::error(&e);
     }

@@ -1,5 +1,5 @@
-//! The tiny_http loop: the listener (TCP_NODELAY and socket timeouts set before tiny_http
-//! takes it), the worker pool, signals and graceful shutdown.
+//! The server loop: the listener (TCP_NODELAY and socket timeouts, inherited by accepted
+//! sockets), the HTTP server (`conn`), signals and graceful shutdown.
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, Socket, Type};
 
-use super::pool::{Pool, Serve, Stopping};
+use super::conn::{Handler, Server};
 use super::{handlers, supervisor, GatewayOptions, State};
 use crate::store::writer::WriterOptions;
 use crate::store::EventWriter;
@@ -31,15 +31,12 @@ pub enum GatewayError {
     Signals(#[source] std::io::Error),
 }
 
-/// Workers kept even when idle; the pool grows on demand (see `pool`).
-const MIN_WORKERS: usize = 8;
+/// Connection threads kept even when idle; the pool grows on demand (see `conn`).
+const MIN_THREADS: usize = 8;
 /// Client sockets: a write that stalls this long fails (a client that stopped reading).
 const WRITE_TIMEOUT: Duration = Duration::from_secs(120);
 /// Client sockets: reading a request (or waiting on an idle keep-alive connection) fails
-/// after this long without a byte. Short on purpose: tiny_http runs each connection on a
-/// thread of its own pool, and that pool can leave a connection that arrived in a burst
-/// queued until another connection ends (see docs/ARCHITECTURE.md); closing idle
-/// keep-alive connections promptly bounds that wait.
+/// after this long without a byte; an idle keep-alive connection is closed then.
 const READ_TIMEOUT: Duration = Duration::from_secs(3);
 
 fn listener(addr: SocketAddr) -> std::io::Result<TcpListener> {
@@ -79,33 +76,14 @@ pub fn run(
         addr: opts.listen,
         source,
     })?;
-    let server = Arc::new(
-        tiny_http::Server::from_listener(tcp, None)
-            .map_err(|e| GatewayError::Server(e.to_string()))?,
-    );
-
-    let pool = Pool::new(MIN_WORKERS, state.slots.worker_cap());
-    let serve: Arc<Serve> = {
+    let handler: Box<Handler> = {
         let state = state.clone();
-        Arc::new(move |req| handlers::handle(&state, req))
+        Box::new(move |req| handlers::handle(&state, req))
     };
-    let stopping: Arc<Stopping> = {
-        let state = state.clone();
-        Arc::new(move || state.shutting_down.load(Ordering::Relaxed))
-    };
-    let on_accept_error: Arc<dyn Fn(std::io::Error) + Send + Sync> = {
-        let state = state.clone();
-        Arc::new(move |e| {
-            // tiny_http reports an accept failure once and then stops accepting for
-            // good: never run on as a process that looks alive but serves nobody.
-            crate::logging::error(&format!("accept failed: {e}"));
-            state.listener_dead.store(true, Ordering::SeqCst);
-        })
-    };
-    pool.start(&server, &serve, &stopping, &on_accept_error)
-        .map_err(|e| GatewayError::Server(format!("failed to spawn workers: {e}")))?;
-
-    spawn_heartbeat(addr, state.clone());
+    let server = Server::new(MIN_THREADS, state.slots.connection_cap(), handler);
+    server
+        .start(tcp)
+        .map_err(|e| GatewayError::Server(format!("failed to start the server threads: {e}")))?;
     on_ready(addr);
 
     let mut last_check = Instant::now();
@@ -124,13 +102,10 @@ pub fn run(
     }
     crate::logging::info("shutting down: finishing in-flight requests");
     state.shutting_down.store(true, Ordering::SeqCst);
-    // Each `unblock` wakes one idle worker, queued behind the requests already accepted;
-    // keep sending them until every worker has finished its request and left.
+    // No new connections or requests; wait for the requests in flight.
+    server.stop(addr);
     let deadline = Instant::now() + opts.shutdown_grace;
-    while pool.total() > 0 && Instant::now() < deadline {
-        for _ in 0..pool.total() {
-            server.unblock();
-        }
+    while server.busy() > 0 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(10));
     }
     // Realtime sessions run on their own threads; they close within a second of the
@@ -178,47 +153,12 @@ fn writer_options(configs: &crate::config::ConfigSet) -> WriterOptions {
     }
 }
 
-/// How often the heartbeat connects to the listener.
-const HEARTBEAT: Duration = Duration::from_millis(250);
-
-/// The read timeout set on the listening socket (so that accepted sockets inherit it) also
-/// bounds `accept()`, and tiny_http stops accepting for good after one failed accept. A
-/// connection every `HEARTBEAT` keeps `accept()` from ever waiting that long.
-fn spawn_heartbeat(addr: SocketAddr, state: Arc<State>) {
-    let target = match addr {
-        SocketAddr::V4(a) if a.ip().is_unspecified() => {
-            SocketAddr::from(([127, 0, 0, 1], a.port()))
-        }
-        SocketAddr::V6(a) if a.ip().is_unspecified() => {
-            SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, a.port()))
-        }
-        other => other,
-    };
-    let spawned = std::thread::Builder::new()
-        .name("kt-heartbeat".into())
-        .stack_size(64 * 1024)
-        .spawn(move || {
-            while !state.shutting_down.load(Ordering::Relaxed) {
-                // Connect and close at once; tiny_http sees an empty connection.
-                drop(std::net::TcpStream::connect_timeout(
-                    &target,
-                    Duration::from_secs(1),
-                ));
-                std::thread::sleep(HEARTBEAT);
-            }
-        });
-    if let Err(e) = spawned {
-        crate::logging::error(&format!("failed to start the listener heartbeat: {e}"));
-    }
-}
-
 /// How often the server checks that its listener still accepts connections.
 const WATCHDOG_PERIOD: Duration = Duration::from_secs(1);
 
-/// tiny_http's accept thread dies on some accept errors (EMFILE) and takes the listening
-/// socket with it, while the process lives on refusing every client. A refused connection to
-/// our own address means exactly that: abort, and the supervisor restarts a fresh server on
-/// the same port.
+/// A listener that refuses connections to our own address (its socket broken under us)
+/// would leave a process that looks alive but serves nobody: abort, and the supervisor
+/// restarts a fresh server on the same port.
 fn listener_watchdog(addr: SocketAddr) {
     let probe = if addr.ip().is_unspecified() {
         SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), addr.port())

@@ -10,7 +10,7 @@ use std::io::{self, Read};
 use std::sync::Arc;
 use std::time::Instant;
 
-use tiny_http::Request;
+use crate::gateway::conn::Request;
 
 use super::chat::{
     self, add_trace, call_upstream, finish_event, finish_ok, meta, ms, Prepared, Upstream,
@@ -111,7 +111,7 @@ pub fn deliver<O: StreamOut>(
             return;
         }
     }
-    let http10 = req.http_version() == &tiny_http::HTTPVersion(1, 0);
+    let http10 = req.is_http10();
     let writer = match SseWriter::start(
         req.into_writer(),
         http10,

@@ -1,7 +1,7 @@
 //! The client's WebSocket handshake: the headers RFC 6455 requires, the offered
 //! subprotocols (and the key a browser puts in one), and the `model` query parameter.
 
-use tiny_http::Request;
+use crate::gateway::conn::Request;
 
 use crate::gateway::http::header;
 use crate::openai::ApiError;
@@ -21,7 +21,7 @@ impl Handshake {
         let has = |name: &str, token: &str| {
             req.headers()
                 .iter()
-                .filter(|h| h.field.as_str().as_str().eq_ignore_ascii_case(name))
+                .filter(|h| h.name.eq_ignore_ascii_case(name))
                 .flat_map(|h| h.value.as_str().split(','))
                 .any(|v| v.trim().eq_ignore_ascii_case(token))
         };
@@ -52,12 +52,7 @@ impl Handshake {
         let protocols = req
             .headers()
             .iter()
-            .filter(|h| {
-                h.field
-                    .as_str()
-                    .as_str()
-                    .eq_ignore_ascii_case("sec-websocket-protocol")
-            })
+            .filter(|h| h.name.eq_ignore_ascii_case("sec-websocket-protocol"))
             .flat_map(|h| h.value.as_str().split(','))
             .map(|p| p.trim().to_string())
             .filter(|p| !p.is_empty())

@@ -21,13 +21,13 @@ pub mod upstream;
 use std::sync::Arc;
 use std::time::Instant;
 
-use tiny_http::Request;
+use crate::gateway::conn::Request;
 use tungstenite::protocol::Role;
 use tungstenite::WebSocket;
 
 use super::admission::{self, Grant};
 use super::auth::{self, Presented};
-use super::http::{header, make_header, now_ms, Reply};
+use super::http::{header, now_ms, Reply};
 use super::{chat, Runtime, State};
 use crate::openai::{ApiError, ChatRequest};
 use crate::policy::{RequestContext, Verdict};
@@ -75,7 +75,6 @@ pub fn handle(state: &Arc<State>, req: Request, request_id: &str) {
             chat::finish_event(state, &mut ev, started, &e);
             let mut reply = Reply::error(&e);
             if e.status == 426 {
-                // tiny_http refuses to send `Upgrade` on a plain response.
                 reply = reply.header("Sec-WebSocket-Version", "13");
             }
             reply.send(req, request_id);
@@ -247,10 +246,9 @@ fn open(
 }
 
 /// Sends the `101`, takes the connection and starts the session's thread.
-fn upgrade(state: &Arc<State>, req: Request, o: Opened, ev: Event, started: Instant) {
+fn upgrade(state: &Arc<State>, req: Request, o: Opened, mut ev: Event, started: Instant) {
     let request_id = o.ctx.request_id.clone();
     let accept = tungstenite::handshake::derive_accept_key(o.handshake.key.as_bytes());
-    let mut resp = tiny_http::Response::empty(101);
     let mut headers = vec![
         ("Sec-WebSocket-Accept".to_string(), accept),
         ("x-request-id".to_string(), request_id.clone()),
@@ -259,14 +257,22 @@ fn upgrade(state: &Arc<State>, req: Request, o: Opened, ev: Event, started: Inst
         headers.push(("Sec-WebSocket-Protocol".to_string(), p.clone()));
     }
     headers.extend(o.headers.iter().cloned());
-    for (k, v) in &headers {
-        if let Some(h) = make_header(k, v) {
-            resp.add_header(h);
+    let client = req
+        .upgrade("websocket", &headers)
+        .and_then(ClientStream::new);
+    let (client_stream, buffered) = match client {
+        Ok(s) => s,
+        Err(e) => {
+            let e = ApiError::new(
+                499,
+                "invalid_request_error",
+                None,
+                format!("the client connection failed during the upgrade: {e}"),
+            );
+            chat::finish_event(state, &mut ev, started, &e);
+            return;
         }
-    }
-    let remote = req.remote_addr().copied();
-    let stream = req.upgrade("websocket", resp);
-    let client_stream = ClientStream::new(stream, remote);
+    };
     let duplex = client_stream.tcp().is_some();
     if let Some(tcp) = upstream::tcp(&o.upstream) {
         if let Err(e) = tcp.set_nonblocking(true) {
@@ -274,8 +280,9 @@ fn upgrade(state: &Arc<State>, req: Request, o: Opened, ev: Event, started: Inst
             return;
         }
     }
-    let client = WebSocket::from_raw_socket(
+    let client = WebSocket::from_partially_read(
         client_stream,
+        buffered,
         Role::Server,
         Some(o.settings.socket_config()),
     );

@@ -1,83 +1,65 @@
-//! The client side of a realtime session: full-duplex access to the connection that
-//! tiny_http upgraded.
+//! The client side of a realtime session: the connection the server upgraded, and the
+//! small socket-level helpers the relay uses (poll flags, draining a closing WebSocket,
+//! telling a timeout from an error).
 //!
-//! tiny_http hands an upgraded connection over as one `Box<dyn ReadWrite>`: reading and
-//! writing need the same `&mut`, and a read blocks until the client sends something or
-//! the listener's 3 s read timeout passes. A relay built on it could not forward the
-//! provider's events while it waits for the client. So on Linux the relay takes its own
-//! handle of the same socket: `pidfd_getfd(2)` on our own process duplicates the
-//! descriptor whose peer is this request's remote address (a safe API: it returns a new,
-//! owned descriptor). tiny_http's box is kept alive, untouched, until the session ends,
-//! because dropping it shuts the socket down.
-//!
-//! Where that is not possible (another OS, or a seccomp profile that forbids
-//! `pidfd_getfd`, as container runtimes do without `CAP_SYS_PTRACE`), the relay falls
-//! back to the box itself, half-duplex: see `relay`.
-//!
-//! Also the small socket-level helpers the relay uses (poll flags, draining a closing
-//! WebSocket, telling a timeout from an error).
+//! The relay reads the client and the provider on one thread with a non-blocking socket
+//! (full duplex). `KT_REALTIME_HALF_DUPLEX=1` keeps the socket blocking instead, and the
+//! relay then alternates between the two sides (see `relay`): for troubleshooting.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::TcpStream;
 
 use std::time::Duration;
 
 use rustix::event::{PollFlags, Timespec};
-use tiny_http::ReadWrite;
 use tungstenite::WebSocket;
+
+use crate::gateway::conn::Upgraded;
 
 /// The upgraded client connection.
 pub enum ClientStream {
-    /// Our own non-blocking handle of the socket; `_hold` keeps tiny_http's handles (and
-    /// so the socket) open.
-    Duplex {
-        stream: TcpStream,
-        _hold: Box<dyn ReadWrite + Send>,
-    },
-    /// tiny_http's stream: blocking reads that time out after the listener's read timeout.
-    Shared(Box<dyn ReadWrite + Send>),
+    /// Non-blocking: the relay polls it.
+    Duplex { stream: TcpStream },
+    /// Blocking reads that time out after the listener's read timeout.
+    Shared(TcpStream),
 }
 
 impl ClientStream {
-    /// Takes a full-duplex handle of the connection when the platform allows it.
-    pub fn new(upgraded: Box<dyn ReadWrite + Send>, remote: Option<SocketAddr>) -> ClientStream {
-        let duplex = remote
-            .ok_or_else(|| std::io::Error::other("no remote address"))
-            .and_then(duplicate);
-        match duplex.and_then(|s| s.set_nonblocking(true).map(|()| s)) {
-            Ok(stream) => ClientStream::Duplex {
-                stream,
-                _hold: upgraded,
-            },
-            Err(e) => {
-                warn_half_duplex(&e);
-                ClientStream::Shared(upgraded)
-            }
+    /// The session's client socket and the bytes the client already sent after its
+    /// handshake.
+    pub fn new(upgraded: Upgraded) -> std::io::Result<(ClientStream, Vec<u8>)> {
+        let Upgraded { stream, buffered } = upgraded;
+        let half = std::env::var_os(crate::env::REALTIME_HALF_DUPLEX).is_some_and(|v| v == "1");
+        if half {
+            warn_half_duplex();
+            return Ok((ClientStream::Shared(stream), buffered));
         }
+        stream.set_nonblocking(true)?;
+        Ok((ClientStream::Duplex { stream }, buffered))
     }
 
     /// The socket to poll, when the relay has one.
     pub fn tcp(&self) -> Option<&TcpStream> {
         match self {
-            ClientStream::Duplex { stream, .. } => Some(stream),
+            ClientStream::Duplex { stream } => Some(stream),
             ClientStream::Shared(_) => None,
         }
     }
 
     /// Ends the connection for the client at once (after the close handshake).
     pub fn shutdown(&self) {
-        if let ClientStream::Duplex { stream, .. } = self {
-            // The peer may be gone already; nothing to do about an error.
-            let _ = stream.shutdown(std::net::Shutdown::Both);
-        }
+        let stream = match self {
+            ClientStream::Duplex { stream } | ClientStream::Shared(stream) => stream,
+        };
+        // The peer may be gone already; nothing to do about an error.
+        let _ = stream.shutdown(std::net::Shutdown::Both);
     }
 }
 
 impl Read for ClientStream {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         match self {
-            ClientStream::Duplex { stream, .. } => stream.read(buf),
-            ClientStream::Shared(s) => s.read(buf),
+            ClientStream::Duplex { stream } | ClientStream::Shared(stream) => stream.read(buf),
         }
     }
 }
@@ -85,89 +67,26 @@ impl Read for ClientStream {
 impl Write for ClientStream {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         match self {
-            ClientStream::Duplex { stream, .. } => stream.write(buf),
-            ClientStream::Shared(s) => s.write(buf),
+            ClientStream::Duplex { stream } | ClientStream::Shared(stream) => stream.write(buf),
         }
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
         match self {
-            ClientStream::Duplex { stream, .. } => stream.flush(),
-            ClientStream::Shared(s) => s.flush(),
+            ClientStream::Duplex { stream } | ClientStream::Shared(stream) => stream.flush(),
         }
     }
 }
 
-fn warn_half_duplex(e: &std::io::Error) {
+fn warn_half_duplex() {
     static WARNED: std::sync::Once = std::sync::Once::new();
     WARNED.call_once(|| {
         crate::logging::warn(&format!(
-            "realtime: no full-duplex access to client connections ({e}); sessions relay \
-             half-duplex, and provider events may wait up to 3 s while the client is silent"
+            "realtime: `{}=1`: sessions relay half-duplex, and provider events may wait up \
+             to 3 s while the client is silent",
+            crate::env::REALTIME_HALF_DUPLEX
         ));
     });
-}
-
-/// A new descriptor of our own socket whose peer is `remote`.
-#[cfg(target_os = "linux")]
-fn duplicate(remote: SocketAddr) -> std::io::Result<TcpStream> {
-    use rustix::process::{getpid, pidfd_getfd, pidfd_open, PidfdFlags, PidfdGetfdFlags};
-
-    if std::env::var_os(crate::env::REALTIME_HALF_DUPLEX).is_some_and(|v| v == "1") {
-        return Err(std::io::Error::other(format!(
-            "`{}=1`",
-            crate::env::REALTIME_HALF_DUPLEX
-        )));
-    }
-    let pidfd = pidfd_open(getpid(), PidfdFlags::empty())?;
-    // tiny_http holds two descriptors of the connection (reading and writing); both are
-    // the same socket. A second socket with the same peer would make the match ambiguous.
-    let mut found: Option<(std::path::PathBuf, TcpStream)> = None;
-    for entry in std::fs::read_dir("/proc/self/fd")? {
-        let entry = entry?;
-        let Ok(link) = std::fs::read_link(entry.path()) else {
-            continue; // Closed since the listing.
-        };
-        if !link.to_string_lossy().starts_with("socket:[") {
-            continue;
-        }
-        let Some(fd) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        let owned = match pidfd_getfd(&pidfd, fd, PidfdGetfdFlags::empty()) {
-            Ok(owned) => owned,
-            Err(rustix::io::Errno::BADF) => continue, // Closed since the listing.
-            Err(e) => return Err(e.into()),
-        };
-        let stream = TcpStream::from(owned);
-        if stream.peer_addr().ok() != Some(remote) {
-            continue;
-        }
-        match &found {
-            Some((inode, _)) if *inode != link => {
-                return Err(std::io::Error::other(format!(
-                    "two sockets have the peer `{remote}`"
-                )))
-            }
-            Some(_) => {}
-            None => found = Some((link, stream)),
-        }
-    }
-    found.map(|(_, s)| s).ok_or_else(|| {
-        std::io::Error::new(
-            std::io::ErrorKind::NotFound,
-            format!("no socket with the peer `{remote}`"),
-        )
-    })
-}
-
-#[cfg(not(target_os = "linux"))]
-fn duplicate(_remote: SocketAddr) -> std::io::Result<TcpStream> {
-    Err(std::io::Error::other("pidfd_getfd is Linux only"))
 }
 
 /// Reads what a closing peer still sends (its close reply included), discarding it.

@@ -19,8 +19,8 @@ use std::io;
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::gateway::conn::Request;
 use serde_json::Value;
-use tiny_http::Request;
 
 use super::chat::{self, finish_event, finish_ok, Prepared, Upstream};
 use super::http::{header, now_ms, read_body, Reply};

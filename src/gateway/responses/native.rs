@@ -9,8 +9,8 @@ use std::io::Read;
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::gateway::conn::Request;
 use serde_json::Value;
-use tiny_http::Request;
 
 use super::{error_code, failed_code, write_events};
 use crate::config::Target;
@@ -125,7 +125,7 @@ pub fn stream(
         Ok(r) => return refuse(state, req, &p, &mut ev, &chat::upstream_error(target, r)),
         Err(e) => return refuse(state, req, &p, &mut ev, &e),
     };
-    let http10 = req.http_version() == &tiny_http::HTTPVersion(1, 0);
+    let http10 = req.is_http10();
     let Ok(mut writer) = SseWriter::start(
         req.into_writer(),
         http10,
