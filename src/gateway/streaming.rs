@@ -1,5 +1,4 @@
-//! The SSE writer. tiny_http's `Response` buffers chunked bodies until the end, so a
-//! stream takes the raw connection (`Request::into_writer`), writes the status line and
+//! The SSE writer. A stream takes the raw connection (`Request::into_writer`), writes the status line and
 //! headers itself and frames every event as its own HTTP chunk, flushed at once.
 
 use std::io::{self, Write};

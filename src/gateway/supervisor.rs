@@ -1,9 +1,8 @@
 //! Crash containment: `kt gateway run` is a small supervisor that runs the real server in a
 //! child process (itself, with `KT_GATEWAY_WORKER=1`) and restarts it on the same address
-//! when it dies abnormally — the nginx master/worker pattern. tiny_http aborts the process
-//! on some hostile requests (it drains an unread body with `vec![0; content_length]`), and
-//! no handler can prevent that; the supervisor turns such an abort into a restart of a few
-//! milliseconds instead of an outage. SIGINT/SIGTERM are forwarded, and the child gets
+//! when it dies abnormally — the nginx master/worker pattern. Whatever aborts the server (a
+//! bug we have not found, an allocation failure in a dependency), the supervisor turns it
+//! into a restart of a few milliseconds instead of an outage. SIGINT/SIGTERM are forwarded, and the child gets
 //! SIGTERM if the supervisor itself dies (PR_SET_PDEATHSIG).
 
 use std::io::{BufRead, BufReader, Write};

@@ -514,8 +514,8 @@ fn invalid_config_refuses_to_start_with_the_reason() {
     assert!(out.stderr.contains("openia"), "{}", out.stderr);
 }
 
-// Regression: the listener's read timeout also bounds accept(), and tiny_http stops
-// accepting for good after one failed accept; the gateway must still answer after
+// Regression: the listener's read timeout also bounds accept() (tiny_http, which kt
+// once used, stopped accepting for good after that); the gateway must still answer after
 // being idle for longer than that timeout.
 #[test]
 fn keeps_accepting_after_an_idle_period_and_a_burst_of_connections() {

@@ -13,7 +13,7 @@ use crate::gateway::State;
 use crate::openai::ApiError;
 
 /// Realtime sessions open at once; more are refused with 503 before the upgrade. Each
-/// holds a relay thread and one of tiny_http's connection threads.
+/// holds a relay thread (the connection's thread goes back to the pool).
 pub const MAX_SESSIONS: usize = 256;
 /// `gateway.websocket.max_message_size_bytes` by default (seed 001).
 pub const DEFAULT_MAX_MESSAGE_BYTES: u64 = 1_048_576;
