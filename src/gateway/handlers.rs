@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::conn::{Method, Request};
 
-use super::http::{header, now_ms, random_id, Reply};
+use super::http::{header, now_ms, Reply};
 use super::{admin, chat, realtime, responses, State};
 
 use crate::openai::{ApiError, ModelEntry};
@@ -13,7 +13,7 @@ use crate::policy::Verdict;
 use crate::store::{Event, EventKind};
 
 pub fn handle(state: &Arc<State>, req: Request) {
-    let request_id = random_id("req_");
+    let request_id = super::http::request_id();
     let path = req.url().split('?').next().unwrap_or("").to_string();
     let method = req.method().clone();
     if let Err(e) = super::http::check_head(&req) {

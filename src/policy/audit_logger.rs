@@ -23,8 +23,8 @@ pub enum Payload {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Durability {
-    /// The answer never waits on the disk; events are committed in batches every few
-    /// milliseconds, so a SIGKILL (or power loss) can lose the last batch window.
+    /// The answer never waits on the disk; events are committed in batches (a 100 ms
+    /// window), so a SIGKILL (or power loss) can lose the last batch window.
     #[default]
     Batched,
     /// The answer is sent only once its event is committed (and synced to disk); if it

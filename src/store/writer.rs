@@ -146,9 +146,18 @@ struct Shared {
     failing: Mutex<Option<String>>,
     drop_warned_ms: AtomicI64,
     unavailable_warned_ms: AtomicI64,
+    /// The writer thread, to wake it before its batch window ends.
+    writer: std::sync::OnceLock<std::thread::Thread>,
 }
 
 impl Shared {
+    /// Wakes the writer: someone waits on a commit, or a batch is full.
+    fn wake(&self) {
+        if let Some(t) = self.writer.get() {
+            t.unpark();
+        }
+    }
+
     fn set_failing(&self, error: Option<String>) {
         if let Ok(mut f) = self.failing.lock() {
             *f = error;
@@ -190,9 +199,14 @@ impl EventSink {
             Durability::Batched => {
                 self.backpressure();
                 // Counted before it is sent, so the writer never counts below zero.
-                self.shared.pending.fetch_add(1, Ordering::Relaxed);
+                let pending = self.shared.pending.fetch_add(1, Ordering::Relaxed) + 1;
                 match self.tx.try_send(Msg::Event(Box::new(event), None)) {
-                    Ok(()) => Recorded::Queued,
+                    Ok(()) => {
+                        if pending % thread::BATCH as u64 == 0 {
+                            self.shared.wake();
+                        }
+                        Recorded::Queued
+                    }
                     Err(e) => {
                         self.shared.pending.fetch_sub(1, Ordering::Relaxed);
                         self.shared.count_dropped(1, queue_error(&e));
@@ -231,6 +245,7 @@ impl EventSink {
             let why = format!("could not be queued ({})", queue_error(&e));
             return self.unavailable(&request_id, &why);
         }
+        self.shared.wake();
         match done_rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
             Ok(()) => Recorded::Committed,
             Err(mpsc::RecvTimeoutError::Timeout) => self.unavailable(
@@ -266,6 +281,7 @@ impl EventSink {
         if send_until(&self.tx, Msg::Flush(tx), deadline).is_err() {
             return false;
         }
+        self.shared.wake();
         rx.recv_timeout(deadline.saturating_duration_since(Instant::now()))
             .is_ok()
     }
@@ -345,12 +361,14 @@ impl EventWriter {
             failing: Mutex::new(None),
             drop_warned_ms: AtomicI64::new(0),
             unavailable_warned_ms: AtomicI64::new(0),
+            writer: std::sync::OnceLock::new(),
         });
         let writer = thread::Writer::new(conn, rx, last_hash, shared.clone());
         let handle = std::thread::Builder::new()
             .name("kt-events".into())
             .spawn(move || writer.run())
             .map_err(io_error)?;
+        let _ = shared.writer.set(handle.thread().clone()); // Set once, here.
         Ok(EventWriter {
             sink: EventSink { tx, shared },
             handle: Some(handle),
@@ -369,6 +387,7 @@ impl EventWriter {
         // Sinks cloned into request handlers may still exist: stop explicitly rather than
         // waiting for every sender to be dropped.
         let stopped = send_until(&self.sink.tx, Msg::Stop, deadline).is_ok();
+        self.sink.shared.wake();
         if let Some(h) = self.handle.take() {
             while stopped && !h.is_finished() && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(5));

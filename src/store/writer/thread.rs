@@ -4,7 +4,7 @@
 //! logs one line when a failure streak starts and one when it ends, never one per retry.
 
 use std::sync::atomic::Ordering;
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TryRecvError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -14,12 +14,14 @@ use super::{Msg, Shared, QUEUE};
 use crate::store::events::{self, Event};
 
 /// Rows per transaction.
-const BATCH: usize = 1024;
+pub(super) const BATCH: usize = 1024;
 /// After a batched event arrives in a quiet period, wait this long for more before
-/// committing: one wake-up and one transaction per window instead of per request. It is
-/// also about what a SIGKILL can lose in `batched` durability. Strict events and flushes
-/// end the window at once: they have a waiter.
-const BATCH_WINDOW: Duration = Duration::from_millis(5);
+/// committing: one wake-up and one transaction per window instead of per request. The
+/// writer sleeps through the window (batched events do not wake it: a wake-up per event
+/// cost the request path a context switch each) and then takes what was queued. It is
+/// also about what a SIGKILL can lose in `batched` durability. Strict events, flushes,
+/// a stop and a full batch wake it at once (`Shared::wake`).
+const BATCH_WINDOW: Duration = Duration::from_millis(100);
 /// How often retention pruning runs.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 /// The writer's wait on another connection's lock before its commit fails and the retry
@@ -131,38 +133,44 @@ impl Writer {
     ) -> bool {
         let mut deadline = Instant::now() + BATCH_WINDOW;
         let mut next = Some(first);
-        while let Some(msg) = next.take() {
-            match msg {
-                Msg::Event(event, done) => {
-                    if done.is_some() {
-                        deadline = Instant::now();
+        loop {
+            while let Some(msg) = next.take() {
+                match msg {
+                    Msg::Event(event, done) => {
+                        if done.is_some() {
+                            deadline = Instant::now();
+                        }
+                        batch.push(Queued {
+                            event: *event,
+                            done,
+                        });
                     }
-                    batch.push(Queued {
-                        event: *event,
-                        done,
-                    });
+                    Msg::Flush(w) => {
+                        deadline = Instant::now();
+                        flushes.push(w);
+                    }
+                    Msg::Stop => return true,
                 }
-                Msg::Flush(w) => {
-                    deadline = Instant::now();
-                    flushes.push(w);
+                if batch.len() >= BATCH {
+                    return false;
                 }
-                Msg::Stop => return true,
-            }
-            if batch.len() >= BATCH {
-                break;
+                next = match self.rx.try_recv() {
+                    Ok(m) => Some(m),
+                    Err(TryRecvError::Empty) => None,
+                    Err(TryRecvError::Disconnected) => return true,
+                };
             }
             let wait = deadline.saturating_duration_since(Instant::now());
-            next = if wait.is_zero() {
-                self.rx.try_recv().ok()
-            } else {
-                match self.rx.recv_timeout(wait) {
-                    Ok(m) => Some(m),
-                    Err(RecvTimeoutError::Timeout) => None,
-                    Err(RecvTimeoutError::Disconnected) => return true,
-                }
+            if wait.is_zero() {
+                return false;
+            }
+            std::thread::park_timeout(wait);
+            next = match self.rx.try_recv() {
+                Ok(m) => Some(m),
+                Err(TryRecvError::Empty) => None,
+                Err(TryRecvError::Disconnected) => return true,
             };
         }
-        false
     }
 
     /// Commits `batch`, retrying until it succeeds. A row the database refuses for itself
