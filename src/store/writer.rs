@@ -16,7 +16,7 @@ mod thread;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::mpsc::{self, SyncSender, TrySendError};
+use std::sync::mpsc::{self, Sender, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -27,7 +27,10 @@ use super::events::{self, Event};
 use super::StoreError;
 pub use crate::policy::audit_logger::Durability;
 
-/// Events queued before new ones are dropped (and counted).
+/// Events queued before new ones are dropped (and counted). The channel itself is
+/// unbounded (a linked list of small blocks, freed as the writer drains them); this bound
+/// is kept with the `pending` count. A preallocated ring of 65 536 slots was 2 MiB that
+/// became resident as the ring turned.
 const QUEUE: usize = 65_536;
 /// How long a strict `record` waits for its event's commit before the request is answered
 /// with `503 audit_unavailable` (the default of `WriterOptions::strict_wait`). Longer than
@@ -188,8 +191,15 @@ fn should_warn(last: &AtomicI64) -> bool {
 /// The request side: cheap to clone. Never blocks in batched durability.
 #[derive(Clone)]
 pub struct EventSink {
-    tx: SyncSender<Msg>,
+    tx: Sender<Msg>,
     shared: Arc<Shared>,
+}
+
+/// Why an event could not be queued.
+#[derive(Debug, Clone, Copy)]
+enum QueueError {
+    Full,
+    Stopped,
 }
 
 impl EventSink {
@@ -198,18 +208,15 @@ impl EventSink {
         match self.shared.options.durability_of(&event) {
             Durability::Batched => {
                 self.backpressure();
-                // Counted before it is sent, so the writer never counts below zero.
-                let pending = self.shared.pending.fetch_add(1, Ordering::Relaxed) + 1;
-                match self.tx.try_send(Msg::Event(Box::new(event), None)) {
-                    Ok(()) => {
+                match self.enqueue(event, None) {
+                    Ok(pending) => {
                         if pending % thread::BATCH as u64 == 0 {
                             self.shared.wake();
                         }
                         Recorded::Queued
                     }
                     Err(e) => {
-                        self.shared.pending.fetch_sub(1, Ordering::Relaxed);
-                        self.shared.count_dropped(1, queue_error(&e));
+                        self.shared.count_dropped(1, queue_error(e));
                         Recorded::Dropped
                     }
                 }
@@ -230,19 +237,36 @@ impl EventSink {
         }
     }
 
+    /// Counts and sends one event; the count of pending events after it.
+    fn enqueue(&self, event: Event, done: Option<SyncSender<()>>) -> Result<u64, QueueError> {
+        // Counted before it is sent, so the writer never counts below zero.
+        let pending = self.shared.pending.fetch_add(1, Ordering::Relaxed) + 1;
+        if pending > QUEUE as u64 {
+            self.shared.pending.fetch_sub(1, Ordering::Relaxed);
+            return Err(QueueError::Full);
+        }
+        match self.tx.send(Msg::Event(Box::new(event), done)) {
+            Ok(()) => Ok(pending),
+            Err(_) => {
+                self.shared.pending.fetch_sub(1, Ordering::Relaxed);
+                Err(QueueError::Stopped)
+            }
+        }
+    }
+
     fn record_strict(&self, event: Event) -> Recorded {
         let deadline = Instant::now() + self.shared.options.strict_wait;
         let request_id = event.request_id.clone();
         let (done_tx, done_rx) = mpsc::sync_channel(1);
-        self.shared.pending.fetch_add(1, Ordering::Relaxed);
-        if let Err(e) = send_until(
-            &self.tx,
-            Msg::Event(Box::new(event), Some(done_tx)),
-            deadline,
-        ) {
-            self.shared.pending.fetch_sub(1, Ordering::Relaxed);
-            self.shared.count_dropped(1, queue_error(&e));
-            let why = format!("could not be queued ({})", queue_error(&e));
+        // A full queue (a stuck database) may drain before the deadline.
+        while self.shared.pending.load(Ordering::Relaxed) >= QUEUE as u64
+            && Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        if let Err(e) = self.enqueue(event, Some(done_tx)) {
+            self.shared.count_dropped(1, queue_error(e));
+            let why = format!("could not be queued ({})", queue_error(e));
             return self.unavailable(&request_id, &why);
         }
         self.shared.wake();
@@ -278,7 +302,7 @@ impl EventSink {
     pub fn flush(&self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
         let (tx, rx) = mpsc::sync_channel(1);
-        if send_until(&self.tx, Msg::Flush(tx), deadline).is_err() {
+        if self.tx.send(Msg::Flush(tx)).is_err() {
             return false;
         }
         self.shared.wake();
@@ -298,27 +322,10 @@ impl EventSink {
     }
 }
 
-fn queue_error<T>(e: &TrySendError<T>) -> &'static str {
+fn queue_error(e: QueueError) -> &'static str {
     match e {
-        TrySendError::Full(_) => "the event queue is full",
-        TrySendError::Disconnected(_) => "the event writer has stopped",
-    }
-}
-
-/// Sends without blocking past `deadline` (the queue may be full while the database is
-/// stuck).
-fn send_until(tx: &SyncSender<Msg>, msg: Msg, deadline: Instant) -> Result<(), TrySendError<()>> {
-    let mut msg = msg;
-    loop {
-        match tx.try_send(msg) {
-            Ok(()) => return Ok(()),
-            Err(TrySendError::Full(m)) if Instant::now() < deadline => {
-                msg = m;
-                std::thread::sleep(Duration::from_millis(2));
-            }
-            Err(TrySendError::Full(_)) => return Err(TrySendError::Full(())),
-            Err(TrySendError::Disconnected(_)) => return Err(TrySendError::Disconnected(())),
-        }
+        QueueError::Full => "the event queue is full",
+        QueueError::Stopped => "the event writer has stopped",
     }
 }
 
@@ -350,7 +357,7 @@ impl EventWriter {
             source,
         })?;
         let last_hash = events::last_hash(&conn)?;
-        let (tx, rx) = mpsc::sync_channel(QUEUE);
+        let (tx, rx) = mpsc::channel();
         let shared = Arc::new(Shared {
             options,
             pending: AtomicU64::new(0),
@@ -386,7 +393,7 @@ impl EventWriter {
         let flushed = self.sink.flush(timeout);
         // Sinks cloned into request handlers may still exist: stop explicitly rather than
         // waiting for every sender to be dropped.
-        let stopped = send_until(&self.sink.tx, Msg::Stop, deadline).is_ok();
+        let stopped = self.sink.tx.send(Msg::Stop).is_ok();
         self.sink.shared.wake();
         if let Some(h) = self.handle.take() {
             while stopped && !h.is_finished() && Instant::now() < deadline {

@@ -6,12 +6,12 @@
 
 use std::sync::{Arc, Mutex};
 
-use regex::bytes::{RegexSet as BytesSet, RegexSetBuilder as BytesSetBuilder};
 use regex::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
 
 use super::compile::Compiler;
 use super::concepts::{self, Concepts};
 use super::decode::Decoder;
+use super::lean::LeanSet;
 use super::matcher::{Scratch, WordMatcher};
 use super::normalize::normalize;
 use super::score::{score, Analysis, Evidence};
@@ -41,30 +41,16 @@ pub struct Detector {
     word_signals: Vec<Signal>,
     discussion_start: usize,
     atoms_start: usize,
-    chars: BytesSet,
+    chars: LeanSet,
     char_signals: Vec<Signal>,
     concepts: Concepts,
-    scripts: RegexSet,
-    squashed: BytesSet,
-    discussion_scripts: RegexSet,
+    scripts: LeanSet,
+    squashed: LeanSet,
+    discussion_scripts: LeanSet,
     negated: Regex,
     custom: Option<RegexSet>,
     allow: Vec<Regex>,
     decoder: Decoder,
-}
-
-fn unicode_set(patterns: impl IntoIterator<Item = String>) -> Result<RegexSet, regex::Error> {
-    RegexSetBuilder::new(patterns)
-        .size_limit(REGEX_SIZE_LIMIT)
-        .build()
-}
-
-fn bytes_set<'a>(patterns: impl IntoIterator<Item = &'a str>) -> Result<BytesSet, regex::Error> {
-    BytesSetBuilder::new(patterns)
-        .case_insensitive(true)
-        .unicode(false)
-        .size_limit(REGEX_SIZE_LIMIT)
-        .build()
 }
 
 /// Detectors already compiled, by their (patterns, allow_patterns). Validating a config
@@ -98,7 +84,8 @@ impl Detector {
     /// Compiles the catalogue and the administrator's patterns. Errors name the config
     /// field and the offending pattern.
     pub fn new(patterns: &[String], allow_patterns: &[String]) -> Result<Detector, String> {
-        let internal = |what: &str, e: regex::Error| format!("built-in {what} patterns: {e}");
+        let internal =
+            |what: &str, e: &dyn std::fmt::Display| format!("built-in {what} patterns: {e}");
         let custom = if patterns.is_empty() {
             None
         } else {
@@ -136,7 +123,7 @@ impl Detector {
         let discussion_start = word_signals.len();
         let atoms_start = discussion_start + signals::DISCUSSION.len();
         let negated = Regex::new(&compiler.compile(signals::NEGATED)?)
-            .map_err(|e| internal("negation", e))?;
+            .map_err(|e| internal("negation", &e))?;
         let concepts = Concepts::new()?;
         let char_signals = signals::chars();
         Ok(Detector {
@@ -144,22 +131,30 @@ impl Detector {
             word_signals,
             discussion_start,
             atoms_start,
-            chars: bytes_set(char_signals.iter().map(|s| s.pattern))
-                .map_err(|e| internal("character", e))?,
+            chars: LeanSet::bytes(&char_signals.iter().map(|s| s.pattern).collect::<Vec<_>>())
+                .map_err(|e| internal("character", &e))?,
             char_signals,
             concepts,
-            scripts: unicode_set(signals::SCRIPTS.iter().map(|s| s.pattern.to_string()))
-                .map_err(|e| internal("script", e))?,
-            squashed: bytes_set(signals::SQUASHED.iter().map(|s| s.pattern))
-                .map_err(|e| internal("squashed", e))?,
-            discussion_scripts: unicode_set(
-                signals::DISCUSSION_SCRIPTS.iter().map(|s| (*s).to_string()),
+            scripts: LeanSet::unicode(
+                &signals::SCRIPTS
+                    .iter()
+                    .map(|s| s.pattern)
+                    .collect::<Vec<_>>(),
             )
-            .map_err(|e| internal("discussion", e))?,
+            .map_err(|e| internal("script", &e))?,
+            squashed: LeanSet::bytes(
+                &signals::SQUASHED
+                    .iter()
+                    .map(|s| s.pattern)
+                    .collect::<Vec<_>>(),
+            )
+            .map_err(|e| internal("squashed", &e))?,
+            discussion_scripts: LeanSet::unicode(signals::DISCUSSION_SCRIPTS)
+                .map_err(|e| internal("discussion", &e))?,
             negated,
             custom,
             allow,
-            decoder: Decoder::new().map_err(|e| internal("decoder", e))?,
+            decoder: Decoder::new().map_err(|e| internal("decoder", &e))?,
             lexicon: compiler.lexicon,
         })
     }
@@ -176,7 +171,7 @@ impl Detector {
         let folded = self.allowed(std::mem::take(&mut norm.folded));
         let (symbols, leet) = self.symbols(&folded);
         let words = self.match_words(&symbols, depth == 0, ev);
-        for i in self.chars.matches(folded.as_bytes()).iter() {
+        for i in self.chars.matches(folded.as_bytes()) {
             if let Some(s) = self.char_signals.get(i) {
                 ev.matched.insert((CHARS, i), (s.kind, s.weight));
             }
@@ -211,7 +206,7 @@ impl Detector {
         }
         if let Some(plain) = norm.plain.take() {
             let plain = self.allowed(plain);
-            for i in self.scripts.matches(&plain).iter() {
+            for i in self.scripts.matches(&plain) {
                 if let Some(s) = signals::SCRIPTS.get(i) {
                     ev.matched.insert((SCRIPTS, i), (s.kind, s.weight));
                 }
@@ -221,7 +216,7 @@ impl Detector {
             }
         }
         if let Some(squashed) = &norm.squashed {
-            for i in self.squashed.matches(squashed.as_bytes()).iter() {
+            for i in self.squashed.matches(squashed.as_bytes()) {
                 if let Some(s) = signals::SQUASHED.get(i) {
                     ev.matched.insert((SQUASHED, i), (s.kind, s.weight));
                 }

@@ -7,7 +7,7 @@
 //! sentence, and only the patterns anchored on a symbol of that sentence are run, on that
 //! short sentence. A typical benign sentence wakes up no pattern at all.
 
-use regex::{Regex, RegexBuilder};
+use super::lean::LeanRegex;
 
 use super::compile::Compiler;
 use super::symbols::{ANCHOR_PUNCTUATION, SENTENCE_END};
@@ -29,7 +29,7 @@ const COMMON: &[&str] = &[
 /// Word patterns, each with its anchor and requirements.
 #[derive(Debug)]
 pub struct WordMatcher {
-    regexes: Vec<Regex>,
+    regexes: Vec<LeanRegex>,
     /// Per pattern: alternatives, each a list of requirements (slots of their symbols)
     /// that must all be present.
     requirements: Vec<Vec<Vec<Vec<usize>>>>,
@@ -56,9 +56,7 @@ impl WordMatcher {
             always: Vec::new(),
         };
         for (i, p) in patterns.into_iter().enumerate() {
-            let re = RegexBuilder::new(&compiler.compile(p)?)
-                .size_limit(16 << 20)
-                .build()
+            let re = LeanRegex::new(&compiler.compile(p)?)
                 .map_err(|e| format!("word pattern `{p}`: {e}"))?;
             m.regexes.push(re);
             m.lexical.push(compiler.is_lexical(p));

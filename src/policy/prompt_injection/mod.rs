@@ -12,6 +12,7 @@ mod compile;
 mod concepts;
 mod decode;
 mod detector;
+mod lean;
 mod letters;
 mod matcher;
 mod normalize;

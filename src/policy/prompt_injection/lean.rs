@@ -1,0 +1,135 @@
+//! Regexes and regex sets built without literal prefilters, for the built-in catalogue.
+//!
+//! `regex` builds an Aho-Corasick or Teddy prefilter from the literals of every regex
+//! and set. For the catalogue's few hundred patterns those prefilters were about half of
+//! the detector's memory (8 MiB of the gateway's ~23 MiB at start), and they buy little
+//! here: word patterns only run on the sentences their anchor words woke up, and the
+//! sets scan texts the lazy DFA reads at full speed anyway (bench: the default chain's
+//! cost did not change). `regex_automata::meta` — the engine behind `regex` — takes the
+//! switch, and skips capture groups we never read.
+
+use regex_automata::meta::{self, BuildError};
+use regex_automata::nfa::thompson::WhichCaptures;
+use regex_automata::util::syntax;
+use regex_automata::{Input, MatchKind, PatternSet};
+
+/// Largest compiled automaton a pattern may need.
+const SIZE_LIMIT: usize = 64 << 20;
+
+fn config(kind: MatchKind) -> meta::Config {
+    meta::Config::new()
+        .match_kind(kind)
+        .auto_prefilter(false)
+        .which_captures(WhichCaptures::None)
+        .nfa_size_limit(Some(SIZE_LIMIT))
+}
+
+/// One pattern over text (Unicode, case as written).
+#[derive(Debug)]
+pub struct LeanRegex(meta::Regex);
+
+impl LeanRegex {
+    pub fn new(pattern: &str) -> Result<LeanRegex, BuildError> {
+        meta::Builder::new()
+            .configure(config(MatchKind::LeftmostFirst))
+            .build(pattern)
+            .map(LeanRegex)
+    }
+
+    pub fn is_match(&self, text: &str) -> bool {
+        self.0.is_match(text)
+    }
+}
+
+/// Many patterns; `matches` says which of them match anywhere in a haystack.
+#[derive(Debug)]
+pub struct LeanSet(meta::Regex);
+
+impl LeanSet {
+    /// Unicode patterns over text, case as written.
+    pub fn unicode<P: AsRef<str>>(patterns: &[P]) -> Result<LeanSet, BuildError> {
+        meta::Builder::new()
+            .configure(config(MatchKind::All))
+            .build_many(patterns)
+            .map(LeanSet)
+    }
+
+    /// ASCII, case-insensitive patterns over bytes (`regex::bytes` with `(?i-u)`).
+    pub fn bytes<P: AsRef<str>>(patterns: &[P]) -> Result<LeanSet, BuildError> {
+        meta::Builder::new()
+            .configure(config(MatchKind::All))
+            .syntax(
+                syntax::Config::new()
+                    .case_insensitive(true)
+                    .unicode(false)
+                    .utf8(false),
+            )
+            .build_many(patterns)
+            .map(LeanSet)
+    }
+
+    /// The indices of the patterns that match somewhere in `haystack`, in order.
+    pub fn matches(&self, haystack: impl AsRef<[u8]>) -> impl Iterator<Item = usize> {
+        let mut set = PatternSet::new(self.0.pattern_len());
+        self.0
+            .which_overlapping_matches(&Input::new(haystack.as_ref()), &mut set);
+        set.iter()
+            .map(|p| p.as_usize())
+            .collect::<Vec<_>>()
+            .into_iter()
+    }
+
+    pub fn is_match(&self, haystack: impl AsRef<[u8]>) -> bool {
+        self.0.is_match(Input::new(haystack.as_ref()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The lean builds match exactly what `regex` matches.
+    #[test]
+    fn lean_sets_agree_with_regex_sets() {
+        let patterns = [
+            r"ab+c",
+            r"(?:foo|bar)\s+baz",
+            r"b",
+            r"[^.!?\n]{0,5}?zz",
+            r"\bword\b",
+        ];
+        let set = regex::RegexSet::new(patterns).unwrap();
+        let lean = LeanSet::unicode(&patterns).unwrap();
+        for text in [
+            "abbc foo  baz",
+            "nothing",
+            "x zz.",
+            "a word here",
+            "bar baz b",
+            "",
+        ] {
+            let want: Vec<usize> = set.matches(text).iter().collect();
+            let got: Vec<usize> = lean.matches(text).collect();
+            assert_eq!(got, want, "{text}");
+            assert_eq!(lean.is_match(text), set.is_match(text), "{text}");
+        }
+        let bytes = [r"ignore\s+all", r"\x00\xff", r"sys(tem)?"];
+        let set = regex::bytes::RegexSetBuilder::new(bytes)
+            .case_insensitive(true)
+            .unicode(false)
+            .build()
+            .unwrap();
+        let lean = LeanSet::bytes(&bytes).unwrap();
+        for text in [
+            &b"IGNORE  all"[..],
+            b"\x00\xff\xfe",
+            b"SYSTEM",
+            b"\xff\xfe ok",
+        ] {
+            let want: Vec<usize> = set.matches(text).iter().collect();
+            assert_eq!(lean.matches(text).collect::<Vec<_>>(), want);
+        }
+        let re = LeanRegex::new(r"(?:a|b)c+").unwrap();
+        assert!(re.is_match("xxbccc") && !re.is_match("ab"));
+    }
+}
