@@ -93,6 +93,62 @@ pub fn load(url: &str, body: &str, conc: usize, dur: Duration) -> Load {
     }
 }
 
+/// Open loop: requests scheduled at a fixed `rate` (per second) for `dur`, sent by up to
+/// `conc` clients. Each latency counts from the request's scheduled time, so a request
+/// that had to wait for a free client counts its wait (no coordinated omission). This
+/// is latency at a load the machine carries, where the closed loop above measures how
+/// the CPU is shared at saturation.
+pub fn paced(url: &str, body: &str, rate: f64, conc: usize, dur: Duration) -> Load {
+    let next = Arc::new(AtomicUsize::new(0));
+    let total = (rate * dur.as_secs_f64()) as usize;
+    let start = Instant::now() + Duration::from_millis(20);
+    let handles: Vec<_> = (0..conc)
+        .map(|_| {
+            let (url, body, next) = (url.to_string(), body.to_string(), next.clone());
+            std::thread::Builder::new()
+                .stack_size(256 * 1024)
+                .spawn(move || {
+                    let agent = agent();
+                    let mut lat = Vec::new();
+                    let mut errors = 0u64;
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        if i >= total {
+                            break;
+                        }
+                        let due = start + Duration::from_secs_f64(i as f64 / rate);
+                        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                            std::thread::sleep(wait);
+                        }
+                        match post(&agent, &url, &body) {
+                            Ok(mut r) if r.status().as_u16() == 200 => {
+                                r.body_mut().read_to_vec().ok();
+                                lat.push(due.elapsed().as_secs_f64() * 1000.0);
+                            }
+                            _ => errors += 1,
+                        }
+                    }
+                    (lat, errors)
+                })
+                .unwrap()
+        })
+        .collect();
+    let mut lat = Vec::new();
+    let mut errors = 0;
+    for h in handles {
+        let (l, e) = h.join().unwrap();
+        lat.extend(l);
+        errors += e;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    lat.sort_by(f64::total_cmp);
+    Load {
+        rps: lat.len() as f64 / secs,
+        lat,
+        errors,
+    }
+}
+
 /// Per stream: time to the first content event, the gaps between content events, the
 /// total time (all ms, sorted).
 pub struct Streams {

@@ -67,9 +67,27 @@ pub fn chain_cost(prompt: &str, n: usize) -> ChainCost {
     cost
 }
 
+/// An event like the gateway's for one chat completion through the default chain: the
+/// policy trace, the routing detail and both bodies (~1.5 KB in all).
 fn event(i: usize, chained: bool) -> Event {
     Event {
-        request_id: format!("req_{i:016x}"),
+        request_id: format!("req_{:012x}{i:012x}", 1_700_000_000_000u64),
+        policies: Some(serde_json::json!([
+            {"policy": "prompt-injection", "phase": "input", "verdict": "allow", "score": 0.0},
+            {"policy": "pii-detector", "phase": "input", "verdict": "allow"},
+            {"policy": "audit-logger", "phase": "input", "verdict": "allow"},
+            {"policy": "pii-detector", "phase": "output", "verdict": "allow"},
+        ])),
+        detail: Some(serde_json::json!({"routing": {
+            "requested": "gpt-4o", "resolved": "gpt-4o", "strategy": "single",
+            "candidates": ["openai-main"], "order": ["openai-main"], "chosen": "openai-main",
+            "attempts": [{"target": "openai-main", "status": 200, "latency_ms": 0.4}],
+        }})),
+        request_body: Some(crate::BODY.to_string()),
+        response_body: Some(format!(
+            "{{\"id\":\"chatcmpl-{i:024x}\",\"object\":\"chat.completion\",\"created\":1,\"model\":\"gpt-4o\",\"choices\":[{{\"index\":0,\"message\":{{\"role\":\"assistant\",\"content\":\"{}\"}},\"finish_reason\":\"stop\"}}],\"usage\":{{\"prompt_tokens\":12,\"completion_tokens\":10,\"total_tokens\":22}}}}",
+            "The quick brown fox jumps over the lazy dog. ".repeat(8)
+        )),
         ts_ms: 1_700_000_000_000,
         endpoint: "/v1/chat/completions".into(),
         configuration: Some("sandbox".into()),

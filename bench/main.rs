@@ -62,6 +62,13 @@ fn only(name: &str, value: String) {
 
 fn main() {
     let a = args();
+    if std::env::args().any(|x| x == "--writer-only") {
+        // For profiling the event writer alone.
+        let dir = tempfile::tempdir().unwrap();
+        let rate = inproc::writer_throughput(dir.path(), 200_000, false);
+        println!("event writer {rate:.0}/s");
+        return;
+    }
     let upstream = mock::start();
     let dir = tempfile::tempdir().unwrap();
     let (mut kt, kt_addr) = start_kt(&upstream, dir.path());
@@ -102,6 +109,28 @@ fn main() {
         if k.errors + d.errors > 0 {
             row(
                 &format!("errors @ c={conc}"),
+                "",
+                d.errors as f64,
+                k.errors as f64,
+            );
+        }
+    }
+    // The same 32 clients, paced at a rate both paths carry: added latency when the CPU
+    // is not saturated by the bench's own client and mock.
+    for rate in [1000.0, 2000.0] {
+        let d = client::paced(&direct, BODY, rate, 32, dur);
+        let k = client::paced(&via, BODY, rate, 32, dur);
+        for (name, p) in [("p50", 0.50), ("p99", 0.99)] {
+            row(
+                &format!("latency {name} @ {rate:.0}/s, c≤32"),
+                "ms",
+                pct(&d.lat, p),
+                pct(&k.lat, p),
+            );
+        }
+        if k.errors + d.errors > 0 {
+            row(
+                &format!("errors @ {rate:.0}/s"),
                 "",
                 d.errors as f64,
                 k.errors as f64,
