@@ -20,6 +20,7 @@ mod tree;
 
 mod config;
 mod eventstream;
+mod http;
 mod injection;
 mod pii;
 mod providers;
