@@ -553,3 +553,43 @@ fn keeps_accepting_after_an_idle_period_and_a_burst_of_connections() {
     );
     assert!(gw.stderr().lines().all(|l| !l.contains("accept failed")));
 }
+
+// Upstream connections are pooled: sequential requests, streamed or not, reuse one
+// keep-alive connection instead of opening one each (counted at the mock's accept).
+#[test]
+fn upstream_connections_are_reused_across_requests() {
+    let up = MockUpstream::start(|r| {
+        if r.json()["stream"] == true {
+            MockReply::openai_sse(
+                &[
+                    chunk(json!({"role": "assistant", "content": "hi"}), None),
+                    chunk(json!({}), Some("stop")),
+                ],
+                Duration::ZERO,
+            )
+        } else {
+            MockReply::json(200, completion("hello"))
+        }
+    });
+    let gw = Gateway::start(Some(&config_for(&up.v1(), "")));
+    let url = format!("{}/chat/completions", gw.base_url());
+    for i in 0..30 {
+        if i % 2 == 0 {
+            let (status, _, body) = post_json(&url, &user("hi"), &[]);
+            assert_eq!(status, 200, "{body}");
+        } else {
+            let (status, events) = post_stream(
+                &url,
+                &json!({"model": "gpt-4o", "stream": true, "messages": [{"role": "user", "content": "hi"}]}),
+            );
+            assert_eq!(status, 200);
+            assert_eq!(events.last().map(|e| e.data.as_str()), Some("[DONE]"));
+        }
+    }
+    assert_eq!(up.count(), 30);
+    let opened = up.connections.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        opened <= 2,
+        "{opened} upstream connections for 30 sequential requests"
+    );
+}
