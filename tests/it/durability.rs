@@ -204,11 +204,17 @@ fn sigterm_under_load_loses_no_event_strict() {
 /// Kills the serving process with SIGKILL mid-load, three times (the supervisor starts a
 /// new one each time), then stops the gateway. Returns the answered requests and the
 /// events after it all.
-fn sigkill_under_load(durability: &str) -> (Gateway, Vec<(String, u16)>, HashMap<String, usize>) {
+/// Three SIGKILLs of the server under load; the gateway, the answered requests, the
+/// events by request id, and the answers per second.
+fn sigkill_under_load(
+    durability: &str,
+) -> (Gateway, Vec<(String, u16)>, HashMap<String, usize>, f64) {
     let mut gw = Gateway::start(Some(&config(durability)));
+    let started = Instant::now();
     let load = Load::start(&gw.url());
+    // Rounds long enough that one batch window (100 ms) is a small part of each.
     for round in 1..=3 {
-        load.wait_answered(200 * round);
+        load.wait_answered(1000 * round);
         let server = server_pid(&gw);
         kill("-KILL", server);
         wait_for(Duration::from_secs(10), "the restarted server", || {
@@ -219,16 +225,17 @@ fn sigkill_under_load(durability: &str) -> (Gateway, Vec<(String, u16)>, HashMap
             .is_ok_and(|c| c.split_whitespace().any(|p| p != server.to_string()))
         });
     }
-    load.wait_answered(700);
+    load.wait_answered(3300);
     let answered = load.finish();
+    let rate = answered.len() as f64 / started.elapsed().as_secs_f64();
     assert!(gw.terminate(Duration::from_secs(40)).success());
     let by_id = events_by_request(&gw);
-    (gw, answered, by_id)
+    (gw, answered, by_id, rate)
 }
 
 #[test]
 fn sigkill_in_strict_mode_loses_no_event_of_an_answered_request() {
-    let (gw, answered, by_id) = sigkill_under_load("strict");
+    let (gw, answered, by_id, _) = sigkill_under_load("strict");
     assert!(answered.len() >= 700);
     let lost = missing(&answered, &by_id);
     assert!(
@@ -243,15 +250,28 @@ fn sigkill_in_strict_mode_loses_no_event_of_an_answered_request() {
 
 #[test]
 fn sigkill_in_batched_mode_loses_at_most_about_a_batch() {
-    let (gw, answered, by_id) = sigkill_under_load("batched");
+    let (gw, answered, by_id, rate) = sigkill_under_load("batched");
     let lost = missing(&answered, &by_id);
     eprintln!(
-        "batched SIGKILL: {} of {} answered requests lost their event",
+        "batched SIGKILL: {} of {} answered requests lost their event ({rate:.0} answers/s)",
         lost.len(),
         answered.len()
     );
-    // What was queued at the kill: a few milliseconds of answers from 32 clients.
-    assert!(lost.len() <= 256, "{lost:?}");
+    // What was queued at each of the 3 kills: at most the batch window's answers (100 ms;
+    // twice that for slack on a loaded machine) and what the 32 clients had in flight.
+    let bound = 3.0 * (rate * 0.3 + 32.0);
+    assert!(
+        (lost.len() as f64) <= bound,
+        "{} lost, more than {bound:.0}: {:?}",
+        lost.len(),
+        &lost[..lost.len().min(10)]
+    );
+    assert!(
+        lost.len() < answered.len() / 3,
+        "{} of {} events lost",
+        lost.len(),
+        answered.len()
+    );
     // The database survived the kill and the chain has no hole: lost events were never
     // committed, and the restarted writer chained on from the last committed row.
     assert_chain_verifies(&gw);
