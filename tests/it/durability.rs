@@ -204,11 +204,18 @@ fn sigterm_under_load_loses_no_event_strict() {
 /// Kills the serving process with SIGKILL mid-load, three times (the supervisor starts a
 /// new one each time), then stops the gateway. Returns the answered requests and the
 /// events after it all.
-/// Three SIGKILLs of the server under load; the gateway, the answered requests, the
-/// events by request id, and the answers per second.
-fn sigkill_under_load(
-    durability: &str,
-) -> (Gateway, Vec<(String, u16)>, HashMap<String, usize>, f64) {
+/// After three SIGKILLs of the server under load.
+struct Killed {
+    gw: Gateway,
+    /// Request ids and statuses of the answered requests.
+    answered: Vec<(String, u16)>,
+    /// Events per request id.
+    by_id: HashMap<String, usize>,
+    /// Answers per second over the run.
+    rate: f64,
+}
+
+fn sigkill_under_load(durability: &str) -> Killed {
     let mut gw = Gateway::start(Some(&config(durability)));
     let started = Instant::now();
     let load = Load::start(&gw.url());
@@ -230,12 +237,22 @@ fn sigkill_under_load(
     let rate = answered.len() as f64 / started.elapsed().as_secs_f64();
     assert!(gw.terminate(Duration::from_secs(40)).success());
     let by_id = events_by_request(&gw);
-    (gw, answered, by_id, rate)
+    Killed {
+        gw,
+        answered,
+        by_id,
+        rate,
+    }
 }
 
 #[test]
 fn sigkill_in_strict_mode_loses_no_event_of_an_answered_request() {
-    let (gw, answered, by_id, _) = sigkill_under_load("strict");
+    let Killed {
+        gw,
+        answered,
+        by_id,
+        ..
+    } = sigkill_under_load("strict");
     assert!(answered.len() >= 700);
     let lost = missing(&answered, &by_id);
     assert!(
@@ -250,7 +267,12 @@ fn sigkill_in_strict_mode_loses_no_event_of_an_answered_request() {
 
 #[test]
 fn sigkill_in_batched_mode_loses_at_most_about_a_batch() {
-    let (gw, answered, by_id, rate) = sigkill_under_load("batched");
+    let Killed {
+        gw,
+        answered,
+        by_id,
+        rate,
+    } = sigkill_under_load("batched");
     let lost = missing(&answered, &by_id);
     eprintln!(
         "batched SIGKILL: {} of {} answered requests lost their event ({rate:.0} answers/s)",
