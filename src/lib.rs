@@ -1,6 +1,7 @@
 //! kt — the Keeptrusts AI governance gateway, as a library shared by the `kt` binary and
 //! the integration tests.
 
+pub mod civil;
 pub mod cli;
 pub mod config;
 pub mod env;

@@ -152,25 +152,11 @@ fn period(p: BudgetPeriod, now_secs: f64) -> (String, i64) {
             (format!("org:week:{start}"), start * 86_400_000)
         }
         BudgetPeriod::Monthly => {
-            let (y, m, d) = civil_from_days(days);
+            let (y, m, d) = crate::civil::from_days(days);
             let start = days - (d as i64 - 1);
             (format!("org:month:{y}-{m:02}"), start * 86_400_000)
         }
     }
-}
-
-/// (year, month, day) of a day count since 1970-01-01 (proleptic Gregorian).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
 #[cfg(test)]
@@ -179,8 +165,6 @@ mod tests {
 
     #[test]
     fn calendar_periods() {
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(20_788), (2026, 12, 1));
         // 2026-11-30 is a Monday.
         let monday = 20_787.0 * 86_400.0 + 3600.0;
         assert_eq!(period(BudgetPeriod::Weekly, monday).1, 20_787 * 86_400_000);

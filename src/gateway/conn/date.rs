@@ -29,7 +29,7 @@ pub fn format(secs: u64) -> String {
     ];
     let days = secs / 86_400;
     let rem = secs % 86_400;
-    let (y, m, d) = civil_from_days(days);
+    let (y, m, d) = crate::civil::from_days(i64::try_from(days).unwrap_or(0));
     format!(
         "{}, {d:02} {} {y} {:02}:{:02}:{:02} GMT",
         DAYS[(days % 7) as usize],
@@ -38,21 +38,6 @@ pub fn format(secs: u64) -> String {
         rem % 3600 / 60,
         rem % 60
     )
-}
-
-/// Year, month (1-12), day (1-31) of a day count since 1970-01-01 (Howard Hinnant's
-/// civil-from-days algorithm, for the proleptic Gregorian calendar).
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + u64::from(m <= 2);
-    (y, m, d)
 }
 
 #[cfg(test)]
