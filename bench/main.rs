@@ -24,6 +24,9 @@ use std::time::Duration;
 
 const BODY: &str = r#"{"model":"gpt-4o","messages":[{"role":"system","content":"You are terse."},{"role":"user","content":"Say something about foxes and dogs, briefly please."}]}"#;
 
+/// Streams measured each way for TTFT and gaps: enough that p99 is not a single sample.
+const STREAMS: usize = 300;
+
 struct Args {
     seconds: u64,
     streams: usize,
@@ -148,8 +151,8 @@ fn main() {
     }
 
     let sbody = BODY.replacen("{\"model\"", "{\"stream\":true,\"model\"", 1);
-    let d = client::streams(&direct, &sbody, 100);
-    let k = client::streams(&via, &sbody, 100);
+    let d = client::streams(&direct, &sbody, STREAMS);
+    let k = client::streams(&via, &sbody, STREAMS);
     for (name, p) in [("p50", 0.5), ("p99", 0.99)] {
         row(
             &format!("stream TTFT {name}"),
