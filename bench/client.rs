@@ -40,11 +40,49 @@ pub fn warm(url: &str, body: &str) {
     }
 }
 
+/// One request: its latency in ms since `from` when answered 200, else an error.
+fn timed(
+    agent: &ureq::Agent,
+    url: &str,
+    body: &str,
+    from: Instant,
+    lat: &mut Vec<f64>,
+    errors: &mut u64,
+) {
+    match post(agent, url, body) {
+        Ok(mut r) if r.status().as_u16() == 200 => {
+            r.body_mut().read_to_vec().ok();
+            lat.push(from.elapsed().as_secs_f64() * 1000.0);
+        }
+        _ => *errors += 1,
+    }
+}
+
 /// Latencies (ms, sorted) of a closed-loop load.
 pub struct Load {
     pub lat: Vec<f64>,
     pub rps: f64,
     pub errors: u64,
+}
+
+impl Load {
+    /// Joins the clients' threads (each returns its latencies and errors).
+    fn join(handles: Vec<std::thread::JoinHandle<(Vec<f64>, u64)>>, start: Instant) -> Load {
+        let mut lat = Vec::new();
+        let mut errors = 0;
+        for h in handles {
+            let (l, e) = h.join().unwrap();
+            lat.extend(l);
+            errors += e;
+        }
+        let secs = start.elapsed().as_secs_f64();
+        lat.sort_by(f64::total_cmp);
+        Load {
+            rps: lat.len() as f64 / secs,
+            lat,
+            errors,
+        }
+    }
 }
 
 /// `conc` clients, each sending requests back to back for `dur`.
@@ -61,14 +99,7 @@ pub fn load(url: &str, body: &str, conc: usize, dur: Duration) -> Load {
                     let mut lat = Vec::new();
                     let mut errors = 0u64;
                     while !stop.load(Ordering::Relaxed) {
-                        let t = Instant::now();
-                        match post(&agent, &url, &body) {
-                            Ok(mut r) if r.status().as_u16() == 200 => {
-                                r.body_mut().read_to_vec().ok();
-                                lat.push(t.elapsed().as_secs_f64() * 1000.0);
-                            }
-                            _ => errors += 1,
-                        }
+                        timed(&agent, &url, &body, Instant::now(), &mut lat, &mut errors);
                     }
                     (lat, errors)
                 })
@@ -77,20 +108,7 @@ pub fn load(url: &str, body: &str, conc: usize, dur: Duration) -> Load {
         .collect();
     std::thread::sleep(dur);
     stop.store(true, Ordering::Relaxed);
-    let mut lat = Vec::new();
-    let mut errors = 0;
-    for h in handles {
-        let (l, e) = h.join().unwrap();
-        lat.extend(l);
-        errors += e;
-    }
-    let secs = start.elapsed().as_secs_f64();
-    lat.sort_by(f64::total_cmp);
-    Load {
-        rps: lat.len() as f64 / secs,
-        lat,
-        errors,
-    }
+    Load::join(handles, start)
 }
 
 /// Open loop: requests scheduled at a fixed `rate` (per second) for `dur`, sent by up to
@@ -120,33 +138,14 @@ pub fn paced(url: &str, body: &str, rate: f64, conc: usize, dur: Duration) -> Lo
                         if let Some(wait) = due.checked_duration_since(Instant::now()) {
                             std::thread::sleep(wait);
                         }
-                        match post(&agent, &url, &body) {
-                            Ok(mut r) if r.status().as_u16() == 200 => {
-                                r.body_mut().read_to_vec().ok();
-                                lat.push(due.elapsed().as_secs_f64() * 1000.0);
-                            }
-                            _ => errors += 1,
-                        }
+                        timed(&agent, &url, &body, due, &mut lat, &mut errors);
                     }
                     (lat, errors)
                 })
                 .unwrap()
         })
         .collect();
-    let mut lat = Vec::new();
-    let mut errors = 0;
-    for h in handles {
-        let (l, e) = h.join().unwrap();
-        lat.extend(l);
-        errors += e;
-    }
-    let secs = start.elapsed().as_secs_f64();
-    lat.sort_by(f64::total_cmp);
-    Load {
-        rps: lat.len() as f64 / secs,
-        lat,
-        errors,
-    }
+    Load::join(handles, start)
 }
 
 /// Per stream: time to the first content event, the gaps between content events, the

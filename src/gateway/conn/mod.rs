@@ -244,14 +244,7 @@ impl Server {
             return;
         };
         let home: Home = Arc::new(Mutex::new(None));
-        let mut io = Io {
-            reader: BufReader::with_capacity(READ_BUFFER, stream),
-            writer,
-            body: Body::Length(0),
-            continue_pending: false,
-            close: false,
-            http10: false,
-        };
+        let mut io = Io::new(stream, writer, READ_BUFFER);
         loop {
             let head = match read_head(&mut io.reader) {
                 Ok(Some(head)) => head,
@@ -520,14 +513,8 @@ fn refuse(stream: TcpStream) {
     let Ok(writer) = stream.try_clone() else {
         return;
     };
-    let mut io = Io {
-        reader: BufReader::new(stream),
-        writer,
-        body: Body::Length(0),
-        continue_pending: false,
-        close: true,
-        http10: false,
-    };
+    let mut io = Io::new(stream, writer, 1024);
+    io.close = true;
     reject(
         &mut io,
         503,

@@ -61,6 +61,20 @@ pub struct Io {
     pub http10: bool,
 }
 
+impl Io {
+    /// A connection before its first request.
+    pub fn new(stream: TcpStream, writer: TcpStream, buffer: usize) -> Io {
+        Io {
+            reader: BufReader::with_capacity(buffer, stream),
+            writer,
+            body: Body::Length(0),
+            continue_pending: false,
+            close: false,
+            http10: false,
+        }
+    }
+}
+
 impl Read for Io {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if self.continue_pending {

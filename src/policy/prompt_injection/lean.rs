@@ -69,14 +69,11 @@ impl LeanSet {
     }
 
     /// The indices of the patterns that match somewhere in `haystack`, in order.
-    pub fn matches(&self, haystack: impl AsRef<[u8]>) -> impl Iterator<Item = usize> {
+    pub fn matches(&self, haystack: impl AsRef<[u8]>) -> Vec<usize> {
         let mut set = PatternSet::new(self.0.pattern_len());
         self.0
             .which_overlapping_matches(&Input::new(haystack.as_ref()), &mut set);
-        set.iter()
-            .map(|p| p.as_usize())
-            .collect::<Vec<_>>()
-            .into_iter()
+        set.iter().map(|p| p.as_usize()).collect()
     }
 
     pub fn is_match(&self, haystack: impl AsRef<[u8]>) -> bool {
@@ -109,7 +106,7 @@ mod tests {
             "",
         ] {
             let want: Vec<usize> = set.matches(text).iter().collect();
-            let got: Vec<usize> = lean.matches(text).collect();
+            let got = lean.matches(text);
             assert_eq!(got, want, "{text}");
             assert_eq!(lean.is_match(text), set.is_match(text), "{text}");
         }
@@ -127,7 +124,7 @@ mod tests {
             b"\xff\xfe ok",
         ] {
             let want: Vec<usize> = set.matches(text).iter().collect();
-            assert_eq!(lean.matches(text).collect::<Vec<_>>(), want);
+            assert_eq!(lean.matches(text), want);
         }
         let re = LeanRegex::new(r"(?:a|b)c+").unwrap();
         assert!(re.is_match("xxbccc") && !re.is_match("ab"));
