@@ -131,19 +131,30 @@ pub fn random_id(prefix: &str) -> String {
 /// instead of touching a random page per row (which multiplied the event writer's
 /// writes); 48 random bits keep ids of the same millisecond apart.
 pub fn request_id() -> String {
-    let mut bytes = [0u8; 6];
-    if getrandom::fill(&mut bytes).is_err() {
-        // No OS randomness: a process-wide counter keeps ids unique.
-        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        bytes.copy_from_slice(&n.to_be_bytes()[2..]);
-    }
     let ms = u64::try_from(now_ms()).unwrap_or(0) & 0xffff_ffff_ffff;
-    let mut s = format!("req_{ms:012x}");
-    for b in bytes {
-        s.push_str(&format!("{b:02x}"));
+    let random = id_bits() & 0xffff_ffff_ffff;
+    format!("req_{ms:012x}{random:012x}")
+}
+
+/// 64 random bits for ids (not secrets): splitmix64 over a per-thread state seeded once
+/// from the OS generator, so a request costs no `getrandom` syscall.
+fn id_bits() -> u64 {
+    use std::cell::Cell;
+    thread_local! {
+        static STATE: Cell<u64> = Cell::new(getrandom::u64().unwrap_or_else(|_| {
+            // No OS randomness: the time and a process-wide counter keep threads apart.
+            static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+            let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            (u64::try_from(now_ms()).unwrap_or(0) << 16) ^ n.rotate_right(16)
+        }));
     }
-    s
+    STATE.with(|state| {
+        let x = state.get().wrapping_add(0x9e37_79b9_7f4a_7c15);
+        state.set(x);
+        let x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        let x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        x ^ (x >> 31)
+    })
 }
 
 /// Milliseconds since the epoch.
@@ -152,4 +163,35 @@ pub fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_are_unique_time_ordered_hex() {
+        let ids: Vec<String> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..4)
+                .map(|_| s.spawn(|| (0..5000).map(|_| request_id()).collect::<Vec<_>>()))
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().unwrap())
+                .collect()
+        });
+        let unique: std::collections::HashSet<&String> = ids.iter().collect();
+        assert_eq!(unique.len(), ids.len());
+        for id in &ids {
+            assert_eq!(id.len(), 28, "{id}");
+            assert!(id.starts_with("req_"));
+            assert!(id[4..]
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+        }
+        // The time prefix orders ids across milliseconds.
+        let first = request_id();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        assert!(request_id()[..16] > first[..16]);
+    }
 }

@@ -35,8 +35,12 @@ impl Drop for Slot<'_> {
     fn drop(&mut self) {
         let mut s = self.slots.lock();
         s.in_flight = s.in_flight.saturating_sub(1);
+        let waiting = s.waiting > 0;
         drop(s);
-        self.slots.freed.notify_one();
+        // Condvar::notify_one is a futex syscall even with nobody waiting: skip it then.
+        if waiting {
+            self.slots.freed.notify_one();
+        }
     }
 }
 

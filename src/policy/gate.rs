@@ -16,8 +16,13 @@ static GATE: LazyLock<Gate> = LazyLock::new(|| {
 });
 
 pub struct Gate {
-    free: Mutex<usize>,
+    state: Mutex<State>,
     released: Condvar,
+}
+
+struct State {
+    free: usize,
+    waiting: usize,
 }
 
 /// Held while evaluating; the permit returns on drop.
@@ -27,33 +32,47 @@ pub struct Permit<'a> {
 
 impl Drop for Permit<'_> {
     fn drop(&mut self) {
-        *self
-            .gate
-            .free
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) += 1;
-        self.gate.released.notify_one();
+        let mut s = self.gate.lock();
+        s.free += 1;
+        let waiting = s.waiting > 0;
+        drop(s);
+        // Condvar::notify_one is a futex syscall even with nobody waiting: skip it then.
+        if waiting {
+            self.gate.released.notify_one();
+        }
     }
 }
 
 impl Gate {
     pub fn new(permits: usize) -> Gate {
         Gate {
-            free: Mutex::new(permits.max(1)),
+            state: Mutex::new(State {
+                free: permits.max(1),
+                waiting: 0,
+            }),
             released: Condvar::new(),
         }
     }
 
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // The counters are updated whole under the lock: a panic cannot tear them.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// Waits for a permit.
     pub fn enter(&self) -> Permit<'_> {
-        let mut free = self.free.lock().unwrap_or_else(PoisonError::into_inner);
-        while *free == 0 {
-            free = self
-                .released
-                .wait(free)
-                .unwrap_or_else(PoisonError::into_inner);
+        let mut s = self.lock();
+        if s.free == 0 {
+            s.waiting += 1;
+            while s.free == 0 {
+                s = self
+                    .released
+                    .wait(s)
+                    .unwrap_or_else(PoisonError::into_inner);
+            }
+            s.waiting -= 1;
         }
-        *free -= 1;
+        s.free -= 1;
         Permit { gate: self }
     }
 }
@@ -86,6 +105,7 @@ mod tests {
             }
         });
         assert!(most.load(Ordering::SeqCst) <= 3);
-        assert_eq!(*gate.free.lock().unwrap(), 3);
+        assert_eq!(gate.lock().free, 3);
+        assert_eq!(gate.lock().waiting, 0);
     }
 }
