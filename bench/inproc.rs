@@ -77,12 +77,12 @@ fn event(i: usize, chained: bool) -> Event {
             {"policy": "pii-detector", "phase": "input", "verdict": "allow"},
             {"policy": "audit-logger", "phase": "input", "verdict": "allow"},
             {"policy": "pii-detector", "phase": "output", "verdict": "allow"},
-        ])),
+        ]).into()),
         detail: Some(serde_json::json!({"routing": {
             "requested": "gpt-4o", "resolved": "gpt-4o", "strategy": "single",
             "candidates": ["openai-main"], "order": ["openai-main"], "chosen": "openai-main",
             "attempts": [{"target": "openai-main", "status": 200, "latency_ms": 0.4}],
-        }})),
+        }}).into()),
         request_body: Some(crate::BODY.to_string()),
         response_body: Some(format!(
             "{{\"id\":\"chatcmpl-{i:024x}\",\"object\":\"chat.completion\",\"created\":1,\"model\":\"gpt-4o\",\"choices\":[{{\"index\":0,\"message\":{{\"role\":\"assistant\",\"content\":\"{}\"}},\"finish_reason\":\"stop\"}}],\"usage\":{{\"prompt_tokens\":12,\"completion_tokens\":10,\"total_tokens\":22}}}}",

@@ -99,7 +99,9 @@ fn main() {
     let levels: &[usize] = if a.quick { &[1, 32] } else { &[1, 32, 256] };
     for &conc in levels {
         let d = client::load(&direct, BODY, conc, dur);
+        let cpu = cpu_ms(pid);
         let k = client::load(&via, BODY, conc, dur);
+        let kt_cpu = cpu_ms(pid) - cpu;
         for (name, p) in [("p50", 0.50), ("p90", 0.90), ("p99", 0.99)] {
             row(
                 &format!("latency {name} @ c={conc}"),
@@ -109,6 +111,10 @@ fn main() {
             );
         }
         row(&format!("requests/s @ c={conc}"), "", d.rps, k.rps);
+        only(
+            &format!("kt CPU per request @ c={conc}"),
+            format!("{:.0}µs", kt_cpu * 1000.0 / k.lat.len().max(1) as f64),
+        );
         if k.errors + d.errors > 0 {
             row(
                 &format!("errors @ c={conc}"),
@@ -273,6 +279,21 @@ fn server_pid(supervisor: u32) -> u32 {
         std::thread::sleep(Duration::from_millis(10));
     }
     supervisor
+}
+
+/// CPU time (user + system) the process has used, in ms: /proc/PID/stat's utime and
+/// stime, in USER_HZ ticks (100 per second on Linux).
+fn cpu_ms(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces): state is field 3, utime 14.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<f64> = rest
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    f.iter().sum::<f64>() * 10.0
 }
 
 fn rss_kib(pid: u32) -> u64 {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::gateway::conn::Request;
-use serde_json::json;
+use crate::store::events::JsonText;
 
 use super::admission::{self, Grant};
 use super::auth::{self, Presented};
@@ -290,10 +290,9 @@ pub fn add_trace(ev: &mut Event, trace: &[PolicyTrace]) {
         _ => Verdict::Allow,
     };
     ev.verdict = current.max(verdict).as_str().to_string();
-    let list = ev.policies.get_or_insert_with(|| json!([]));
-    if let Some(arr) = list.as_array_mut() {
-        arr.extend(trace.iter().filter_map(|t| serde_json::to_value(t).ok()));
-    }
+    ev.policies
+        .get_or_insert_with(JsonText::empty_array)
+        .extend_array(trace);
 }
 
 /// Sends the request along the router's plan (strategy, retries, circuit breakers,

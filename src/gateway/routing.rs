@@ -6,6 +6,7 @@
 //! `call` returns the first usable upstream response (for a stream, once the upstream
 //! answered 200), and nothing is retried after that.
 
+use crate::store::events::JsonText;
 use std::borrow::Cow;
 use std::time::{Duration, Instant};
 
@@ -128,10 +129,9 @@ pub fn call(
             ev.blocked_by.clone_from(&e.body.policy);
         }
     }
-    let d = ev.detail.get_or_insert_with(|| serde_json::json!({}));
-    if let (Some(obj), Ok(v)) = (d.as_object_mut(), serde_json::to_value(&detail)) {
-        obj.insert("routing".to_string(), v);
-    }
+    ev.detail
+        .get_or_insert_with(JsonText::empty_object)
+        .insert("routing", &detail);
     result
 }
 

@@ -4,6 +4,8 @@
 use rusqlite::{params, Connection, Row};
 use serde::{Deserialize, Serialize};
 
+pub use super::json_text::JsonText;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum EventKind {
@@ -59,7 +61,7 @@ pub struct Event {
     pub verdict: String,
     pub blocked_by: Option<String>,
     /// The policy chain trace (JSON array).
-    pub policies: Option<serde_json::Value>,
+    pub policies: Option<JsonText>,
     pub latency_ms: f64,
     pub ttft_ms: Option<f64>,
     pub stream: bool,
@@ -73,7 +75,7 @@ pub struct Event {
     pub correlation_id: Option<String>,
     pub error: Option<String>,
     /// Routing decision and other details (JSON object).
-    pub detail: Option<serde_json::Value>,
+    pub detail: Option<JsonText>,
     pub request_body: Option<String>,
     pub response_body: Option<String>,
     pub prev_hash: Option<String>,
@@ -113,7 +115,7 @@ pub fn insert(conn: &Connection, e: &Event) -> rusqlite::Result<i64> {
         e.status,
         e.verdict,
         e.blocked_by,
-        e.policies.as_ref().map(serde_json::Value::to_string),
+        e.policies.as_ref().map(JsonText::as_str),
         e.latency_ms,
         e.ttft_ms,
         e.stream,
@@ -126,7 +128,7 @@ pub fn insert(conn: &Connection, e: &Event) -> rusqlite::Result<i64> {
         e.request_source,
         e.correlation_id,
         e.error,
-        e.detail.as_ref().map(serde_json::Value::to_string),
+        e.detail.as_ref().map(JsonText::as_str),
         e.request_body,
         e.response_body,
         e.prev_hash,
@@ -136,7 +138,7 @@ pub fn insert(conn: &Connection, e: &Event) -> rusqlite::Result<i64> {
 }
 
 pub(crate) fn from_row(r: &Row<'_>) -> rusqlite::Result<Event> {
-    let json = |s: Option<String>| s.and_then(|s| serde_json::from_str(&s).ok());
+    let json = |s: Option<String>| s.and_then(JsonText::parse);
     Ok(Event {
         id: r.get(0)?,
         request_id: r.get(1)?,
@@ -250,7 +252,7 @@ mod tests {
             endpoint: "/v1/chat/completions".into(),
             status: 200,
             verdict: "allow".into(),
-            policies: Some(serde_json::json!([{"policy":"audit-logger"}])),
+            policies: Some(serde_json::json!([{"policy":"audit-logger"}]).into()),
             model_requested: Some("gpt-4o".into()),
             ..Event::default()
         };

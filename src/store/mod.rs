@@ -3,6 +3,7 @@
 //! own connections (`events tail`, `/v1/events`).
 
 pub mod events;
+pub mod json_text;
 pub mod keys;
 pub mod migrations;
 pub mod query;

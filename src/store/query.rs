@@ -5,7 +5,7 @@
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::events::{self, Event, COLUMNS};
+use super::events::{self, Event, JsonText, COLUMNS};
 
 /// Which events to show. Every field narrows; `Filter::default()` matches everything.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -46,7 +46,7 @@ impl Filter {
 
 /// Whether the event's policy trace has `policy` doing something other than allowing.
 fn policy_acted(e: &Event, policy: &str) -> bool {
-    let Some(list) = e.policies.as_ref().and_then(serde_json::Value::as_array) else {
+    let Some(serde_json::Value::Array(list)) = e.policies.as_ref().map(JsonText::value) else {
         return false;
     };
     list.iter().any(|t| {
@@ -349,15 +349,21 @@ mod tests {
             }
             if i == 4 {
                 e.verdict = "redact".into();
-                e.policies = Some(serde_json::json!([
-                    {"policy": "audit-logger", "phase": "input", "verdict": "allow"},
-                    {"policy": "pii-detector", "phase": "input", "verdict": "redact"}
-                ]));
+                e.policies = Some(
+                    serde_json::json!([
+                        {"policy": "audit-logger", "phase": "input", "verdict": "allow"},
+                        {"policy": "pii-detector", "phase": "input", "verdict": "redact"}
+                    ])
+                    .into(),
+                );
             }
             if i == 5 {
-                e.policies = Some(serde_json::json!([
-                    {"policy": "pii-detector", "phase": "input", "verdict": "allow"}
-                ]));
+                e.policies = Some(
+                    serde_json::json!([
+                        {"policy": "pii-detector", "phase": "input", "verdict": "allow"}
+                    ])
+                    .into(),
+                );
             }
             insert(&conn, &e).unwrap();
         }

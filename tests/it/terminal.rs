@@ -86,11 +86,11 @@ pub fn varied() -> Vec<Event> {
     block.blocked_by = Some("prompt-injection".into());
     block.policies = Some(json!([
         {"policy": "prompt-injection", "phase": "input", "verdict": "block", "reason": "instruction override", "score": 0.97}
-    ]));
+    ]).into());
     let mut redact = event(now - 10 * 60_000, "redact", "claude", Some("team-a"));
     redact.policies = Some(json!([
         {"policy": "pii-detector", "phase": "input", "verdict": "redact", "reason": "pii", "findings": [{"kind": "email", "count": 2}]}
-    ]));
+    ]).into());
     let mut failed = event(now - 60_000, "allow", "claude", None);
     failed.status = 502;
     failed.error = Some("upstream unreachable".into());

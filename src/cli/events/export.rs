@@ -213,7 +213,7 @@ mod tests {
             request_id: format!("r{id}"),
             verdict: "allow".into(),
             error: Some("a \"quoted\", text".into()),
-            policies: Some(serde_json::json!([{"policy": "p"}])),
+            policies: Some(serde_json::json!([{"policy": "p"}]).into()),
             ..Event::default()
         }
     }

@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 use console::Style;
 use serde_json::Value;
 
+use crate::store::events::JsonText;
 use crate::store::Event;
 
 /// Output settings decided once per command.
@@ -106,12 +107,11 @@ fn pad(s: &str, width: usize) -> String {
     out
 }
 
-fn trace(e: &Event) -> &[Value] {
-    e.policies
-        .as_ref()
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or_default()
+fn trace(e: &Event) -> Vec<Value> {
+    match e.policies.as_ref().map(JsonText::value) {
+        Some(Value::Array(list)) => list,
+        _ => Vec::new(),
+    }
 }
 
 fn field<'a>(t: &'a Value, name: &str) -> Option<&'a str> {
@@ -143,11 +143,12 @@ pub fn decision(e: &Event) -> String {
         field(t, "verdict").is_some_and(|v| v != "allow")
             || t.get("error").is_some_and(|v| !v.is_null())
     };
+    let trace = trace(e);
     let chosen = match &e.blocked_by {
-        Some(p) => trace(e)
+        Some(p) => trace
             .iter()
             .find(|t| field(t, "policy") == Some(p.as_str()) && acted(t)),
-        None => trace(e).iter().find(acted),
+        None => trace.iter().find(acted),
     };
     if let Some(t) = chosen {
         let mut s = field(t, "policy").unwrap_or("policy").to_string();
@@ -279,8 +280,12 @@ pub fn detailed(e: &Event, look: &Look) -> String {
         }
         label(&mut s, "usage", &usage);
     }
-    if let Some(r) = e.detail.as_ref().and_then(|d| d.get("routing")) {
-        label(&mut s, "routing", &routing(r));
+    if let Some(r) = e
+        .detail
+        .as_ref()
+        .and_then(|d| d.value().get("routing").cloned())
+    {
+        label(&mut s, "routing", &routing(&r));
     }
     for (i, t) in trace(e).iter().enumerate() {
         let name = if i == 0 { "policies" } else { "" };
@@ -385,11 +390,11 @@ mod tests {
             policies: Some(json!([
                 {"policy": "pii-detector", "phase": "input", "verdict": "redact", "reason": "pii", "findings": [{"kind": "email", "count": 2}]},
                 {"policy": "prompt-injection", "phase": "input", "verdict": "block", "reason": "instruction override", "score": 0.93}
-            ])),
+            ]).into()),
             latency_ms: 1.25,
             key_name: Some("dev-team".into()),
             detail: Some(
-                json!({"routing": {"requested": "gpt-4o", "resolved": "kt-sandbox", "candidates": 1, "attempts": [{"target": "m", "outcome": "ok"}]}}),
+                json!({"routing": {"requested": "gpt-4o", "resolved": "kt-sandbox", "candidates": 1, "attempts": [{"target": "m", "outcome": "ok"}]}}).into(),
             ),
             ..Event::default()
         }

@@ -3,6 +3,7 @@
 //! redaction, flag) — or per checked text message when the audit-logger has
 //! `log_all_access`. Every event goes through the batched writer; none waits on the disk.
 
+use crate::store::events::JsonText;
 use std::time::Instant;
 
 use serde::Serialize;
@@ -153,11 +154,11 @@ impl SessionLog {
             status: if outcome.block.is_some() { 409 } else { 200 },
             verdict: Verdict::Allow.as_str().to_string(),
             blocked_by: outcome.block.as_ref().map(|b| b.policy.clone()),
-            detail: Some(json!({"realtime": {
+            detail: Some(JsonText::of(&json!({"realtime": {
                 "message": self.seq,
                 "direction": direction.as_str(),
                 "event_type": event_type,
-            }})),
+            }}))),
             ..self.template()
         };
         chat::add_trace(&mut ev, &outcome.trace);
@@ -225,10 +226,9 @@ impl SessionLog {
             "duration_ms": (chat::ms(self.started) * 10.0).round() / 10.0,
             "end": end,
         });
-        let detail = ev.detail.get_or_insert_with(|| json!({}));
-        if let Some(obj) = detail.as_object_mut() {
-            obj.insert("realtime".to_string(), realtime);
-        }
+        ev.detail
+            .get_or_insert_with(JsonText::empty_object)
+            .insert("realtime", &realtime);
         if let Some(g) = grant {
             g.settle(state, self.usage.as_ref(), ev.cost_usd);
         }
