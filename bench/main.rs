@@ -98,31 +98,21 @@ fn main() {
 
     let levels: &[usize] = if a.quick { &[1, 32] } else { &[1, 32, 256] };
     for &conc in levels {
-        let d = client::load(&direct, BODY, conc, dur);
-        let cpu = cpu_ms(pid);
-        let k = client::load(&via, BODY, conc, dur);
-        let kt_cpu = cpu_ms(pid) - cpu;
-        for (name, p) in [("p50", 0.50), ("p90", 0.90), ("p99", 0.99)] {
-            row(
-                &format!("latency {name} @ c={conc}"),
-                "ms",
-                pct(&d.lat, p),
-                pct(&k.lat, p),
-            );
+        closed_rows(&direct, &via, pid, conc, dur, "");
+    }
+    // The same loads with kt on a core of its own (the bench's clients and mock on the
+    // others), as a gateway is deployed with CPU of its own: the rows above share every
+    // core among kt, 32 client threads and the mock, so each µs of CPU kt spends is
+    // time the clients and the mock wait for.
+    if let Some((bench_cpus, kt_cpus)) = split_cpus() {
+        pin(std::process::id(), &bench_cpus);
+        pin(pid, &kt_cpus);
+        for conc in [1, 32] {
+            closed_rows(&direct, &via, pid, conc, dur, ", kt own core");
         }
-        row(&format!("requests/s @ c={conc}"), "", d.rps, k.rps);
-        only(
-            &format!("kt CPU per request @ c={conc}"),
-            format!("{:.0}µs", kt_cpu * 1000.0 / k.lat.len().max(1) as f64),
-        );
-        if k.errors + d.errors > 0 {
-            row(
-                &format!("errors @ c={conc}"),
-                "",
-                d.errors as f64,
-                k.errors as f64,
-            );
-        }
+        let all: Vec<usize> = bench_cpus.iter().chain(&kt_cpus).copied().collect();
+        pin(std::process::id(), &all);
+        pin(pid, &all);
     }
     // The same 32 clients, paced at a rate both paths carry: added latency when the CPU
     // is not saturated by the bench's own client and mock.
@@ -252,6 +242,66 @@ fn main() {
     );
     kt.kill().ok();
     kt.wait().ok();
+}
+
+/// One closed-loop load direct and via kt: latency rows, requests/s, kt's CPU per request.
+fn closed_rows(direct: &str, via: &str, pid: u32, conc: usize, dur: Duration, label: &str) {
+    let d = client::load(direct, BODY, conc, dur);
+    let cpu = cpu_ms(pid);
+    let k = client::load(via, BODY, conc, dur);
+    let kt_cpu = cpu_ms(pid) - cpu;
+    for (name, p) in [("p50", 0.50), ("p90", 0.90), ("p99", 0.99)] {
+        row(
+            &format!("latency {name} @ c={conc}{label}"),
+            "ms",
+            pct(&d.lat, p),
+            pct(&k.lat, p),
+        );
+    }
+    row(&format!("requests/s @ c={conc}{label}"), "", d.rps, k.rps);
+    only(
+        &format!("kt CPU per request @ c={conc}{label}"),
+        format!("{:.0}µs", kt_cpu * 1000.0 / k.lat.len().max(1) as f64),
+    );
+    if k.errors + d.errors > 0 {
+        row(
+            &format!("errors @ c={conc}{label}"),
+            "",
+            d.errors as f64,
+            k.errors as f64,
+        );
+    }
+}
+
+/// The CPUs this process may use, split into (the bench's, kt's): kt gets the last one
+/// (of two; a quarter of more). None on one CPU.
+fn split_cpus() -> Option<(Vec<usize>, Vec<usize>)> {
+    let mine = rustix::thread::sched_getaffinity(None).ok()?;
+    let cpus: Vec<usize> = (0..rustix::thread::CpuSet::MAX_CPU)
+        .filter(|&c| mine.is_set(c))
+        .collect();
+    if cpus.len() < 2 {
+        return None;
+    }
+    let kt = (cpus.len() / 4).max(1);
+    let (bench, kt) = cpus.split_at(cpus.len() - kt);
+    Some((bench.to_vec(), kt.to_vec()))
+}
+
+/// Pins every thread of process `pid` to `cpus` (threads it starts later inherit it).
+fn pin(pid: u32, cpus: &[usize]) {
+    let mut set = rustix::thread::CpuSet::new();
+    for &c in cpus {
+        set.set(c);
+    }
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).unwrap();
+    for task in tasks.flatten() {
+        let tid = task.file_name().to_string_lossy().parse::<i32>().ok();
+        if let Some(tid) = tid.and_then(rustix::process::Pid::from_raw) {
+            // A thread that exited meanwhile is no error.
+            let _ = rustix::thread::sched_setaffinity(Some(tid), &set);
+        }
+    }
 }
 
 fn pct(sorted: &[f64], p: f64) -> f64 {

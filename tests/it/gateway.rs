@@ -1,6 +1,7 @@
 //! `kt gateway run` end to end: chat, streaming in real time, tools, errors, pass-through,
 //! events and graceful shutdown.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -552,6 +553,38 @@ fn keeps_accepting_after_an_idle_period_and_a_burst_of_connections() {
         started.elapsed()
     );
     assert!(gw.stderr().lines().all(|l| !l.contains("accept failed")));
+}
+
+// A pooled connection is checked before it carries a request: one the upstream closed
+// while idle, or wrote stray bytes on, is dropped and the request goes on a new one.
+#[test]
+fn a_pooled_upstream_connection_closed_or_dirtied_by_the_upstream_is_not_reused() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let n = Arc::new(AtomicUsize::new(0));
+    let seen = n.clone();
+    let up = MockUpstream::start(move |_| {
+        let ok = MockReply::json(200, completion("hello"));
+        match seen.fetch_add(1, Ordering::SeqCst) {
+            0 => MockReply::CloseAfter(Box::new(ok)),
+            1 => MockReply::StrayAfter(Box::new(ok), b"HTTP/1.1 200 OK\r\n".to_vec()),
+            _ => ok,
+        }
+    });
+    let gw = Gateway::start(Some(&config_for(&up.v1(), "")));
+    let url = format!("{}/chat/completions", gw.base_url());
+    for i in 0..4 {
+        // Time for the close or the stray bytes to reach kt's side of the socket.
+        std::thread::sleep(Duration::from_millis(50));
+        let (status, _, body) = post_json(&url, &user("hi"), &[]);
+        assert_eq!(status, 200, "request {i}: {body}");
+    }
+    assert_eq!(
+        n.load(Ordering::SeqCst),
+        4,
+        "each request reached the upstream once"
+    );
+    // First connection closed by the upstream, second dirtied: the third carries the rest.
+    assert_eq!(up.connections.load(Ordering::SeqCst), 3);
 }
 
 // Upstream connections are pooled: sequential requests, streamed or not, reuse one

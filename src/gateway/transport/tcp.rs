@@ -8,7 +8,10 @@
 //! the body, and for the read timeout, because an end-to-end deadline shrinks between
 //! calls; and the head and body went out in two `send`s (two TCP segments, two wake-ups
 //! of the upstream). Here:
-//! - the probe is one `recv(MSG_PEEK | MSG_DONTWAIT)`;
+//! - the probe is one `recv(MSG_PEEK | MSG_DONTWAIT)`, and only on taking a connection
+//!   from the pool: on returning one, right after its response was read, ureq's probe
+//!   would ask the same question a moment earlier (the checkout probe still drops a
+//!   connection the upstream closed or sent stray bytes on);
 //! - a socket timeout is changed only when it moves by more than 1/64 of itself (at least
 //!   1 ms): a 60 s deadline then fires within ~1 s of where ureq would have fired it;
 //! - output is held until ureq waits for input (or 64 KiB are waiting), so a request's
@@ -60,6 +63,7 @@ impl<In: Transport> Connector<In> for TcpConnector {
             buffers,
             unsent: Vec::new(),
             unsent_timeout: None,
+            just_read: false,
             read_timeout: None,
             write_timeout: None,
         };
@@ -128,6 +132,9 @@ pub struct TcpTransport {
     /// Output ureq handed over that has not been sent yet, and the timeout to send it in.
     unsent: Vec<u8>,
     unsent_timeout: Option<NextTimeout>,
+    /// The last thing done was reading input: an `is_open` now is ureq returning the
+    /// connection to its pool.
+    just_read: bool,
     /// The socket's current SO_RCVTIMEO / SO_SNDTIMEO.
     read_timeout: Option<Duration>,
     write_timeout: Option<Duration>,
@@ -203,6 +210,7 @@ impl Transport for TcpTransport {
     fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), Error> {
         let timeout = timeout.for_write();
         socket_timeout(timeout)?;
+        self.just_read = false;
         self.unsent
             .extend_from_slice(&self.buffers.output()[..amount]);
         self.unsent_timeout = Some(timeout);
@@ -222,6 +230,7 @@ impl Transport for TcpTransport {
             let input = self.buffers.input_append_buf();
             match (&*self.stream).read(input) {
                 Ok(n) => {
+                    self.just_read = n > 0;
                     self.buffers.input_appended(n);
                     return Ok(n > 0);
                 }
@@ -244,6 +253,9 @@ impl Transport for TcpTransport {
     /// Whether a pooled connection can carry another request: nothing waiting to be read
     /// (bytes would be garbage after the last response; EOF means the upstream closed).
     fn is_open(&mut self) -> bool {
+        if std::mem::take(&mut self.just_read) {
+            return true;
+        }
         let mut byte = [0u8; 1];
         matches!(
             rustix::net::recv(&*self.stream, &mut byte[..], RecvFlags::PEEK | RecvFlags::DONTWAIT),

@@ -57,6 +57,11 @@ pub enum MockReply {
     Delay(Duration, Box<MockReply>),
     /// Close the connection without answering.
     Drop,
+    /// Answer, then close the connection without having said so (like a server whose
+    /// keep-alive timer ran out between two requests).
+    CloseAfter(Box<MockReply>),
+    /// Answer, then write bytes nobody asked for on the kept-alive connection.
+    StrayAfter(Box<MockReply>, Vec<u8>),
 }
 
 impl MockReply {
@@ -179,6 +184,12 @@ fn serve(stream: TcpStream, handler: &Handler, received: &Mutex<Vec<Received>>) 
 /// Writes the reply; `false` when the connection must be closed.
 fn answer(w: &mut TcpStream, reply: MockReply) -> bool {
     match reply {
+        MockReply::CloseAfter(reply) => {
+            answer(w, *reply);
+            w.shutdown(std::net::Shutdown::Both).ok();
+            false
+        }
+        MockReply::StrayAfter(reply, bytes) => answer(w, *reply) && w.write_all(&bytes).is_ok(),
         MockReply::Json(status, body, headers) => {
             let mut head = format!(
                 "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
