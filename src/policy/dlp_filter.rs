@@ -7,10 +7,8 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::lists::{ApplyTo, ListAction, Lists, Outcome, Rule, Terms};
-use super::scan::walk;
-use super::{Decision, Mode, Policy, PolicyError, RequestContext, TextFilter};
-use crate::openai::{ChatRequest, ChatResponse};
+use super::lists::{ApplyTo, ListAction, ListPolicy, Lists, Outcome, Rule, Terms};
+use super::{Decision, Mode};
 
 pub const NAME: &str = "dlp-filter";
 
@@ -102,6 +100,14 @@ impl DlpFilter {
             lists: Arc::new(Lists::build(&path, rules, spec.redaction_marker)?),
         })
     }
+}
+
+impl ListPolicy for DlpFilter {
+    const NAME: &'static str = NAME;
+
+    fn parts(&self) -> (Mode, ApplyTo, &Arc<Lists>) {
+        (self.mode, self.apply_to, &self.lists)
+    }
 
     fn decide(&self, out: &Outcome, output: bool) -> Decision {
         self.lists.decide(out, "dlp", |rule| {
@@ -120,54 +126,12 @@ impl DlpFilter {
     }
 }
 
-impl Policy for DlpFilter {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-
-    fn mode(&self) -> Mode {
-        self.mode
-    }
-
-    fn on_input(
-        &self,
-        _ctx: &RequestContext,
-        req: &mut ChatRequest,
-    ) -> Result<Decision, PolicyError> {
-        if !self.apply_to.input() {
-            return Ok(Decision::Allow);
-        }
-        let mut out = Outcome::default();
-        walk::request_texts(req, &mut |t| self.lists.scan(t, &mut out));
-        Ok(self.decide(&out, false))
-    }
-
-    fn on_output(
-        &self,
-        _ctx: &RequestContext,
-        resp: &mut ChatResponse,
-    ) -> Result<Decision, PolicyError> {
-        if !self.apply_to.output() {
-            return Ok(Decision::Allow);
-        }
-        let mut out = Outcome::default();
-        walk::response_texts(resp, &mut |t| self.lists.scan(t, &mut out));
-        Ok(self.decide(&out, true))
-    }
-
-    fn stream_filter(&self) -> Option<Box<dyn TextFilter>> {
-        if !self.apply_to.output() {
-            return None;
-        }
-        self.lists.stream_filter()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::openai::{Message, Role};
+    use crate::openai::{ChatRequest, Message, Role};
     use crate::policy::Finding;
+    use crate::policy::{Policy, RequestContext};
 
     fn policy(yaml: &str) -> DlpFilter {
         DlpFilter::from_block(&serde_yaml::from_str(yaml).unwrap()).unwrap()

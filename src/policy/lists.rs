@@ -16,8 +16,9 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::scan::filter::ScanFilter;
-use super::scan::{self, char_at, char_before, DetectorSpec, Scanner};
-use super::{Decision, Finding, TextFilter};
+use super::scan::{self, char_at, char_before, walk, DetectorSpec, Scanner};
+use super::{Decision, Finding, Mode, Policy, PolicyError, RequestContext, TextFilter};
+use crate::openai::{ChatRequest, ChatResponse};
 
 /// What a rule does when it matches. Ordered by severity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -274,6 +275,65 @@ impl Lists {
                 (rule.action != ListAction::Flag).then(|| lists.marker_for(rule))
             },
         )))
+    }
+}
+
+/// What dlp-filter and safety-filter share: their lists scan the texts of the phases
+/// they apply to, and each turns what was found into its decision.
+pub trait ListPolicy: Send + Sync {
+    /// The policy's name in the chain.
+    const NAME: &'static str;
+
+    /// Mode, phases, lists.
+    fn parts(&self) -> (Mode, ApplyTo, &Arc<Lists>);
+
+    /// The decision on what the lists found; `output`: in the answer.
+    fn decide(&self, out: &Outcome, output: bool) -> Decision;
+}
+
+impl<T: ListPolicy> Policy for T {
+    fn name(&self) -> &'static str {
+        T::NAME
+    }
+
+    fn mode(&self) -> Mode {
+        self.parts().0
+    }
+
+    fn on_input(
+        &self,
+        _ctx: &RequestContext,
+        req: &mut ChatRequest,
+    ) -> Result<Decision, PolicyError> {
+        let (_, apply_to, lists) = self.parts();
+        if !apply_to.input() {
+            return Ok(Decision::Allow);
+        }
+        let mut out = Outcome::default();
+        walk::request_texts(req, &mut |t| lists.scan(t, &mut out));
+        Ok(self.decide(&out, false))
+    }
+
+    fn on_output(
+        &self,
+        _ctx: &RequestContext,
+        resp: &mut ChatResponse,
+    ) -> Result<Decision, PolicyError> {
+        let (_, apply_to, lists) = self.parts();
+        if !apply_to.output() {
+            return Ok(Decision::Allow);
+        }
+        let mut out = Outcome::default();
+        walk::response_texts(resp, &mut |t| lists.scan(t, &mut out));
+        Ok(self.decide(&out, true))
+    }
+
+    fn stream_filter(&self) -> Option<Box<dyn TextFilter>> {
+        let (_, apply_to, lists) = self.parts();
+        if !apply_to.output() {
+            return None;
+        }
+        lists.stream_filter()
     }
 }
 
