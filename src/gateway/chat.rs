@@ -9,7 +9,7 @@ use crate::store::events::JsonText;
 
 use super::admission::{self, Grant};
 use super::auth::{self, Presented};
-use super::http::{header, now_ms, read_body, Reply};
+use super::http::{event_for, read_body, Reply};
 use super::transport::UpstreamResponse;
 use super::{stream, Runtime, State};
 use crate::config::Target;
@@ -50,16 +50,12 @@ pub enum Upstream {
 
 pub fn handle(state: &Arc<State>, mut req: Request, request_id: &str) {
     let started = Instant::now();
-    let mut ev = Event {
-        request_id: request_id.to_string(),
-        ts_ms: now_ms(),
-        kind: EventKind::ChatCompletion,
-        endpoint: "/v1/chat/completions".to_string(),
-        verdict: Verdict::Allow.as_str().to_string(),
-        request_source: header(&req, "x-request-source").map(str::to_string),
-        correlation_id: header(&req, "x-correlation-id").map(str::to_string),
-        ..Event::default()
-    };
+    let mut ev = event_for(
+        &req,
+        request_id,
+        EventKind::ChatCompletion,
+        "/v1/chat/completions",
+    );
     let mut headers = Vec::new();
     let prepared = caller(state, &req, &mut ev).and_then(|(runtime, key, client_key)| {
         prepare(

@@ -5,11 +5,10 @@ use std::sync::Arc;
 
 use super::conn::{Method, Request};
 
-use super::http::{header, now_ms, Reply};
+use super::http::{event_for, Reply};
 use super::{admin, chat, realtime, responses, State};
 
 use crate::openai::{ApiError, ModelEntry};
-use crate::policy::Verdict;
 use crate::store::{Event, EventKind};
 
 pub fn handle(state: &Arc<State>, req: Request) {
@@ -86,22 +85,16 @@ fn is_known_path(p: &str) -> bool {
 /// A model request refused because the gateway is at `--max-concurrency` with a full
 /// admission queue: answered 503 at once and recorded like any other request.
 fn shed(state: &State, req: Request, request_id: &str, endpoint: &str, err: &ApiError) {
+    let kind = if endpoint == "/v1/responses" {
+        EventKind::Responses
+    } else {
+        EventKind::ChatCompletion
+    };
     state.events.record(Event {
-        request_id: request_id.to_string(),
-        ts_ms: now_ms(),
-        kind: if endpoint == "/v1/responses" {
-            EventKind::Responses
-        } else {
-            EventKind::ChatCompletion
-        },
-        endpoint: endpoint.to_string(),
         configuration: Some(state.default.config.name.clone()),
         status: err.status,
-        verdict: Verdict::Allow.as_str().to_string(),
         error: Some(err.body.message.clone()),
-        request_source: header(&req, "x-request-source").map(str::to_string),
-        correlation_id: header(&req, "x-correlation-id").map(str::to_string),
-        ..Event::default()
+        ..event_for(&req, request_id, kind, endpoint)
     });
     Reply::error(err).send(req, request_id);
 }
@@ -120,18 +113,11 @@ fn record_access(
         return;
     };
     state.events.record(Event {
-        request_id: request_id.to_string(),
-        ts_ms: now_ms(),
-        kind: EventKind::Models,
-        endpoint: endpoint.to_string(),
         configuration: Some(rt.config.name.clone()),
         status,
-        verdict: Verdict::Allow.as_str().to_string(),
         latency_ms: started.elapsed().as_secs_f64() * 1000.0,
-        request_source: header(req, "x-request-source").map(str::to_string),
-        correlation_id: header(req, "x-correlation-id").map(str::to_string),
         chain: audit.immutable,
-        ..Event::default()
+        ..event_for(req, request_id, EventKind::Models, endpoint)
     });
 }
 

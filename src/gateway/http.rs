@@ -14,6 +14,26 @@ pub fn header<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
         .map(|h| h.value.as_str())
 }
 
+/// The event of a request to `endpoint`, opened as it arrives: allowed until a policy
+/// says otherwise, with the caller's `x-request-source` and `x-correlation-id`.
+pub fn event_for(
+    req: &Request,
+    request_id: &str,
+    kind: crate::store::EventKind,
+    endpoint: &str,
+) -> crate::store::Event {
+    crate::store::Event {
+        request_id: request_id.to_string(),
+        ts_ms: now_ms(),
+        kind,
+        endpoint: endpoint.to_string(),
+        verdict: crate::policy::Verdict::Allow.as_str().to_string(),
+        request_source: header(req, "x-request-source").map(str::to_string),
+        correlation_id: header(req, "x-correlation-id").map(str::to_string),
+        ..crate::store::Event::default()
+    }
+}
+
 /// Reads the body up to `limit` bytes; a larger body is a 413.
 /// The most header bytes (names and values) a request may carry.
 pub const MAX_HEADER_BYTES: usize = 64 * 1024;

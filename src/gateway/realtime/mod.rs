@@ -27,10 +27,10 @@ use tungstenite::WebSocket;
 
 use super::admission::{self, Grant};
 use super::auth::{self, Presented};
-use super::http::{header, now_ms, Reply};
+use super::http::{event_for, header, Reply};
 use super::{chat, Runtime, State};
 use crate::openai::{ApiError, ChatRequest};
-use crate::policy::{RequestContext, Verdict};
+use crate::policy::RequestContext;
 use crate::router::breaker::{Outcome, Permit};
 use crate::store::keys::KEY_PREFIX;
 use crate::store::{Event, EventKind};
@@ -59,15 +59,8 @@ struct Opened {
 pub fn handle(state: &Arc<State>, req: Request, request_id: &str) {
     let started = Instant::now();
     let mut ev = Event {
-        request_id: request_id.to_string(),
-        ts_ms: now_ms(),
-        kind: EventKind::Realtime,
-        endpoint: "/v1/realtime".to_string(),
-        verdict: Verdict::Allow.as_str().to_string(),
         stream: true,
-        request_source: header(&req, "x-request-source").map(str::to_string),
-        correlation_id: header(&req, "x-correlation-id").map(str::to_string),
-        ..Event::default()
+        ..event_for(&req, request_id, EventKind::Realtime, "/v1/realtime")
     };
     match open(state, &req, request_id, &mut ev) {
         Ok(opened) => upgrade(state, req, opened, ev, started),

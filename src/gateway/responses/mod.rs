@@ -23,14 +23,13 @@ use crate::gateway::conn::Request;
 use serde_json::Value;
 
 use super::chat::{self, finish_event, finish_ok, Prepared, Upstream};
-use super::http::{header, now_ms, read_body, Reply};
+use super::http::{event_for, read_body, Reply};
 use super::stream::{self, StreamOut};
 use super::streaming::SseWriter;
 use super::State;
 use crate::openai::responses::ResponsesRequest;
 use crate::openai::{ApiError, ChatChunk};
 use crate::policy::audit_logger::Payload;
-use crate::policy::Verdict;
 use crate::providers::responses::stream::Translator;
 use crate::providers::responses::{self as translate, Strictness, Translated, TypedEvent};
 use crate::providers::{self};
@@ -39,16 +38,7 @@ use crate::store::{Event, EventKind};
 
 pub fn handle(state: &Arc<State>, mut req: Request, request_id: &str) {
     let started = Instant::now();
-    let mut ev = Event {
-        request_id: request_id.to_string(),
-        ts_ms: now_ms(),
-        kind: EventKind::Responses,
-        endpoint: "/v1/responses".to_string(),
-        verdict: Verdict::Allow.as_str().to_string(),
-        request_source: header(&req, "x-request-source").map(str::to_string),
-        correlation_id: header(&req, "x-correlation-id").map(str::to_string),
-        ..Event::default()
-    };
+    let mut ev = event_for(&req, request_id, EventKind::Responses, "/v1/responses");
     let mut headers = Vec::new();
     let prepared = prepare(state, &mut req, request_id, started, &mut ev, &mut headers);
     let (rreq, mut p) = match prepared {
