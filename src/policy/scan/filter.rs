@@ -48,6 +48,12 @@ pub struct ScanFilter<M: Marker> {
     steps: usize,
 }
 
+impl<M: Marker> Drop for ScanFilter<M> {
+    fn drop(&mut self) {
+        self.scanner.liveness().give_back(&mut self.cache);
+    }
+}
+
 impl<M: Marker> ScanFilter<M> {
     pub fn new(scanner: Arc<Scanner>, marker: M) -> ScanFilter<M> {
         let cache = scanner.liveness().cache();
