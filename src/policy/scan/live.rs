@@ -162,6 +162,31 @@ mod tests {
     }
 
     #[test]
+    fn a_new_stream_gets_an_ended_streams_warm_cache_and_answers_the_same() {
+        let email = r"[a-z]+@[a-z]+\.[a-z]{2,3}\b";
+        let l = Liveness::new(&[email]);
+        let fresh = l.cache();
+        let cold: usize = fresh.caches.iter().map(Cache::memory_usage).sum();
+        let mut used = l.cache();
+        assert_eq!(l.hold_from(&mut used, "mail me at jo@ex", 0), 11);
+        l.give_back(&mut used);
+        let mut warm = l.cache();
+        let bytes: usize = warm.caches.iter().map(Cache::memory_usage).sum();
+        assert!(
+            bytes > cold,
+            "the states built by the last stream come along"
+        );
+        assert_eq!(l.hold_from(&mut warm, "mail me at jo@ex", 0), 11);
+        assert_eq!(l.hold_from(&mut warm, "no address here ", 0), 16);
+        // Only a few are kept.
+        let mut many: Vec<LiveCache> = (0..SPARE_CACHES + 4).map(|_| l.cache()).collect();
+        for c in &mut many {
+            l.give_back(c);
+        }
+        assert_eq!(l.spare().len(), SPARE_CACHES);
+    }
+
+    #[test]
     fn holds_only_a_possible_match_in_progress() {
         let email = r"[a-z]+@[a-z]+\.[a-z]{2,3}\b";
         assert_eq!(hold(&[email], "mail me at "), 11);
