@@ -555,6 +555,28 @@ fn keeps_accepting_after_an_idle_period_and_a_burst_of_connections() {
     assert!(gw.stderr().lines().all(|l| !l.contains("accept failed")));
 }
 
+// A body larger than the upstream TCP layer's send batch (64 KiB) leaves in several
+// sends and arrives whole, and the connection stays usable for the next request.
+#[test]
+fn a_large_request_body_reaches_the_upstream_whole() {
+    let up = MockUpstream::start(|_| MockReply::json(200, completion("ok")));
+    let gw = Gateway::start(Some(&config_for(&up.v1(), "")));
+    let url = format!("{}/chat/completions", gw.base_url());
+    let text: String = (0..40_000).map(|i| format!("w{i} ")).collect();
+    assert!(text.len() > 200 * 1024);
+    for _ in 0..2 {
+        let (status, _, body) = post_json(&url, &user(&text), &[]);
+        assert_eq!(status, 200, "{body}");
+    }
+    let got = up.requests();
+    assert_eq!(got.len(), 2);
+    for r in got {
+        let v: Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(v["messages"][0]["content"], text.as_str());
+    }
+    assert_eq!(up.connections.load(std::sync::atomic::Ordering::SeqCst), 1);
+}
+
 // A pooled connection is checked before it carries a request: one the upstream closed
 // while idle, or wrote stray bytes on, is dropped and the request goes on a new one.
 #[test]
