@@ -113,7 +113,7 @@ impl State {
                 Arc::new(Runtime { config: cfg, chain })
             }
         };
-        let agent = transport::agent();
+        let agent = transport::agent()?;
         let configs = std::iter::once(&default)
             .chain(by_name.values())
             .map(|rt| &*rt.config);

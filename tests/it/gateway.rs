@@ -24,7 +24,7 @@ policies:
     )
 }
 
-fn completion(content: &str) -> Value {
+pub(crate) fn completion(content: &str) -> Value {
     json!({
         "id": "chatcmpl-up", "object": "chat.completion", "created": 1, "model": "gpt-4o-2024",
         "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
@@ -32,7 +32,7 @@ fn completion(content: &str) -> Value {
     })
 }
 
-fn chunk(delta: Value, finish: Option<&str>) -> Value {
+pub(crate) fn chunk(delta: Value, finish: Option<&str>) -> Value {
     json!({"id": "chatcmpl-up", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o",
            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
 }

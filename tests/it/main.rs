@@ -32,3 +32,4 @@ mod responses;
 mod routing;
 mod sdk;
 mod terminal;
+mod tls;

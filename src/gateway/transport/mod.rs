@@ -14,8 +14,14 @@ use crate::providers::UpstreamRequest;
 /// Largest upstream (non-streaming) body kt reads.
 pub const MAX_UPSTREAM_BODY: u64 = 64 * 1024 * 1024;
 
-pub fn agent() -> Agent {
+/// The agent for upstream calls. Fails when `SSL_CERT_FILE` is set but unusable.
+pub fn agent() -> Result<Agent, String> {
+    let mut tls = ureq::tls::TlsConfig::builder();
+    if let Some(roots) = root_certs()? {
+        tls = tls.root_certs(roots);
+    }
     let config = Agent::config_builder()
+        .tls_config(tls.build())
         .http_status_as_error(false)
         .timeout_connect(Some(Duration::from_secs(10)))
         .max_idle_connections(512)
@@ -40,11 +46,41 @@ pub fn agent() -> Agent {
         ().chain(ConnectProxyConnector::default())
             .chain(tcp::TcpConnector)
             .chain(RustlsConnector::default());
-    Agent::with_parts(
+    Ok(Agent::with_parts(
         config,
         connector,
         super::resolver::CachingResolver::default(),
-    )
+    ))
+}
+
+/// The roots upstream certificates are checked against: the bundled Mozilla roots, or —
+/// with `SSL_CERT_FILE` set, as curl and OpenSSL read it — the PEM certificates in that
+/// file instead (a private CA, a TLS-inspecting corporate proxy).
+fn root_certs() -> Result<Option<ureq::tls::RootCerts>, String> {
+    let Some(path) = std::env::var_os("SSL_CERT_FILE").filter(|p| !p.is_empty()) else {
+        return Ok(None);
+    };
+    let path = std::path::Path::new(&path);
+    let unusable = |why: String| {
+        format!(
+            "SSL_CERT_FILE={}: {why}; point it at a PEM file of CA certificates, or unset it \
+             to use the bundled roots",
+            path.display()
+        )
+    };
+    let pem = std::fs::read(path).map_err(|e| unusable(format!("cannot read it ({e})")))?;
+    let mut certs = Vec::new();
+    for item in ureq::tls::parse_pem(&pem) {
+        match item {
+            Ok(ureq::tls::PemItem::Certificate(c)) => certs.push(c),
+            Ok(_) => {}
+            Err(e) => return Err(unusable(format!("not valid PEM ({e})"))),
+        }
+    }
+    if certs.is_empty() {
+        return Err(unusable("no certificate in it".to_string()));
+    }
+    Ok(Some(ureq::tls::RootCerts::new_with_certs(&certs)))
 }
 
 /// An upstream answer whose body has not been read yet.
