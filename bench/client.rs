@@ -66,6 +66,27 @@ pub struct Load {
 }
 
 impl Load {
+    /// One load from slices of it run at different times.
+    pub fn merge(parts: Vec<Load>) -> Load {
+        let secs: f64 = parts
+            .iter()
+            .filter(|p| p.rps > 0.0)
+            .map(|p| p.lat.len() as f64 / p.rps)
+            .sum();
+        let mut lat: Vec<f64> = Vec::new();
+        let mut errors = 0;
+        for p in parts {
+            lat.extend(p.lat);
+            errors += p.errors;
+        }
+        lat.sort_by(f64::total_cmp);
+        Load {
+            rps: if secs > 0.0 { lat.len() as f64 / secs } else { 0.0 },
+            lat,
+            errors,
+        }
+    }
+
     /// Joins the clients' threads (each returns its latencies and errors).
     fn join(handles: Vec<std::thread::JoinHandle<(Vec<f64>, u64)>>, start: Instant) -> Load {
         let mut lat = Vec::new();

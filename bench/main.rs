@@ -117,8 +117,9 @@ fn main() {
     // The same 32 clients, paced at a rate both paths carry: added latency when the CPU
     // is not saturated by the bench's own client and mock.
     for rate in [1000.0, 2000.0] {
-        let d = client::paced(&direct, BODY, rate, 32, dur);
-        let k = client::paced(&via, BODY, rate, 32, dur);
+        let (d, k, _) = alternate(&direct, &via, pid, dur, |url, dur| {
+            client::paced(url, BODY, rate, 32, dur)
+        });
         for (name, p) in [("p50", 0.50), ("p99", 0.99)] {
             row(
                 &format!("latency {name} @ {rate:.0}/s, c≤32"),
@@ -245,11 +246,33 @@ fn main() {
 }
 
 /// One closed-loop load direct and via kt: latency rows, requests/s, kt's CPU per request.
+/// Slices each load is cut into, direct and via kt taking turns.
+const ROUNDS: u32 = 4;
+
+/// Runs `load` direct and via kt in alternating slices (`ROUNDS` each, `dur` in all per
+/// path), so both meet the machine in the same state: a VM's speed drifts by tens of
+/// percent over minutes. Returns both loads and kt's CPU time (ms) over its slices.
+fn alternate(
+    direct: &str,
+    via: &str,
+    pid: u32,
+    dur: Duration,
+    load: impl Fn(&str, Duration) -> client::Load,
+) -> (client::Load, client::Load, f64) {
+    let (mut d, mut k, mut kt_cpu) = (Vec::new(), Vec::new(), 0.0);
+    for _ in 0..ROUNDS {
+        d.push(load(direct, dur / ROUNDS));
+        let cpu = cpu_ms(pid);
+        k.push(load(via, dur / ROUNDS));
+        kt_cpu += cpu_ms(pid) - cpu;
+    }
+    (client::Load::merge(d), client::Load::merge(k), kt_cpu)
+}
+
 fn closed_rows(direct: &str, via: &str, pid: u32, conc: usize, dur: Duration, label: &str) {
-    let d = client::load(direct, BODY, conc, dur);
-    let cpu = cpu_ms(pid);
-    let k = client::load(via, BODY, conc, dur);
-    let kt_cpu = cpu_ms(pid) - cpu;
+    let (d, k, kt_cpu) = alternate(direct, via, pid, dur, |url, dur| {
+        client::load(url, BODY, conc, dur)
+    });
     for (name, p) in [("p50", 0.50), ("p90", 0.90), ("p99", 0.99)] {
         row(
             &format!("latency {name} @ c={conc}{label}"),
