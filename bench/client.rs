@@ -81,7 +81,11 @@ impl Load {
         }
         lat.sort_by(f64::total_cmp);
         Load {
-            rps: if secs > 0.0 { lat.len() as f64 / secs } else { 0.0 },
+            rps: if secs > 0.0 {
+                lat.len() as f64 / secs
+            } else {
+                0.0
+            },
             lat,
             errors,
         }

@@ -18,6 +18,37 @@ fn tls_file(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// A TLS server configuration with the test certificate for `localhost` (testdata/tls).
+pub fn server_config() -> Arc<rustls::ServerConfig> {
+    let pem = |name| std::fs::read(tls_file(name)).unwrap();
+    let mut certs = Vec::new();
+    for item in ureq::tls::parse_pem(&pem("localhost.pem")) {
+        if let Ok(ureq::tls::PemItem::Certificate(c)) = item {
+            certs.push(rustls::pki_types::CertificateDer::from(c.der().to_vec()));
+        }
+    }
+    let key = ureq::tls::parse_pem(&pem("localhost.key"))
+        .find_map(|item| match item {
+            Ok(ureq::tls::PemItem::PrivateKey(k)) => Some(k.der().to_vec()),
+            _ => None,
+        })
+        .unwrap();
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(key.into());
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap();
+    Arc::new(config)
+}
+
+/// The test CA's file, for `SSL_CERT_FILE`.
+pub fn ca_file() -> PathBuf {
+    tls_file("ca.pem")
+}
+
 /// An HTTPS mock upstream on 127.0.0.1 (certificate for `localhost`): a chat completion,
 /// or an SSE stream when the body asks for one. Counts connections and requests.
 struct TlsUpstream {
@@ -28,28 +59,7 @@ struct TlsUpstream {
 
 impl TlsUpstream {
     fn start() -> TlsUpstream {
-        let pem = |name| std::fs::read(tls_file(name)).unwrap();
-        let mut certs = Vec::new();
-        for item in ureq::tls::parse_pem(&pem("localhost.pem")) {
-            if let Ok(ureq::tls::PemItem::Certificate(c)) = item {
-                certs.push(rustls::pki_types::CertificateDer::from(c.der().to_vec()));
-            }
-        }
-        let key = ureq::tls::parse_pem(&pem("localhost.key"))
-            .find_map(|item| match item {
-                Ok(ureq::tls::PemItem::PrivateKey(k)) => Some(k.der().to_vec()),
-                _ => None,
-            })
-            .unwrap();
-        let key = rustls::pki_types::PrivateKeyDer::Pkcs8(key.into());
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(certs, key)
-            .unwrap();
-        let config = Arc::new(config);
+        let config = server_config();
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let connections = Arc::new(AtomicUsize::new(0));

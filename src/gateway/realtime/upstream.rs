@@ -3,6 +3,7 @@
 //! handshake) carrying the target's credential.
 
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::sync::Arc;
 use std::time::Duration;
 
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
@@ -144,7 +145,8 @@ pub fn connect(
             target.id
         )))
     })?;
-    match tungstenite::client_tls_with_config(request, tcp, Some(config), None) {
+    let tls = tls().map_err(|e| ConnectError::Transport(ApiError::internal(e)))?;
+    match tungstenite::client_tls_with_config(request, tcp, Some(config), tls) {
         Ok((ws, resp)) => Ok((ws, resp)),
         Err(HandshakeError::Failure(tungstenite::Error::Http(resp))) => {
             let status = resp.status().as_u16();
@@ -206,6 +208,32 @@ fn tcp_connect(host: &str, port: u16, timeout: Duration) -> std::io::Result<TcpS
         }
     }
     Err(last)
+}
+
+/// TLS for `wss://` upstreams: tungstenite's own (the bundled Mozilla roots), or with
+/// `SSL_CERT_FILE` set the roots the HTTP agent uses. Built once.
+fn tls() -> Result<Option<tungstenite::Connector>, String> {
+    static TLS: std::sync::LazyLock<Result<Option<Arc<rustls::ClientConfig>>, String>> =
+        std::sync::LazyLock::new(|| {
+            let Some(certs) = crate::gateway::transport::ssl_cert_file()? else {
+                return Ok(None);
+            };
+            let mut roots = rustls::RootCertStore::empty();
+            for c in &certs {
+                roots
+                    .add(rustls::pki_types::CertificateDer::from(c.der().to_vec()))
+                    .map_err(|e| format!("SSL_CERT_FILE: a certificate is not usable: {e}"))?;
+            }
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            let config = rustls::ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .map_err(|e| format!("TLS set-up: {e}"))?
+                .with_root_certificates(roots)
+                .with_no_client_auth();
+            Ok(Some(Arc::new(config)))
+        });
+    TLS.clone()
+        .map(|config| config.map(tungstenite::Connector::Rustls))
 }
 
 /// The TCP socket under the (possibly TLS) stream: what the relay polls.

@@ -57,6 +57,11 @@ pub fn agent() -> Result<Agent, String> {
 /// with `SSL_CERT_FILE` set, as curl and OpenSSL read it — the PEM certificates in that
 /// file instead (a private CA, a TLS-inspecting corporate proxy).
 fn root_certs() -> Result<Option<ureq::tls::RootCerts>, String> {
+    Ok(ssl_cert_file()?.map(|certs| ureq::tls::RootCerts::new_with_certs(&certs)))
+}
+
+/// The certificates of `SSL_CERT_FILE` when it is set (also the realtime relay's roots).
+pub fn ssl_cert_file() -> Result<Option<Vec<ureq::tls::Certificate<'static>>>, String> {
     let Some(path) = std::env::var_os("SSL_CERT_FILE").filter(|p| !p.is_empty()) else {
         return Ok(None);
     };
@@ -80,7 +85,7 @@ fn root_certs() -> Result<Option<ureq::tls::RootCerts>, String> {
     if certs.is_empty() {
         return Err(unusable("no certificate in it".to_string()));
     }
-    Ok(Some(ureq::tls::RootCerts::new_with_certs(&certs)))
+    Ok(Some(certs))
 }
 
 /// An upstream answer whose body has not been read yet.

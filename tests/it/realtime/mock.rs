@@ -1,6 +1,7 @@
 //! A scripted OpenAI-style realtime server for the realtime tests.
 
-use std::net::{TcpListener, TcpStream};
+use std::io::{Read, Write};
+use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -26,10 +27,25 @@ pub struct Seen {
 pub struct MockRealtime {
     pub addr: String,
     pub seen: Arc<Mutex<Seen>>,
+    tls: bool,
 }
 
 impl MockRealtime {
     pub fn start(deltas: &[&str], gap: Duration) -> MockRealtime {
+        MockRealtime::serve_on(deltas, gap, None)
+    }
+
+    /// The same over TLS (`wss://`), with the certificate of testdata/tls for `localhost`.
+    pub fn start_tls(deltas: &[&str], gap: Duration) -> MockRealtime {
+        MockRealtime::serve_on(deltas, gap, Some(crate::tls::server_config()))
+    }
+
+    fn serve_on(
+        deltas: &[&str],
+        gap: Duration,
+        tls: Option<Arc<rustls::ServerConfig>>,
+    ) -> MockRealtime {
+        let tls_on = tls.is_some();
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap().to_string();
         let seen = Arc::new(Mutex::new(Seen::default()));
@@ -40,15 +56,35 @@ impl MockRealtime {
                 let Ok(stream) = stream else { return };
                 let seen = seen2.clone();
                 let deltas = deltas.clone();
-                std::thread::spawn(move || serve(stream, &seen, &deltas, gap));
+                let tls = tls.clone();
+                stream
+                    .set_read_timeout(Some(Duration::from_secs(30)))
+                    .unwrap();
+                std::thread::spawn(move || match tls {
+                    Some(config) => {
+                        let conn = rustls::ServerConnection::new(config).unwrap();
+                        let stream = rustls::StreamOwned::new(conn, stream);
+                        serve(stream, &seen, &deltas, gap);
+                    }
+                    None => serve(stream, &seen, &deltas, gap),
+                });
             }
         });
-        MockRealtime { addr, seen }
+        MockRealtime {
+            addr,
+            seen,
+            tls: tls_on,
+        }
     }
 
     /// The `base_url` of a target pointing here.
     pub fn v1(&self) -> String {
-        format!("http://{}/v1", self.addr)
+        if self.tls {
+            let port = self.addr.rsplit(':').next().unwrap_or_default();
+            format!("https://localhost:{port}/v1")
+        } else {
+            format!("http://{}/v1", self.addr)
+        }
     }
 
     pub fn texts(&self) -> Vec<String> {
@@ -65,10 +101,7 @@ impl MockRealtime {
     }
 }
 
-fn serve(stream: TcpStream, seen: &Mutex<Seen>, deltas: &[String], gap: Duration) {
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
+fn serve<S: Read + Write>(stream: S, seen: &Mutex<Seen>, deltas: &[String], gap: Duration) {
     let callback = |req: &HsRequest, mut resp: HsResponse| {
         let headers = req
             .headers()
@@ -95,7 +128,7 @@ fn serve(stream: TcpStream, seen: &Mutex<Seen>, deltas: &[String], gap: Duration
     let Ok(mut ws) = tungstenite::accept_hdr(stream, callback) else {
         return;
     };
-    let send = |ws: &mut WebSocket<TcpStream>, v: Value| ws.send(Message::text(v.to_string()));
+    let send = |ws: &mut WebSocket<S>, v: Value| ws.send(Message::text(v.to_string()));
     if send(
         &mut ws,
         json!({"type": "session.created", "event_id": "ev_1", "session": {"id": "sess_1"}}),
@@ -139,8 +172,8 @@ fn serve(stream: TcpStream, seen: &Mutex<Seen>, deltas: &[String], gap: Duration
     }
 }
 
-fn respond(
-    ws: &mut WebSocket<TcpStream>,
+fn respond<S: Read + Write>(
+    ws: &mut WebSocket<S>,
     deltas: &[String],
     gap: Duration,
 ) -> tungstenite::Result<()> {

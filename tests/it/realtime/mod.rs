@@ -146,6 +146,42 @@ fn refusal_events(gw: &Gateway, n: usize) -> Vec<Value> {
     }
 }
 
+// `wss://` upstreams (every hosted realtime API): the relay polls the socket under TLS and
+// reads until the TLS layer has nothing left, so no message waits for the next packet.
+#[test]
+fn a_wss_upstream_is_relayed_both_ways_with_ssl_cert_file_roots() {
+    let up = MockRealtime::start_tls(&["one ", "two ", "three"], Duration::from_millis(1));
+    let ca = crate::tls::ca_file();
+    let gw = Gateway::start_with(
+        Some(&config(&up.v1(), "")),
+        &[],
+        &[("SSL_CERT_FILE", ca.to_str().unwrap())],
+    );
+    let mut ws = open(&gw);
+    send_json(&mut ws, item("e1", &format!("my email is {EMAIL}")));
+    let created = next_json(&mut ws);
+    assert_eq!(created["type"], "conversation.item.created", "{created}");
+    assert!(!created.to_string().contains(EMAIL), "{created}");
+    for round in 0..3 {
+        send_json(
+            &mut ws,
+            json!({"type": "response.create", "event_id": format!("r{round}")}),
+        );
+        let mut text = String::new();
+        loop {
+            let ev = next_json(&mut ws);
+            match ev["type"].as_str().unwrap() {
+                "response.text.delta" => text.push_str(ev["delta"].as_str().unwrap()),
+                "response.text.done" => {}
+                "response.done" => break,
+                other => panic!("unexpected {other}: {ev}"),
+            }
+        }
+        assert_eq!(text, "one two three");
+    }
+    ws.close(None).ok();
+}
+
 #[test]
 fn messages_flow_both_ways_and_pii_is_redacted_both_ways() {
     let up = MockRealtime::start(
