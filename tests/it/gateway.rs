@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 
 use crate::support::*;
 
-fn config_for(upstream: &str, extra_target: &str) -> String {
+pub(crate) fn config_for(upstream: &str, extra_target: &str) -> String {
     format!(
         "pack: {{name: test, version: 1.0.0}}
 providers:

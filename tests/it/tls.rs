@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use serde_json::{json, Value};
 
-use crate::gateway::{chunk, completion};
+use crate::gateway::{chunk, completion, config_for};
 use crate::support::*;
 
 fn tls_file(name: &str) -> PathBuf {
@@ -147,27 +147,12 @@ fn serve(stream: impl Read + Write, requests: &AtomicUsize) {
     }
 }
 
-fn config(upstream: &str) -> String {
-    format!(
-        "pack: {{name: test, version: 1.0.0}}
-providers:
-  targets:
-    - id: primary
-      provider: openai
-      model: gpt-4o
-      base_url: {upstream}
-policies:
-  chain: [audit-logger]
-"
-    )
-}
-
 #[test]
 fn an_https_upstream_is_called_over_tls_streamed_and_its_connection_reused() {
     let up = TlsUpstream::start();
     let ca = tls_file("ca.pem");
     let gw = Gateway::start_with(
-        Some(&config(&up.v1())),
+        Some(&config_for(&up.v1(), "")),
         &[],
         &[("SSL_CERT_FILE", ca.to_str().unwrap())],
     );
@@ -205,7 +190,7 @@ fn an_https_upstream_is_called_over_tls_streamed_and_its_connection_reused() {
 fn an_untrusted_upstream_certificate_is_a_502_not_a_silent_call() {
     let up = TlsUpstream::start();
     // The bundled roots do not know the test CA.
-    let gw = Gateway::start(Some(&config(&up.v1())));
+    let gw = Gateway::start(Some(&config_for(&up.v1(), "")));
     let (status, _, body) = post_json(
         &format!("{}/chat/completions", gw.base_url()),
         &json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}),
