@@ -95,6 +95,14 @@ fn main() {
     client::warm(&direct, BODY);
     client::warm(&via, BODY);
     let rss_idle = rss_kib(pid);
+    let prompt_4k = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("testdata/prompt_injection/prompt_4k.txt"),
+    )
+    .unwrap();
+    // The VM's speed drifts by tens of percent over minutes: this in-process figure, which
+    // no load disturbs, tells which phase a run met (printed at the end with a second one).
+    let gauge_start = pct(&inproc::chain_cost(&prompt_4k, 2000).input, 0.5);
 
     let levels: &[usize] = if a.quick { &[1, 32] } else { &[1, 32, 256] };
     for &conc in levels {
@@ -142,6 +150,7 @@ fn main() {
             "kt RSS idle (after warm-up)",
             format!("{:.1}MiB", rss_idle as f64 / 1024.0),
         );
+        speed_gauge(gauge_start, &prompt_4k);
         kt.kill().ok();
         kt.wait().ok();
         return;
@@ -197,11 +206,6 @@ fn main() {
     }
     let hwm = hwm_kib(pid);
 
-    let prompt_4k = std::fs::read_to_string(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("testdata/prompt_injection/prompt_4k.txt"),
-    )
-    .unwrap();
     let prompt_64k = prompt_4k.repeat(16);
     for (name, prompt, n) in [("4 KB", &prompt_4k, 5000), ("64 KB", &prompt_64k, 500)] {
         let c = inproc::chain_cost(prompt, n);
@@ -241,8 +245,19 @@ fn main() {
         "kt peak RSS (VmHWM)",
         format!("{:.1}MiB", hwm as f64 / 1024.0),
     );
+    speed_gauge(gauge_start, &prompt_4k);
     kt.kill().ok();
     kt.wait().ok();
+}
+
+/// The machine's speed at the start and at the end of the run: the 4 KB chain input p50
+/// (~65 µs on the development VM in its usual state, ~105 µs in its slow phases).
+fn speed_gauge(start: f64, prompt_4k: &str) {
+    let end = pct(&inproc::chain_cost(prompt_4k, 2000).input, 0.5);
+    only(
+        "speed gauge: 4 KB chain p50, start/end",
+        format!("{start:.1}/{end:.1}µs"),
+    );
 }
 
 /// One closed-loop load direct and via kt: latency rows, requests/s, kt's CPU per request.
