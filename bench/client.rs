@@ -110,30 +110,48 @@ impl Load {
     }
 }
 
-/// `conc` clients, each sending requests back to back for `dur`.
-pub fn load(url: &str, body: &str, conc: usize, dur: Duration) -> Load {
-    let stop = Arc::new(AtomicBool::new(false));
-    let start = Instant::now();
+/// Starts `conc` client threads, each with its own agent (one keep-alive connection),
+/// running `run(agent, latencies, errors)`; joins them into a load timed from `start`.
+fn clients(
+    conc: usize,
+    start: Instant,
+    run: impl Fn(&ureq::Agent, &mut Vec<f64>, &mut u64) + Send + Sync + 'static,
+) -> Load {
+    let run = Arc::new(run);
     let handles: Vec<_> = (0..conc)
         .map(|_| {
-            let (url, body, stop) = (url.to_string(), body.to_string(), stop.clone());
+            let run = run.clone();
             std::thread::Builder::new()
                 .stack_size(256 * 1024)
                 .spawn(move || {
                     let agent = agent();
                     let mut lat = Vec::new();
                     let mut errors = 0u64;
-                    while !stop.load(Ordering::Relaxed) {
-                        timed(&agent, &url, &body, Instant::now(), &mut lat, &mut errors);
-                    }
+                    run(&agent, &mut lat, &mut errors);
                     (lat, errors)
                 })
                 .unwrap()
         })
         .collect();
-    std::thread::sleep(dur);
-    stop.store(true, Ordering::Relaxed);
     Load::join(handles, start)
+}
+
+/// `conc` clients, each sending requests back to back for `dur`.
+pub fn load(url: &str, body: &str, conc: usize, dur: Duration) -> Load {
+    let stop = Arc::new(AtomicBool::new(false));
+    let (url, body, flag) = (url.to_string(), body.to_string(), stop.clone());
+    let start = Instant::now();
+    let stopper = std::thread::spawn(move || {
+        std::thread::sleep(dur);
+        flag.store(true, Ordering::Relaxed);
+    });
+    let load = clients(conc, start, move |agent, lat, errors| {
+        while !stop.load(Ordering::Relaxed) {
+            timed(agent, &url, &body, Instant::now(), lat, errors);
+        }
+    });
+    stopper.join().unwrap();
+    load
 }
 
 /// Open loop: requests scheduled at a fixed `rate` (per second) for `dur`, sent by up to
@@ -142,35 +160,21 @@ pub fn load(url: &str, body: &str, conc: usize, dur: Duration) -> Load {
 /// is latency at a load the machine carries, where the closed loop above measures how
 /// the CPU is shared at saturation.
 pub fn paced(url: &str, body: &str, rate: f64, conc: usize, dur: Duration) -> Load {
-    let next = Arc::new(AtomicUsize::new(0));
+    let next = AtomicUsize::new(0);
     let total = (rate * dur.as_secs_f64()) as usize;
     let start = Instant::now() + Duration::from_millis(20);
-    let handles: Vec<_> = (0..conc)
-        .map(|_| {
-            let (url, body, next) = (url.to_string(), body.to_string(), next.clone());
-            std::thread::Builder::new()
-                .stack_size(256 * 1024)
-                .spawn(move || {
-                    let agent = agent();
-                    let mut lat = Vec::new();
-                    let mut errors = 0u64;
-                    loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        if i >= total {
-                            break;
-                        }
-                        let due = start + Duration::from_secs_f64(i as f64 / rate);
-                        if let Some(wait) = due.checked_duration_since(Instant::now()) {
-                            std::thread::sleep(wait);
-                        }
-                        timed(&agent, &url, &body, due, &mut lat, &mut errors);
-                    }
-                    (lat, errors)
-                })
-                .unwrap()
-        })
-        .collect();
-    Load::join(handles, start)
+    let (url, body) = (url.to_string(), body.to_string());
+    clients(conc, start, move |agent, lat, errors| loop {
+        let i = next.fetch_add(1, Ordering::Relaxed);
+        if i >= total {
+            break;
+        }
+        let due = start + Duration::from_secs_f64(i as f64 / rate);
+        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+        timed(agent, &url, &body, due, lat, errors);
+    })
 }
 
 /// Per stream: time to the first content event, the gaps between content events, the

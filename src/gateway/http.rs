@@ -127,25 +127,6 @@ impl Reply {
     }
 }
 
-/// A random id: `prefix` + 24 hex digits from the OS generator (not guessable).
-pub fn random_id(prefix: &str) -> String {
-    let mut bytes = [0u8; 12];
-    if getrandom::fill(&mut bytes).is_err() {
-        // No OS randomness: fall back to time and a counter (unique, not secret).
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        bytes.copy_from_slice(&nanos.to_le_bytes()[..12]);
-    }
-    let mut s = String::with_capacity(prefix.len() + 24);
-    s.push_str(prefix);
-    for b in bytes {
-        s.push_str(&format!("{b:02x}"));
-    }
-    s
-}
-
 /// A request id: `req_` + 12 hex digits of the time in milliseconds + 12 random hex
 /// digits. Ids sort by time, so the events index on `request_id` grows at its end
 /// instead of touching a random page per row (which multiplied the event writer's

@@ -1,156 +1,33 @@
-//! HTTPS upstreams: kt's TCP layer under ureq's rustls, checked against a local TLS
-//! mock whose CA kt trusts through `SSL_CERT_FILE`.
-
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+//! HTTPS upstreams: kt's TCP layer under ureq's rustls, checked against the mock upstream
+//! served over TLS, whose CA kt trusts through `SSL_CERT_FILE`.
 
 use serde_json::{json, Value};
 
 use crate::gateway::{chunk, completion, config_for};
 use crate::support::*;
 
-fn tls_file(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("testdata/tls")
-        .join(name)
-}
-
-/// A TLS server configuration with the test certificate for `localhost` (testdata/tls).
-pub fn server_config() -> Arc<rustls::ServerConfig> {
-    let pem = |name| std::fs::read(tls_file(name)).unwrap();
-    let mut certs = Vec::new();
-    for item in ureq::tls::parse_pem(&pem("localhost.pem")) {
-        if let Ok(ureq::tls::PemItem::Certificate(c)) = item {
-            certs.push(rustls::pki_types::CertificateDer::from(c.der().to_vec()));
-        }
-    }
-    let key = ureq::tls::parse_pem(&pem("localhost.key"))
-        .find_map(|item| match item {
-            Ok(ureq::tls::PemItem::PrivateKey(k)) => Some(k.der().to_vec()),
-            _ => None,
-        })
-        .unwrap();
-    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(key.into());
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .unwrap();
-    Arc::new(config)
-}
-
-/// The test CA's file, for `SSL_CERT_FILE`.
-pub fn ca_file() -> PathBuf {
-    tls_file("ca.pem")
-}
-
-/// An HTTPS mock upstream on 127.0.0.1 (certificate for `localhost`): a chat completion,
-/// or an SSE stream when the body asks for one. Counts connections and requests.
-struct TlsUpstream {
-    port: u16,
-    connections: Arc<AtomicUsize>,
-    requests: Arc<AtomicUsize>,
-}
-
-impl TlsUpstream {
-    fn start() -> TlsUpstream {
-        let config = server_config();
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let connections = Arc::new(AtomicUsize::new(0));
-        let requests = Arc::new(AtomicUsize::new(0));
-        let (conns, reqs) = (connections.clone(), requests.clone());
-        std::thread::spawn(move || {
-            for tcp in listener.incoming().map_while(Result::ok) {
-                conns.fetch_add(1, Ordering::SeqCst);
-                let (config, reqs) = (config.clone(), reqs.clone());
-                std::thread::spawn(move || {
-                    let conn = rustls::ServerConnection::new(config).unwrap();
-                    serve(rustls::StreamOwned::new(conn, tcp), &reqs);
-                });
-            }
-        });
-        TlsUpstream {
-            port,
-            connections,
-            requests,
-        }
-    }
-
-    fn v1(&self) -> String {
-        format!("https://localhost:{}/v1", self.port)
-    }
-}
-
-/// Keep-alive HTTP/1.1 over the TLS stream until the client closes.
-fn serve(stream: impl Read + Write, requests: &AtomicUsize) {
-    let mut r = BufReader::new(stream);
-    loop {
-        let mut len = 0usize;
-        let mut line = String::new();
-        if r.read_line(&mut line).unwrap_or(0) == 0 {
-            return;
-        }
-        loop {
-            line.clear();
-            if r.read_line(&mut line).unwrap_or(0) == 0 {
-                return;
-            }
-            if line == "\r\n" {
-                break;
-            }
-            if let Some((k, v)) = line.split_once(':') {
-                if k.eq_ignore_ascii_case("content-length") {
-                    len = v.trim().parse().unwrap();
-                }
-            }
-        }
-        let mut body = vec![0; len];
-        if r.read_exact(&mut body).is_err() {
-            return;
-        }
-        requests.fetch_add(1, Ordering::SeqCst);
-        let req: Value = serde_json::from_slice(&body).unwrap();
-        let w = r.get_mut();
-        let ok = if req["stream"] == true {
-            let mut out = String::from(
-                "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n",
-            );
-            for ev in [
-                chunk(json!({"role": "assistant", "content": "se"}), None),
-                chunk(json!({"content": "cure"}), None),
-                chunk(json!({}), Some("stop")),
-            ] {
-                let data = format!("data: {ev}\n\n");
-                out.push_str(&format!("{:x}\r\n{data}\r\n", data.len()));
-            }
-            out.push_str("e\r\ndata: [DONE]\n\n\r\n0\r\n\r\n");
-            w.write_all(out.as_bytes())
-        } else {
-            let body = completion("over tls").to_string();
-            w.write_all(
-                format!(
-                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-                    body.len()
-                )
-                .as_bytes(),
+/// An HTTPS mock upstream: a chat completion, or an SSE stream when the body asks for one.
+fn tls_upstream() -> MockUpstream {
+    MockUpstream::start_tls(|r| {
+        if r.json()["stream"] == true {
+            MockReply::openai_sse(
+                &[
+                    chunk(json!({"role": "assistant", "content": "se"}), None),
+                    chunk(json!({"content": "cure"}), None),
+                    chunk(json!({}), Some("stop")),
+                ],
+                std::time::Duration::ZERO,
             )
-        };
-        if ok.and_then(|()| w.flush()).is_err() {
-            return;
+        } else {
+            MockReply::json(200, completion("over tls"))
         }
-    }
+    })
 }
 
 #[test]
 fn an_https_upstream_is_called_over_tls_streamed_and_its_connection_reused() {
-    let up = TlsUpstream::start();
-    let ca = tls_file("ca.pem");
+    let up = tls_upstream();
+    let ca = test_ca_file();
     let gw = Gateway::start_with(
         Some(&config_for(&up.v1(), "")),
         &[],
@@ -181,14 +58,14 @@ fn an_https_upstream_is_called_over_tls_streamed_and_its_connection_reused() {
             assert_eq!(events.last().map(|e| e.data.as_str()), Some("[DONE]"));
         }
     }
-    assert_eq!(up.requests.load(Ordering::SeqCst), 4);
+    assert_eq!(up.count(), 4);
     // One TLS handshake: the pooled connection carried every request.
-    assert_eq!(up.connections.load(Ordering::SeqCst), 1);
+    assert_eq!(up.connections.load(std::sync::atomic::Ordering::SeqCst), 1);
 }
 
 #[test]
 fn an_untrusted_upstream_certificate_is_a_502_not_a_silent_call() {
-    let up = TlsUpstream::start();
+    let up = tls_upstream();
     // The bundled roots do not know the test CA.
     let gw = Gateway::start(Some(&config_for(&up.v1(), "")));
     let (status, _, body) = post_json(
@@ -197,7 +74,7 @@ fn an_untrusted_upstream_certificate_is_a_502_not_a_silent_call() {
         &[],
     );
     assert_eq!(status, 502, "{body}");
-    assert_eq!(up.requests.load(Ordering::SeqCst), 0);
+    assert_eq!(up.count(), 0);
 }
 
 #[test]

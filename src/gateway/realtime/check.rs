@@ -82,7 +82,7 @@ pub fn check(
 pub fn error_event(err: &ApiError, client_event_id: Option<&str>) -> String {
     serde_json::json!({
         "type": "error",
-        "event_id": crate::gateway::http::random_id("event_kt_"),
+        "event_id": crate::providers::native::random_id("event_kt_"),
         "error": {
             "type": err.body.kind,
             "code": err.body.code,

@@ -37,7 +37,7 @@ impl MockRealtime {
 
     /// The same over TLS (`wss://`), with the certificate of testdata/tls for `localhost`.
     pub fn start_tls(deltas: &[&str], gap: Duration) -> MockRealtime {
-        MockRealtime::serve_on(deltas, gap, Some(crate::tls::server_config()))
+        MockRealtime::serve_on(deltas, gap, Some(crate::support::tls_server_config()))
     }
 
     fn serve_on(

@@ -151,7 +151,7 @@ fn refusal_events(gw: &Gateway, n: usize) -> Vec<Value> {
 #[test]
 fn a_wss_upstream_is_relayed_both_ways_with_ssl_cert_file_roots() {
     let up = MockRealtime::start_tls(&["one ", "two ", "three"], Duration::from_millis(1));
-    let ca = crate::tls::ca_file();
+    let ca = test_ca_file();
     let gw = Gateway::start_with(
         Some(&config(&up.v1(), "")),
         &[],

@@ -94,6 +94,26 @@ pub struct MockUpstream {
 
 impl MockUpstream {
     pub fn start(handler: impl Fn(&Received) -> MockReply + Send + Sync + 'static) -> MockUpstream {
+        MockUpstream::serve_on(None, handler)
+    }
+
+    /// The same over TLS: `https://localhost:PORT`, with the test certificate of
+    /// testdata/tls (trusted by kt through `SSL_CERT_FILE=`[`test_ca_file`]).
+    pub fn start_tls(
+        handler: impl Fn(&Received) -> MockReply + Send + Sync + 'static,
+    ) -> MockUpstream {
+        MockUpstream::serve_on(Some(tls_server_config()), handler)
+    }
+
+    fn serve_on(
+        tls: Option<Arc<rustls::ServerConfig>>,
+        handler: impl Fn(&Received) -> MockReply + Send + Sync + 'static,
+    ) -> MockUpstream {
+        let scheme_host = if tls.is_some() {
+            "https://localhost"
+        } else {
+            "http://127.0.0.1"
+        };
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let received = Arc::new(Mutex::new(Vec::new()));
@@ -107,11 +127,24 @@ impl MockUpstream {
                 conns.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 let handler = handler.clone();
                 let received = rec2.clone();
-                std::thread::spawn(move || serve(stream, &*handler, &received));
+                let tls = tls.clone();
+                std::thread::spawn(move || {
+                    stream.set_nodelay(true).ok();
+                    // Kept to shut the socket down under a TLS stream too.
+                    let sock = stream.try_clone().unwrap();
+                    match tls {
+                        Some(config) => {
+                            let conn = rustls::ServerConnection::new(config).unwrap();
+                            let tls_stream = rustls::StreamOwned::new(conn, stream);
+                            serve(tls_stream, &sock, &*handler, &received);
+                        }
+                        None => serve(stream, &sock, &*handler, &received),
+                    }
+                });
             }
         });
         MockUpstream {
-            url: format!("http://127.0.0.1:{port}"),
+            url: format!("{scheme_host}:{port}"),
             received,
             connections,
         }
@@ -131,7 +164,7 @@ impl MockUpstream {
     }
 }
 
-fn read_request(r: &mut BufReader<TcpStream>) -> Option<Received> {
+fn read_request(r: &mut impl BufRead) -> Option<Received> {
     let mut line = String::new();
     if r.read_line(&mut line).ok()? == 0 {
         return None;
@@ -168,28 +201,34 @@ fn read_request(r: &mut BufReader<TcpStream>) -> Option<Received> {
     })
 }
 
-fn serve(stream: TcpStream, handler: &Handler, received: &Mutex<Vec<Received>>) {
-    stream.set_nodelay(true).ok();
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
-    let mut w = stream;
+/// Answers the requests of one connection (`stream`: the socket `sock`, or TLS over it).
+fn serve(
+    stream: impl Read + Write,
+    sock: &TcpStream,
+    handler: &Handler,
+    received: &Mutex<Vec<Received>>,
+) {
+    let mut reader = BufReader::new(stream);
     while let Some(req) = read_request(&mut reader) {
         received.lock().unwrap().push(req.clone());
         let reply = handler(&req);
-        if !answer(&mut w, reply) {
+        if !answer(reader.get_mut(), sock, reply) || reader.get_mut().flush().is_err() {
             return;
         }
     }
 }
 
 /// Writes the reply; `false` when the connection must be closed.
-fn answer(w: &mut TcpStream, reply: MockReply) -> bool {
+fn answer(w: &mut impl Write, sock: &TcpStream, reply: MockReply) -> bool {
     match reply {
         MockReply::CloseAfter(reply) => {
-            answer(w, *reply);
-            w.shutdown(std::net::Shutdown::Both).ok();
+            answer(w, sock, *reply);
+            sock.shutdown(std::net::Shutdown::Both).ok();
             false
         }
-        MockReply::StrayAfter(reply, bytes) => answer(w, *reply) && w.write_all(&bytes).is_ok(),
+        MockReply::StrayAfter(reply, bytes) => {
+            answer(w, sock, *reply) && w.write_all(&bytes).and_then(|_| w.flush()).is_ok()
+        }
         MockReply::Json(status, body, headers) => {
             let mut head = format!(
                 "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
@@ -230,7 +269,8 @@ fn answer(w: &mut TcpStream, reply: MockReply) -> bool {
                 }
             }
             if close_early {
-                w.shutdown(std::net::Shutdown::Both).ok();
+                w.flush().ok();
+                sock.shutdown(std::net::Shutdown::Both).ok();
                 return false;
             }
             w.write_all(b"0\r\n\r\n").is_ok()
@@ -269,11 +309,48 @@ fn answer(w: &mut TcpStream, reply: MockReply) -> bool {
         }
         MockReply::Delay(d, inner) => {
             std::thread::sleep(d);
-            answer(w, *inner)
+            answer(w, sock, *inner)
         }
         MockReply::Drop => {
-            w.shutdown(std::net::Shutdown::Both).ok();
+            sock.shutdown(std::net::Shutdown::Both).ok();
             false
         }
     }
+}
+
+fn tls_file(name: &str) -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("testdata/tls")
+        .join(name)
+}
+
+/// The test CA of testdata/tls, for `SSL_CERT_FILE`.
+pub fn test_ca_file() -> std::path::PathBuf {
+    tls_file("ca.pem")
+}
+
+/// A TLS server configuration with the test certificate for `localhost` (testdata/tls).
+pub fn tls_server_config() -> Arc<rustls::ServerConfig> {
+    let pem = |name| std::fs::read(tls_file(name)).unwrap();
+    let mut certs = Vec::new();
+    for item in ureq::tls::parse_pem(&pem("localhost.pem")) {
+        if let Ok(ureq::tls::PemItem::Certificate(c)) = item {
+            certs.push(rustls::pki_types::CertificateDer::from(c.der().to_vec()));
+        }
+    }
+    let key = ureq::tls::parse_pem(&pem("localhost.key"))
+        .find_map(|item| match item {
+            Ok(ureq::tls::PemItem::PrivateKey(k)) => Some(k.der().to_vec()),
+            _ => None,
+        })
+        .unwrap();
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(key.into());
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap();
+    Arc::new(config)
 }

@@ -11,7 +11,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 #[allow(unused_imports)]
-pub use mock_upstream::{MockReply, MockUpstream, Received};
+pub use mock_upstream::{test_ca_file, tls_server_config, MockReply, MockUpstream, Received};
 
 /// Path of the built `kt` binary.
 pub fn kt_bin() -> &'static str {
