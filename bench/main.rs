@@ -32,6 +32,9 @@ struct Args {
     streams: usize,
     /// `--quick`: only the non-streaming latency loads at c=1 and c=32 (for profiling).
     quick: bool,
+    /// `--own-core`: only the c=1 and c=32 loads with kt on a core of its own (to compare
+    /// builds: kt's CPU and context switches per request).
+    own_core: bool,
 }
 
 fn args() -> Args {
@@ -46,6 +49,7 @@ fn args() -> Args {
         seconds: value("--seconds").unwrap_or(5),
         streams: value("--streams").map_or(2000, |n| n as usize),
         quick: args.iter().any(|a| a == "--quick"),
+        own_core: args.iter().any(|a| a == "--own-core"),
     }
 }
 
@@ -104,7 +108,11 @@ fn main() {
     // no load disturbs, tells which phase a run met (printed at the end with a second one).
     let gauge_start = pct(&inproc::chain_cost(&prompt_4k, 2000).input, 0.5);
 
-    let levels: &[usize] = if a.quick { &[1, 32] } else { &[1, 32, 256] };
+    let levels: &[usize] = match (a.own_core, a.quick) {
+        (true, _) => &[],
+        (false, true) => &[1, 32],
+        (false, false) => &[1, 32, 256],
+    };
     for &conc in levels {
         closed_rows(&direct, &via, pid, conc, dur, "");
     }
@@ -121,6 +129,12 @@ fn main() {
         let all: Vec<usize> = bench_cpus.iter().chain(&kt_cpus).copied().collect();
         pin(std::process::id(), &all);
         pin(pid, &all);
+    }
+    if a.own_core {
+        speed_gauge(gauge_start, &prompt_4k);
+        kt.kill().ok();
+        kt.wait().ok();
+        return;
     }
     // The same 32 clients, paced at a rate both paths carry: added latency when the CPU
     // is not saturated by the bench's own client and mock.
@@ -266,26 +280,38 @@ const ROUNDS: u32 = 4;
 
 /// Runs `load` direct and via kt in alternating slices (`ROUNDS` each, `dur` in all per
 /// path), so both meet the machine in the same state: a VM's speed drifts by tens of
-/// percent over minutes. Returns both loads and kt's CPU time (ms) over its slices.
+/// percent over minutes. Returns both loads and kt's CPU time (ms) and context switches
+/// over its slices.
 fn alternate(
     direct: &str,
     via: &str,
     pid: u32,
     dur: Duration,
     load: impl Fn(&str, Duration) -> client::Load,
-) -> (client::Load, client::Load, f64) {
-    let (mut d, mut k, mut kt_cpu) = (Vec::new(), Vec::new(), 0.0);
+) -> (client::Load, client::Load, KtCost) {
+    let (mut d, mut k, mut cost) = (Vec::new(), Vec::new(), KtCost::default());
     for _ in 0..ROUNDS {
         d.push(load(direct, dur / ROUNDS));
-        let cpu = cpu_ms(pid);
+        let (cpu, switches) = (cpu_ms(pid), context_switches(pid));
         k.push(load(via, dur / ROUNDS));
-        kt_cpu += cpu_ms(pid) - cpu;
+        cost.cpu_ms += cpu_ms(pid) - cpu;
+        cost.switches += context_switches(pid).saturating_sub(switches);
     }
-    (client::Load::merge(d), client::Load::merge(k), kt_cpu)
+    (client::Load::merge(d), client::Load::merge(k), cost)
+}
+
+/// What kt spent over a load.
+#[derive(Default)]
+struct KtCost {
+    /// CPU time (user + system), ms.
+    cpu_ms: f64,
+    /// Context switches of all its threads (voluntary: a thread blocked; involuntary: it
+    /// was preempted).
+    switches: u64,
 }
 
 fn closed_rows(direct: &str, via: &str, pid: u32, conc: usize, dur: Duration, label: &str) {
-    let (d, k, kt_cpu) = alternate(direct, via, pid, dur, |url, dur| {
+    let (d, k, cost) = alternate(direct, via, pid, dur, |url, dur| {
         client::load(url, BODY, conc, dur)
     });
     for (name, p) in [("p50", 0.50), ("p90", 0.90), ("p99", 0.99)] {
@@ -299,7 +325,11 @@ fn closed_rows(direct: &str, via: &str, pid: u32, conc: usize, dur: Duration, la
     row(&format!("requests/s @ c={conc}{label}"), "", d.rps, k.rps);
     only(
         &format!("kt CPU per request @ c={conc}{label}"),
-        format!("{:.0}µs", kt_cpu * 1000.0 / k.lat.len().max(1) as f64),
+        format!("{:.0}µs", cost.cpu_ms * 1000.0 / k.lat.len().max(1) as f64),
+    );
+    only(
+        &format!("kt context switches per request @ c={conc}{label}"),
+        format!("{:.2}", cost.switches as f64 / k.lat.len().max(1) as f64),
     );
     if k.errors + d.errors > 0 {
         row(
@@ -382,6 +412,27 @@ fn cpu_ms(pid: u32) -> f64 {
         .filter_map(|v| v.parse().ok())
         .collect();
     f.iter().sum::<f64>() * 10.0
+}
+
+/// Context switches of every thread of `pid` alive now (threads that ended are not
+/// counted: the gateway's pool keeps its threads through a load).
+fn context_switches(pid: u32) -> u64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    let mut n = 0;
+    for task in tasks.flatten() {
+        let status = std::fs::read_to_string(task.path().join("status")).unwrap_or_default();
+        for line in status.lines() {
+            if let Some(v) = line
+                .strip_prefix("voluntary_ctxt_switches:")
+                .or_else(|| line.strip_prefix("nonvoluntary_ctxt_switches:"))
+            {
+                n += v.trim().parse::<u64>().unwrap_or(0);
+            }
+        }
+    }
+    n
 }
 
 fn rss_kib(pid: u32) -> u64 {
