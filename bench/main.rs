@@ -455,9 +455,15 @@ fn proc_status(pid: u32, key: &str) -> u64 {
 
 /// Starts the release kt next to this example; returns it and its address.
 fn start_kt(upstream: &str, dir: &std::path::Path) -> (std::process::Child, String) {
-    let exe = std::env::current_exe().unwrap();
-    // target/release/examples/bench -> target/release/kt
-    let kt = exe.parent().and_then(|p| p.parent()).unwrap().join("kt");
+    // `KT_BENCH_BIN`: another build to measure (comparing two builds on one machine).
+    let kt = std::env::var_os("KT_BENCH_BIN").map_or_else(
+        || {
+            let exe = std::env::current_exe().unwrap();
+            // target/release/examples/bench -> target/release/kt
+            exe.parent().and_then(|p| p.parent()).unwrap().join("kt")
+        },
+        std::path::PathBuf::from,
+    );
     assert!(
         kt.exists(),
         "build kt first: cargo build --release ({} missing)",
