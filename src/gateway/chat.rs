@@ -340,7 +340,7 @@ pub fn response_headers(p: &Prepared) -> Vec<(String, String)> {
 
 pub fn meta(p: &Prepared, target: Option<&Target>) -> KeeptrustsMeta {
     KeeptrustsMeta {
-        routing_decision_id: format!("kt_decision_{}", p.ctx.request_id),
+        routing_decision_id: ["kt_decision_", p.ctx.request_id.as_str()].concat(),
         provider_used: target.map_or_else(String::new, |t| t.kind.as_str().to_string()),
         cache_status: None,
         region: target.and_then(|t| t.region.clone()),
