@@ -210,7 +210,7 @@ fn attempt_all<'a>(
                 break;
             }
             let t0 = Instant::now();
-            let result = send_one(state, target, up.clone(), stream);
+            let result = send_one(state, target, &up, stream);
             let elapsed = t0.elapsed();
             let now = Instant::now();
             let mut a = attempt(target, n_try, "".into(), elapsed);
@@ -396,7 +396,7 @@ fn build(target: &Target, p: &Prepared, body: &ChatRequest) -> Result<UpstreamRe
 pub fn send_one(
     state: &State,
     target: &Target,
-    up: UpstreamRequest,
+    up: &UpstreamRequest,
     stream: bool,
 ) -> Result<UpstreamResponse, ApiError> {
     let timeout = if stream {

@@ -147,7 +147,7 @@ impl UpstreamResponse {
 /// bounds the wait for the response head and for each read (stall detection).
 pub fn send(
     agent: &Agent,
-    up: UpstreamRequest,
+    up: &UpstreamRequest,
     timeout: Duration,
     stream: bool,
 ) -> Result<UpstreamResponse, ApiError> {
