@@ -233,6 +233,14 @@ pub fn prepare_chat(
 /// Parses and checks the body: malformed JSON and missing fields are 400s naming the
 /// parameter.
 pub fn parse_request(body: &[u8]) -> Result<ChatRequest, ApiError> {
+    // The usual well-formed request straight into its type; anything this does not take
+    // (bad JSON, a missing or empty field, a duplicate key) goes the checking way below,
+    // which gives the same request when there is one and the precise error otherwise.
+    if let Ok(chat) = serde_json::from_slice::<ChatRequest>(body) {
+        if !chat.model.is_empty() && !chat.messages.is_empty() {
+            return Ok(chat);
+        }
+    }
     let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| {
         ApiError::invalid_json(format!(
             "We could not parse the JSON body of your request: {e}. Send a valid JSON object."
@@ -303,7 +311,7 @@ pub fn call_upstream(
 
 /// Turns a non-2xx upstream answer into the client's error, keeping the status and the
 /// retry hints.
-pub fn upstream_error(target: &Target, mut resp: UpstreamResponse) -> ApiError {
+pub fn upstream_error(target: &Target, resp: UpstreamResponse) -> ApiError {
     let status = resp.status;
     let retry_after = resp
         .header("retry-after-ms")
@@ -313,7 +321,7 @@ pub fn upstream_error(target: &Target, mut resp: UpstreamResponse) -> ApiError {
             resp.header("retry-after")
                 .and_then(|v| v.trim().parse::<f64>().ok())
         });
-    let headers = std::mem::take(&mut resp.headers);
+    let headers = resp.header_pairs();
     let body = resp.read_all().unwrap_or_default();
     let mut err = providers::adapter_for(target).parse_error_with_headers(status, &headers, &body);
     err.retry_after = retry_after.or(err.retry_after);
@@ -332,7 +340,7 @@ pub fn response_headers(p: &Prepared) -> Vec<(String, String)> {
 
 pub fn meta(p: &Prepared, target: Option<&Target>) -> KeeptrustsMeta {
     KeeptrustsMeta {
-        routing_decision_id: format!("kt_decision_{}", p.ctx.request_id),
+        routing_decision_id: ["kt_decision_", p.ctx.request_id.as_str()].concat(),
         provider_used: target.map_or_else(String::new, |t| t.kind.as_str().to_string()),
         cache_status: None,
         region: target.and_then(|t| t.region.clone()),
@@ -365,12 +373,13 @@ fn unary(state: &Arc<State>, req: Request, mut p: Prepared, mut ev: Event) {
 
 fn unary_inner(state: &State, p: &mut Prepared, ev: &mut Event) -> Result<Vec<u8>, ApiError> {
     let resp = unary_response(state, p, ev)?;
-    let body = serde_json::to_vec(&resp)
+    // As a `String` (serde_json prints UTF-8): the event's copy needs no re-validation.
+    let body = serde_json::to_string(&resp)
         .map_err(|e| ApiError::internal(format!("failed to serialize the response: {e}")))?;
     if payload_mode(&p.runtime) == Payload::Redacted {
-        ev.response_body = Some(String::from_utf8_lossy(&body).into_owned());
+        ev.response_body = Some(body.clone());
     }
-    Ok(body)
+    Ok(body.into_bytes())
 }
 
 /// Calls the upstream without streaming and runs the output policies: the answer the

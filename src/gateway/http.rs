@@ -134,7 +134,22 @@ impl Reply {
 pub fn request_id() -> String {
     let ms = u64::try_from(now_ms()).unwrap_or(0) & 0xffff_ffff_ffff;
     let random = id_bits() & 0xffff_ffff_ffff;
-    format!("req_{ms:012x}{random:012x}")
+    // As `format!("req_{ms:012x}{random:012x}")`, without the formatting machinery.
+    let mut id = String::with_capacity(28);
+    id.push_str("req_");
+    push_hex48(&mut id, ms);
+    push_hex48(&mut id, random);
+    id
+}
+
+/// The low 48 bits of `v` as 12 lower-case hex digits.
+fn push_hex48(out: &mut String, v: u64) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for shift in (0..12).rev() {
+        out.push(char::from(
+            DIGITS[usize::try_from((v >> (shift * 4)) & 0xf).unwrap_or(0)],
+        ));
+    }
 }
 
 /// 64 random bits for ids (not secrets): splitmix64 over a per-thread state seeded once
@@ -169,6 +184,22 @@ pub fn now_ms() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hex48_is_zero_padded_lower_hex_of_the_low_48_bits() {
+        for v in [
+            0,
+            1,
+            0xabc,
+            0xffff_ffff_ffff,
+            0x0123_4567_89ab,
+            0x8000_0000_0001,
+        ] {
+            let mut s = String::new();
+            push_hex48(&mut s, v);
+            assert_eq!(s, format!("{v:012x}"));
+        }
+    }
 
     #[test]
     fn request_ids_are_unique_time_ordered_hex() {

@@ -60,32 +60,33 @@ impl Routing {
 
 /// `detail.routing` of an event.
 #[derive(Debug, Default, Serialize)]
-struct RoutingDetail {
+/// Target ids are borrowed from the configuration: nothing is copied per request.
+struct RoutingDetail<'a> {
     requested: String,
     resolved: String,
     strategy: &'static str,
     /// Target ids the strategy could choose from, serving the model first.
-    candidates: Vec<String>,
+    candidates: Vec<&'a str>,
     /// The plan's order of targets to try.
-    order: Vec<String>,
+    order: Vec<&'a str>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     skipped: Vec<Skipped>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     last_resort: bool,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     explored: bool,
-    chosen: Option<String>,
-    attempts: Vec<Attempt>,
+    chosen: Option<&'a str>,
+    attempts: Vec<Attempt<'a>>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    compression: Vec<TargetCompression>,
+    compression: Vec<TargetCompression<'a>>,
 }
 
 #[derive(Debug, Serialize)]
-struct Attempt {
-    target: String,
+struct Attempt<'a> {
+    target: &'a str,
     attempt: u32,
     /// `ok`, `http <status>`, or the transport error.
-    outcome: String,
+    outcome: Cow<'static, str>,
     latency_ms: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     retry_in_ms: Option<u64>,
@@ -95,8 +96,8 @@ struct Attempt {
 }
 
 #[derive(Debug, Serialize)]
-struct TargetCompression {
-    target: String,
+struct TargetCompression<'a> {
+    target: &'a str,
     #[serde(flatten)]
     compression: Compression,
 }
@@ -119,11 +120,11 @@ pub fn call(
             .resolution
             .candidates
             .iter()
-            .filter_map(|&i| config.targets.get(i).map(|t| t.id.clone()))
+            .filter_map(|&i| config.targets.get(i).map(|t| t.id.as_str()))
             .collect(),
         ..RoutingDetail::default()
     };
-    let result = attempt_all(state, p, ev, &mut detail);
+    let result = attempt_all(state, &config, p, ev, &mut detail);
     if let Err(e) = &result {
         if e.status == 409 {
             ev.blocked_by.clone_from(&e.body.policy);
@@ -135,22 +136,22 @@ pub fn call(
     result
 }
 
-fn attempt_all(
+fn attempt_all<'a>(
     state: &State,
+    config: &'a Config,
     p: &mut Prepared,
     ev: &mut Event,
-    detail: &mut RoutingDetail,
+    detail: &mut RoutingDetail<'a>,
 ) -> Result<(usize, Upstream), ApiError> {
-    let config = p.runtime.config.clone();
     let stream = p.chat.is_stream();
     let plan = state
         .routing
         .router
-        .plan(&config, &p.resolution, &p.chat, Instant::now())?;
+        .plan(config, &p.resolution, &p.chat, Instant::now())?;
     detail.order = plan
         .order
         .iter()
-        .filter_map(|&i| config.targets.get(i).map(|t| t.id.clone()))
+        .filter_map(|&i| config.targets.get(i).map(|t| t.id.as_str()))
         .collect();
     detail.skipped.clone_from(&plan.skipped);
     detail.last_resort = plan.last_resort;
@@ -171,13 +172,13 @@ fn attempt_all(
             detail
                 .attempts
                 .push(attempt(target, 1, "ok".into(), Duration::ZERO));
-            detail.chosen = Some(target.id.clone());
+            detail.chosen = Some(&target.id);
             return Ok((i, Upstream::Mock));
         }
         let (body, compression) = body_for(target, &p.chat, stream);
         if let Some(c) = compression {
             detail.compression.push(TargetCompression {
-                target: target.id.clone(),
+                target: &target.id,
                 compression: c,
             });
         }
@@ -185,9 +186,12 @@ fn attempt_all(
             Ok(up) => up,
             Err(e) => {
                 // This target cannot take the request (format, credentials): another may.
-                detail
-                    .attempts
-                    .push(attempt(target, 1, e.body.message.clone(), Duration::ZERO));
+                detail.attempts.push(attempt(
+                    target,
+                    1,
+                    e.body.message.clone().into(),
+                    Duration::ZERO,
+                ));
                 last_err = Some(e);
                 continue;
             }
@@ -206,10 +210,10 @@ fn attempt_all(
                 break;
             }
             let t0 = Instant::now();
-            let result = send_one(state, target, up.clone(), stream);
+            let result = send_one(state, target, &up, stream);
             let elapsed = t0.elapsed();
             let now = Instant::now();
-            let mut a = attempt(target, n_try, String::new(), elapsed);
+            let mut a = attempt(target, n_try, "".into(), elapsed);
             a.probe = permit == Permit::Probe;
             let more = n_try < tries;
             match result {
@@ -217,9 +221,9 @@ fn attempt_all(
                     ts.stats.record_success(elapsed, now);
                     ts.breaker
                         .record(&plan.breaker, permit, Outcome::Success, now);
-                    a.outcome = "ok".to_string();
+                    a.outcome = "ok".into();
                     detail.attempts.push(a);
-                    detail.chosen = Some(target.id.clone());
+                    detail.chosen = Some(&target.id);
                     return Ok((i, Upstream::Http(resp)));
                 }
                 Ok(resp) if plan.retry.is_retryable_status(resp.status) => {
@@ -230,17 +234,20 @@ fn attempt_all(
                     };
                     ts.stats.record_failure(elapsed, now);
                     ts.breaker.record(&plan.breaker, permit, outcome, now);
-                    a.outcome = format!("http {}", resp.status);
+                    a.outcome = format!("http {}", resp.status).into();
                     let wait = if more {
-                        plan.retry
-                            .delay(n_try, random_unit(), retry::retry_after(&resp.headers))
+                        plan.retry.delay(
+                            n_try,
+                            random_unit(),
+                            retry::retry_after(&resp.header_pairs()),
+                        )
                     } else {
                         None
                     };
                     if wait.is_none() && is_last_target {
                         // Nothing left to try: the client gets the upstream's own answer.
                         detail.attempts.push(a);
-                        detail.chosen = Some(target.id.clone());
+                        detail.chosen = Some(&target.id);
                         return Ok((i, Upstream::Http(resp)));
                     }
                     last_err = Some(chat::upstream_error(target, resp));
@@ -254,16 +261,16 @@ fn attempt_all(
                     ts.stats.record_other();
                     ts.breaker
                         .record(&plan.breaker, permit, Outcome::Success, now);
-                    a.outcome = format!("http {}", resp.status);
+                    a.outcome = format!("http {}", resp.status).into();
                     detail.attempts.push(a);
-                    detail.chosen = Some(target.id.clone());
+                    detail.chosen = Some(&target.id);
                     return Ok((i, Upstream::Http(resp)));
                 }
                 Err(e) => {
                     ts.stats.record_failure(elapsed, now);
                     ts.breaker
                         .record(&plan.breaker, permit, Outcome::Failure, now);
-                    a.outcome.clone_from(&e.body.message);
+                    a.outcome = e.body.message.clone().into();
                     let wait = if more {
                         plan.retry.delay(n_try, random_unit(), None)
                     } else {
@@ -289,7 +296,11 @@ fn attempt_all(
 
 /// Records the attempt; sleeps before the next try when there is one. `false`: stop
 /// trying this target.
-fn wait_or_stop(detail: &mut RoutingDetail, mut a: Attempt, wait: Option<Duration>) -> bool {
+fn wait_or_stop<'a>(
+    detail: &mut RoutingDetail<'a>,
+    mut a: Attempt<'a>,
+    wait: Option<Duration>,
+) -> bool {
     a.retry_in_ms = wait.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
     detail.attempts.push(a);
     match wait {
@@ -301,9 +312,14 @@ fn wait_or_stop(detail: &mut RoutingDetail, mut a: Attempt, wait: Option<Duratio
     }
 }
 
-fn attempt(target: &Target, n: u32, outcome: String, latency: Duration) -> Attempt {
+fn attempt<'a>(
+    target: &'a Target,
+    n: u32,
+    outcome: Cow<'static, str>,
+    latency: Duration,
+) -> Attempt<'a> {
     Attempt {
-        target: target.id.clone(),
+        target: &target.id,
         attempt: n,
         outcome,
         latency_ms: (latency.as_secs_f64() * 10_000.0).round() / 10.0,
@@ -380,7 +396,7 @@ fn build(target: &Target, p: &Prepared, body: &ChatRequest) -> Result<UpstreamRe
 pub fn send_one(
     state: &State,
     target: &Target,
-    up: UpstreamRequest,
+    up: &UpstreamRequest,
     stream: bool,
 ) -> Result<UpstreamResponse, ApiError> {
     let timeout = if stream {

@@ -22,7 +22,7 @@ impl OpenAiAdapter {
     fn url(&self, target: &Target) -> String {
         let base = target.base_url.trim_end_matches('/');
         if !self.azure {
-            return format!("{base}/chat/completions");
+            return [base, "/chat/completions"].concat();
         }
         let version = target
             .api_version

@@ -76,8 +76,11 @@ impl TargetState {
     }
 }
 
-fn key(t: &Target) -> String {
-    format!("{}\u{1f}{}\u{1f}{}", t.id, t.base_url, t.model)
+impl TargetState {
+    /// Whether this is the state of `t` (same `id`, `base_url` and `model`).
+    fn is_for(&self, t: &Target) -> bool {
+        self.base_url == t.base_url && self.model == t.model
+    }
 }
 
 /// A strategy's memory for one pool of targets.
@@ -111,7 +114,9 @@ pub struct Plan {
 /// Live routing state of the gateway.
 #[derive(Debug, Default)]
 pub struct RouterState {
-    targets: RwLock<HashMap<String, Arc<TargetState>>>,
+    /// By `id`, then told apart by `base_url` and `model` (looked up per request without
+    /// building a key).
+    targets: RwLock<HashMap<String, Vec<Arc<TargetState>>>>,
     /// Registration order, for a stable metrics listing.
     listing: RwLock<Vec<Arc<TargetState>>>,
     pools: Mutex<HashMap<(String, Vec<usize>), PoolState>>,
@@ -142,26 +147,27 @@ impl RouterState {
 
     /// The state of `t`, created on first use.
     pub fn target(&self, t: &Target) -> Arc<TargetState> {
-        let k = key(t);
         if let Some(ts) = self
             .targets
             .read()
             .unwrap_or_else(PoisonError::into_inner)
-            .get(&k)
+            .get(t.id.as_str())
+            .and_then(|same_id| same_id.iter().find(|ts| ts.is_for(t)))
         {
             return ts.clone();
         }
         let mut map = self.targets.write().unwrap_or_else(PoisonError::into_inner);
-        map.entry(k)
-            .or_insert_with(|| {
-                let ts = Arc::new(TargetState::new(t));
-                self.listing
-                    .write()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .push(ts.clone());
-                ts
-            })
-            .clone()
+        let same_id = map.entry(t.id.clone()).or_default();
+        if let Some(ts) = same_id.iter().find(|ts| ts.is_for(t)) {
+            return ts.clone();
+        }
+        let ts = Arc::new(TargetState::new(t));
+        same_id.push(ts.clone());
+        self.listing
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(ts.clone());
+        ts
     }
 
     /// Every known target, in registration order.

@@ -1,7 +1,7 @@
 //! The event record: one row per request, written by the writer thread, read by
 //! `kt events` and `GET /v1/events`.
 
-use rusqlite::{params, Connection, Row};
+use rusqlite::{params, CachedStatement, Connection, Row, Statement};
 use serde::{Deserialize, Serialize};
 
 pub use super::json_text::JsonText;
@@ -94,14 +94,26 @@ pub(crate) const COLUMNS: &str =
 
 /// Inserts one event (inside the caller's transaction) and returns its row id.
 pub fn insert(conn: &Connection, e: &Event) -> rusqlite::Result<i64> {
-    let mut stmt = conn.prepare_cached(
+    let mut stmt = prepare_insert(conn)?;
+    insert_with(&mut stmt, e)?;
+    Ok(conn.last_insert_rowid())
+}
+
+/// The statement `insert_with` runs: prepared once for a batch of events, it saves a
+/// statement-cache lookup and return per event.
+pub fn prepare_insert(conn: &Connection) -> rusqlite::Result<CachedStatement<'_>> {
+    conn.prepare_cached(
         "INSERT INTO events (request_id, ts_ms, kind, endpoint, configuration, model_requested, \
          model_used, target_id, provider, status, verdict, blocked_by, policies, latency_ms, ttft_ms, \
          stream, prompt_tokens, completion_tokens, total_tokens, cost_usd, key_name, team, \
          request_source, correlation_id, error, detail, request_body, response_body, prev_hash, hash) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, \
          ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30)",
-    )?;
+    )
+}
+
+/// Inserts one event with `prepare_insert`'s statement.
+pub fn insert_with(stmt: &mut Statement<'_>, e: &Event) -> rusqlite::Result<()> {
     stmt.execute(params![
         e.request_id,
         e.ts_ms,
@@ -134,7 +146,7 @@ pub fn insert(conn: &Connection, e: &Event) -> rusqlite::Result<i64> {
         e.prev_hash,
         e.hash,
     ])?;
-    Ok(conn.last_insert_rowid())
+    Ok(())
 }
 
 pub(crate) fn from_row(r: &Row<'_>) -> rusqlite::Result<Event> {

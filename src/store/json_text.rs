@@ -52,38 +52,58 @@ impl JsonText {
         if !is_array {
             self.0 = "[]".to_string();
         }
-        self.0.pop();
-        let mut first = self.0.len() == 1;
+        // The new items' text in one buffer (an item that cannot be serialised is left
+        // out), then added at once: no string per item.
+        let mut buf = Vec::with_capacity(256);
+        let mut first = self.0.len() == 2;
         for item in items {
-            let Ok(text) = serde_json::to_string(&item) else {
-                continue;
-            };
+            let mark = buf.len();
             if !first {
-                self.0.push(',');
+                buf.push(b',');
+            }
+            if serde_json::to_writer(&mut buf, &item).is_err() {
+                buf.truncate(mark);
+                continue;
             }
             first = false;
-            self.0.push_str(&text);
         }
-        self.0.push(']');
+        // serde_json writes UTF-8.
+        if let Ok(text) = std::str::from_utf8(&buf) {
+            self.0.pop();
+            self.0.push_str(text);
+            self.0.push(']');
+        }
     }
 
     /// Sets `key` of this object to `value` (a value that is not an object becomes one).
     pub fn insert<T: Serialize + ?Sized>(&mut self, key: &str, value: &T) {
-        let Ok(value) = serde_json::to_string(value) else {
+        // `"key":value` in one buffer: the quoted key with its colon is what a key
+        // already present looks like.
+        let mut buf = Vec::with_capacity(512);
+        if serde_json::to_writer(&mut buf, key).is_err() {
             return;
-        };
-        let Ok(quoted) = serde_json::to_string(key) else {
+        }
+        buf.push(b':');
+        let key_len = buf.len();
+        if serde_json::to_writer(&mut buf, value).is_err() {
+            return;
+        }
+        // serde_json writes UTF-8.
+        let Ok(entry) = std::str::from_utf8(&buf) else {
             return;
         };
         let is_object = self.0.starts_with('{') && self.0.ends_with('}');
         if !is_object {
             self.0 = "{}".to_string();
         }
-        if self.0.contains(&format!("{quoted}:")) {
+        if self.0.contains(&entry[..key_len]) {
             // The key may be there already (or the text occurs deeper down): replace it
             // in place through a tree, which keeps its position like `Map::insert`.
             let mut tree = self.value();
-            if let (Some(obj), Ok(v)) = (tree.as_object_mut(), serde_json::from_str(&value)) {
+            if let (Some(obj), Ok(v)) = (
+                tree.as_object_mut(),
+                serde_json::from_str(&entry[key_len..]),
+            ) {
                 obj.insert(key.to_string(), v);
                 *self = JsonText::of(&tree);
             }
@@ -93,9 +113,7 @@ impl JsonText {
         if self.0.len() > 1 {
             self.0.push(',');
         }
-        self.0.push_str(&quoted);
-        self.0.push(':');
-        self.0.push_str(&value);
+        self.0.push_str(entry);
         self.0.push('}');
     }
 }

@@ -143,12 +143,12 @@ fn translated(
     let chat_resp = chat::unary_answer(state, p, ev, ti, upstream)?;
     let mut done = translate::from_chat(&chat_resp, rreq, id, providers::unix_now());
     done.x_keeptrusts = chat_resp.x_keeptrusts.clone();
-    let body = serde_json::to_vec(&done)
+    let body = serde_json::to_string(&done)
         .map_err(|e| ApiError::internal(format!("failed to serialize the response: {e}")))?;
     if chat::payload_mode(&p.runtime) == Payload::Redacted {
-        ev.response_body = Some(String::from_utf8_lossy(&body).into_owned());
+        ev.response_body = Some(body.clone());
     }
-    Ok(body)
+    Ok(body.into_bytes())
 }
 
 /// Sends a non-streamed answer (or its error) and records the event.

@@ -14,6 +14,9 @@ use crate::providers::UpstreamRequest;
 /// Largest upstream (non-streaming) body kt reads.
 pub const MAX_UPSTREAM_BODY: u64 = 64 * 1024 * 1024;
 
+/// Largest buffer `read_all` sets aside from a `Content-Length` before reading.
+const READ_ALL_PRESIZE_MAX: u64 = 1024 * 1024;
+
 /// The agent for upstream calls. Fails when `SSL_CERT_FILE` is set but unusable.
 pub fn agent() -> Result<Agent, String> {
     let mut tls = ureq::tls::TlsConfig::builder();
@@ -91,25 +94,48 @@ pub fn ssl_cert_file() -> Result<Option<Vec<ureq::tls::Certificate<'static>>>, S
 /// An upstream answer whose body has not been read yet.
 pub struct UpstreamResponse {
     pub status: u16,
-    pub headers: Vec<(String, String)>,
+    /// As ureq parsed them: copied out as strings only when asked (error answers).
+    headers: http::HeaderMap,
     pub body: ureq::Body,
 }
 
 impl UpstreamResponse {
+    /// The first value of header `name` (any case) that is text.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
+            .get_all(name)
             .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+            .find_map(|v| v.to_str().ok())
+    }
+
+    /// Every header whose value is text, in order, as (name, value).
+    pub fn header_pairs(&self) -> Vec<(String, String)> {
+        self.headers
+            .iter()
+            .filter_map(|(k, v)| {
+                v.to_str()
+                    .ok()
+                    .map(|v| (k.as_str().to_string(), v.to_string()))
+            })
+            .collect()
     }
 
     /// Reads the whole body (bounded).
     pub fn read_all(mut self) -> Result<Vec<u8>, ApiError> {
+        // What `read_to_vec` does, into a buffer sized from `Content-Length` (capped, so a
+        // header cannot make kt allocate much before the bytes come): fewer, larger reads.
+        let capacity = self
+            .body
+            .content_length()
+            .map_or(0, |n| n.min(READ_ALL_PRESIZE_MAX));
+        let mut buf = Vec::with_capacity(usize::try_from(capacity).unwrap_or(0));
         self.body
             .with_config()
             .limit(MAX_UPSTREAM_BODY)
-            .read_to_vec()
-            .map_err(|e| map_error(&e))
+            .reader()
+            .read_to_end(&mut buf)
+            .map_err(|e| map_error(&ureq::Error::from(e)))?;
+        Ok(buf)
     }
 
     pub fn into_reader(self) -> impl Read {
@@ -121,7 +147,7 @@ impl UpstreamResponse {
 /// bounds the wait for the response head and for each read (stall detection).
 pub fn send(
     agent: &Agent,
-    up: UpstreamRequest,
+    up: &UpstreamRequest,
     timeout: Duration,
     stream: bool,
 ) -> Result<UpstreamResponse, ApiError> {
@@ -139,20 +165,11 @@ pub fn send(
         builder.config().timeout_global(Some(timeout)).build()
     };
     let resp = builder.send(&up.body[..]).map_err(|e| map_error(&e))?;
-    let status = resp.status().as_u16();
-    let headers = resp
-        .headers()
-        .iter()
-        .filter_map(|(k, v)| {
-            v.to_str()
-                .ok()
-                .map(|v| (k.as_str().to_string(), v.to_string()))
-        })
-        .collect();
+    let (head, body) = resp.into_parts();
     Ok(UpstreamResponse {
-        status,
-        headers,
-        body: resp.into_body(),
+        status: head.status.as_u16(),
+        headers: head.headers,
+        body,
     })
 }
 

@@ -236,6 +236,8 @@ impl Writer {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut used: Vec<(&str, i64)> = Vec::new();
+        // One statement for the batch (not a cache lookup and return per row).
+        let mut insert = events::prepare_insert(&tx)?;
         for (i, q) in batch.iter().enumerate() {
             if i % YIELD_EVERY == YIELD_EVERY - 1 {
                 // A batch is milliseconds of CPU; a request thread woken meanwhile on this
@@ -245,7 +247,7 @@ impl Writer {
                 std::thread::yield_now();
             }
             let e = &q.event;
-            events::insert(&tx, e)?;
+            events::insert_with(&mut insert, e)?;
             if let Some(k) = &e.key_name {
                 match used.iter_mut().find(|(n, _)| *n == k.as_str()) {
                     Some(slot) => slot.1 = slot.1.max(e.ts_ms),
@@ -253,6 +255,7 @@ impl Writer {
                 }
             }
         }
+        drop(insert);
         // `last used` of gateway keys, written here so requests never wait on it.
         for (name, ts) in used {
             crate::store::keys::touch(&tx, name, ts)?;
