@@ -73,7 +73,8 @@ fn main() {
         // For profiling the event writer alone.
         let dir = tempfile::tempdir().unwrap();
         let rate = inproc::writer_throughput(dir.path(), 200_000, false);
-        println!("event writer {rate:.0}/s");
+        let (strict, per_tx) = inproc::strict_throughput(dir.path(), 32, 200);
+        println!("event writer {rate:.0}/s; strict (32 threads) {strict:.0}/s, {per_tx:.1}/tx");
         return;
     }
     let upstream = mock::start();
