@@ -1,7 +1,7 @@
 //! HTTPS upstreams: kt's TCP layer under ureq's rustls, checked against the mock upstream
 //! served over TLS, whose CA kt trusts through `SSL_CERT_FILE`.
 
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::gateway::{chunk, completion, config_for};
 use crate::support::*;
@@ -45,16 +45,7 @@ fn an_https_upstream_is_called_over_tls_streamed_and_its_connection_reused() {
             req["stream"] = json!(true);
             let (status, events) = post_stream(&url, &req);
             assert_eq!(status, 200);
-            let text: String = events
-                .iter()
-                .filter_map(|e| serde_json::from_str::<Value>(&e.data).ok())
-                .filter_map(|v| {
-                    v["choices"][0]["delta"]["content"]
-                        .as_str()
-                        .map(str::to_string)
-                })
-                .collect();
-            assert_eq!(text, "secure");
+            assert_eq!(streamed_text(&events), "secure");
             assert_eq!(events.last().map(|e| e.data.as_str()), Some("[DONE]"));
         }
     }

@@ -258,16 +258,7 @@ fn streams_fall_back_before_the_upstream_answers_and_never_after() {
     body["stream"] = json!(true);
     let (status, arrivals) = post_stream(&url, &body);
     assert_eq!(status, 200);
-    let text: String = arrivals
-        .iter()
-        .filter_map(|a| serde_json::from_str::<Value>(&a.data).ok())
-        .filter_map(|v| {
-            v["choices"][0]["delta"]["content"]
-                .as_str()
-                .map(str::to_string)
-        })
-        .collect();
-    assert_eq!(text, "from second");
+    assert_eq!(streamed_text(&arrivals), "from second");
     assert_eq!((chats(&first).len(), chats(&second).len()), (2, 1));
 
     // The upstream answered 200 and sent a token, then broke: the client already has

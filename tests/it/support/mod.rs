@@ -334,6 +334,19 @@ pub fn post_stream(url: &str, body: &serde_json::Value) -> (u16, Vec<Arrival>) {
     (status, out)
 }
 
+/// The content deltas of a chat stream's chunks, joined.
+pub fn streamed_text(arrivals: &[Arrival]) -> String {
+    arrivals
+        .iter()
+        .filter_map(|a| serde_json::from_str::<serde_json::Value>(&a.data).ok())
+        .filter_map(|v| {
+            v["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(str::to_string)
+        })
+        .collect()
+}
+
 /// A Python with the official `openai` SDK. The test set-up installs it: a virtualenv in
 /// the target directory (seeing system packages, so an installed SDK is reused) gets
 /// `tests/python/requirements.txt` on first use. `KT_TEST_PYTHON` overrides it.
