@@ -17,6 +17,7 @@
 mod client;
 mod inproc;
 mod mock;
+mod relay;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -35,6 +36,8 @@ struct Args {
     /// `--own-core`: only the c=1 and c=32 loads with kt on a core of its own (to compare
     /// builds: kt's CPU and context switches per request).
     own_core: bool,
+    /// `--relay`: only the null proxy's c=32 load (`relay.rs`).
+    relay: bool,
 }
 
 fn args() -> Args {
@@ -46,10 +49,14 @@ fn args() -> Args {
             .and_then(|s| s.parse::<u64>().ok())
     };
     Args {
-        seconds: value("--seconds").unwrap_or(5),
+        // At 4-5 s per load the c=32 p99 of the same binary moved by +-3 ms between runs
+        // (direct's own p99 by +-1 ms): from 8-15 s it settled (bench/RESULTS.md, sixth
+        // session).
+        seconds: value("--seconds").unwrap_or(15),
         streams: value("--streams").map_or(2000, |n| n as usize),
         quick: args.iter().any(|a| a == "--quick"),
         own_core: args.iter().any(|a| a == "--own-core"),
+        relay: args.iter().any(|a| a == "--relay"),
     }
 }
 
@@ -109,13 +116,22 @@ fn main() {
     // no load disturbs, tells which phase a run met (printed at the end with a second one).
     let gauge_start = pct(&inproc::chain_cost(&prompt_4k, 2000).input, 0.5);
 
-    let levels: &[usize] = match (a.own_core, a.quick) {
+    let levels: &[usize] = match (a.own_core || a.relay, a.quick) {
         (true, _) => &[],
         (false, true) => &[1, 32],
         (false, false) => &[1, 32, 256],
     };
     for &conc in levels {
         closed_rows(&direct, &via, pid, conc, dur, "");
+    }
+    if a.relay || !(a.own_core || a.quick) {
+        relay_rows(&upstream, &direct, dur);
+    }
+    if a.relay {
+        speed_gauge(gauge_start, &prompt_4k);
+        kt.kill().ok();
+        kt.wait().ok();
+        return;
     }
     // The same loads with kt on a core of its own (the bench's clients and mock on the
     // others), as a gateway is deployed with CPU of its own: the rows above share every
@@ -299,6 +315,33 @@ fn alternate(
         cost.switches += context_switches(pid).saturating_sub(switches);
     }
     (client::Load::merge(d), client::Load::merge(k), cost)
+}
+
+/// The c=32 closed loop on shared cores through the null proxy (`relay.rs`) instead of
+/// kt: what two extra loopback hops cost at that load with no work done on them.
+fn relay_rows(upstream: &str, direct: &str, dur: Duration) {
+    let relay = format!("http://{}/v1/chat/completions", relay::start(upstream));
+    client::warm(&relay, BODY);
+    let cpu = relay::cpu_ms();
+    let (d, r, _) = alternate(direct, &relay, std::process::id(), dur, |url, dur| {
+        client::load(url, BODY, 32, dur)
+    });
+    // The connection threads end with their slice's connections.
+    std::thread::sleep(Duration::from_millis(200));
+    let cpu_ms = relay::cpu_ms() - cpu;
+    for (name, p) in [("p50", 0.50), ("p99", 0.99)] {
+        row(
+            &format!("latency {name} @ c=32, null relay"),
+            "ms",
+            pct(&d.lat, p),
+            pct(&r.lat, p),
+        );
+    }
+    row("requests/s @ c=32, null relay", "", d.rps, r.rps);
+    only(
+        "null relay CPU per request @ c=32",
+        format!("{:.0}µs", cpu_ms * 1000.0 / r.lat.len().max(1) as f64),
+    );
 }
 
 /// What kt spent over a load.
