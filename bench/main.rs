@@ -27,6 +27,8 @@ const BODY: &str = r#"{"model":"gpt-4o","messages":[{"role":"system","content":"
 
 /// Streams measured each way for TTFT and gaps: enough that p99 is not a single sample.
 const STREAMS: usize = 300;
+/// Long streams open while a short request's latency is measured (#11's figure).
+const SHORT_STREAMS: usize = 1000;
 
 struct Args {
     seconds: u64,
@@ -214,6 +216,27 @@ fn main() {
     );
 
     let hold = sbody.replacen("briefly please", "hold the line", 1);
+    // A short request's latency while `SHORT_STREAMS` long streams are open, direct and
+    // via kt (the direct figure is what the bench's own client and mock add).
+    let d = client::hold_streams(&direct, &hold, BODY, SHORT_STREAMS);
+    let k = client::hold_streams(&via, &hold, BODY, SHORT_STREAMS);
+    for (name, p) in [("p50", 0.5), ("p99", 0.99)] {
+        row(
+            &format!("short request {name}, {SHORT_STREAMS} streams open"),
+            "ms",
+            pct(&d.short, p),
+            pct(&k.short, p),
+        );
+    }
+    if d.errors + k.errors + d.short_errors + k.short_errors > 0 {
+        only(
+            &format!("errors with {SHORT_STREAMS} streams open (streams/short)"),
+            format!(
+                "direct {}/{}, via kt {}/{}",
+                d.errors, d.short_errors, k.errors, k.short_errors
+            ),
+        );
+    }
     let held = client::hold_streams(&via, &hold, BODY, a.streams);
     only(
         &format!("{} open streams: opened / ok / err", a.streams),
@@ -225,7 +248,7 @@ fn main() {
         ),
     );
     only(
-        "short request p50 / p99, streams open",
+        &format!("short request p50 / p99, {} streams open", a.streams),
         format!(
             "{:.3}/{:.3}ms",
             pct(&held.short, 0.5),

@@ -15,7 +15,7 @@ pub const HOLD_GAP: Duration = Duration::from_millis(250);
 
 /// Starts the mock; returns `host:port`.
 pub fn start() -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let listener = listen();
     let addr = listener.local_addr().unwrap().to_string();
     std::thread::spawn(move || {
         for s in listener.incoming().flatten() {
@@ -26,6 +26,16 @@ pub fn start() -> String {
         }
     });
     addr
+}
+
+/// A loopback listener with a backlog of 4096: std's 128 overflows when a thousand
+/// streams connect at once (the held-streams rows connect them straight to the mock).
+fn listen() -> TcpListener {
+    use rustix::net::{bind, listen, socket, AddressFamily, SocketType};
+    let fd = socket(AddressFamily::INET, SocketType::STREAM, None).unwrap();
+    bind(&fd, &std::net::SocketAddr::from(([127, 0, 0, 1], 0))).unwrap();
+    listen(&fd, 4096).unwrap();
+    TcpListener::from(fd)
 }
 
 fn serve(stream: TcpStream) {
