@@ -3,7 +3,7 @@
 //! `STREAM_EVENTS` words `STREAM_GAP` apart; with `"hold"` in the prompt a long stream of
 //! `HOLD_EVENTS` words `HOLD_GAP` apart (the open-streams measurement).
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::time::Duration;
 
@@ -42,29 +42,9 @@ fn serve(stream: TcpStream) {
     stream.set_nodelay(true).ok();
     let mut r = BufReader::new(stream.try_clone().unwrap());
     let mut w = stream;
-    loop {
-        let mut len = 0usize;
-        let mut line = String::new();
-        if r.read_line(&mut line).unwrap_or(0) == 0 {
-            return;
-        }
-        loop {
-            line.clear();
-            if r.read_line(&mut line).unwrap_or(0) == 0 {
-                return;
-            }
-            if line == "\r\n" {
-                break;
-            }
-            let lower = line.to_ascii_lowercase();
-            if let Some(v) = lower.strip_prefix("content-length:") {
-                len = v.trim().parse().unwrap_or(0);
-            }
-        }
-        let mut body = vec![0; len];
-        if r.read_exact(&mut body).is_err() {
-            return;
-        }
+    let mut request = Vec::with_capacity(4096);
+    while let Some(head) = crate::relay::read_message(&mut r, &mut request) {
+        let body = &request[head..];
         let ok = if body.windows(13).any(|x| x == b"\"stream\":true") {
             if body.windows(4).any(|x| x == b"hold") {
                 sse(&mut w, HOLD_EVENTS, HOLD_GAP)

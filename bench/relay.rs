@@ -63,23 +63,29 @@ fn relay(client: TcpStream, upstream: &str) {
     let (mut from_up, mut to_up) = (BufReader::new(up_reader), up);
     let mut message = Vec::with_capacity(4096);
     loop {
-        if !read_message(&mut from_client, &mut message) || to_up.write_all(&message).is_err() {
+        if read_message(&mut from_client, &mut message).is_none()
+            || to_up.write_all(&message).is_err()
+        {
             return;
         }
-        if !read_message(&mut from_up, &mut message) || to_client.write_all(&message).is_err() {
+        if read_message(&mut from_up, &mut message).is_none()
+            || to_client.write_all(&message).is_err()
+        {
             return;
         }
     }
 }
 
-/// Reads one HTTP/1.1 message framed by `Content-Length` into `out` (head and body).
-fn read_message(r: &mut BufReader<TcpStream>, out: &mut Vec<u8>) -> bool {
+/// Reads one HTTP/1.1 message framed by `Content-Length` into `out` (head and body);
+/// the length of its head, `None` when the connection ended first. The mock frames its
+/// requests with it too.
+pub fn read_message(r: &mut BufReader<TcpStream>, out: &mut Vec<u8>) -> Option<usize> {
     out.clear();
     let mut len = 0usize;
     loop {
         let start = out.len();
         match r.read_until(b'\n', out) {
-            Ok(0) | Err(_) => return false,
+            Ok(0) | Err(_) => return None,
             Ok(_) => {}
         }
         let line = &out[start..];
@@ -95,5 +101,5 @@ fn read_message(r: &mut BufReader<TcpStream>, out: &mut Vec<u8>) -> bool {
     }
     let head = out.len();
     out.resize(head + len, 0);
-    r.read_exact(&mut out[head..]).is_ok()
+    r.read_exact(&mut out[head..]).ok().map(|()| head)
 }
