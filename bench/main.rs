@@ -88,7 +88,7 @@ fn main() {
     }
     let upstream = mock::start();
     let dir = tempfile::tempdir().unwrap();
-    let (mut kt, kt_addr) = start_kt(&upstream, dir.path());
+    let (kt, kt_addr) = start_kt(&upstream, dir.path());
     let pid = server_pid(kt.id());
     let rss_start = rss_kib(pid);
     eprintln!("kt server pid {pid}");
@@ -130,9 +130,7 @@ fn main() {
         relay_rows(&upstream, &direct, dur);
     }
     if a.relay {
-        speed_gauge(gauge_start, &prompt_4k);
-        kt.kill().ok();
-        kt.wait().ok();
+        finish(kt, gauge_start, &prompt_4k);
         return;
     }
     // The same loads with kt on a core of its own (the bench's clients and mock on the
@@ -150,9 +148,7 @@ fn main() {
         pin(pid, &all);
     }
     if a.own_core {
-        speed_gauge(gauge_start, &prompt_4k);
-        kt.kill().ok();
-        kt.wait().ok();
+        finish(kt, gauge_start, &prompt_4k);
         return;
     }
     // The same 32 clients, paced at a rate both paths carry: added latency when the CPU
@@ -161,14 +157,12 @@ fn main() {
         let (d, k, _) = alternate(&direct, &via, pid, dur, |url, dur| {
             client::paced(url, BODY, rate, 32, dur)
         });
-        for (name, p) in [("p50", 0.50), ("p99", 0.99)] {
-            row(
-                &format!("latency {name} @ {rate:.0}/s, c≤32"),
-                "ms",
-                pct(&d.lat, p),
-                pct(&k.lat, p),
-            );
-        }
+        pct_rows(
+            |name| format!("latency {name} @ {rate:.0}/s, c≤32"),
+            P50_P99,
+            &d.lat,
+            &k.lat,
+        );
         if k.errors + d.errors > 0 {
             row(
                 &format!("errors @ {rate:.0}/s"),
@@ -183,31 +177,25 @@ fn main() {
             "kt RSS idle (after warm-up)",
             format!("{:.1}MiB", rss_idle as f64 / 1024.0),
         );
-        speed_gauge(gauge_start, &prompt_4k);
-        kt.kill().ok();
-        kt.wait().ok();
+        finish(kt, gauge_start, &prompt_4k);
         return;
     }
 
     let sbody = BODY.replacen("{\"model\"", "{\"stream\":true,\"model\"", 1);
     let d = client::streams(&direct, &sbody, STREAMS);
     let k = client::streams(&via, &sbody, STREAMS);
-    for (name, p) in [("p50", 0.5), ("p99", 0.99)] {
-        row(
-            &format!("stream TTFT {name}"),
-            "ms",
-            pct(&d.ttft, p),
-            pct(&k.ttft, p),
-        );
-    }
-    for (name, p) in [("p50", 0.5), ("p99", 0.99)] {
-        row(
-            &format!("stream inter-token gap {name}"),
-            "ms",
-            pct(&d.gaps, p),
-            pct(&k.gaps, p),
-        );
-    }
+    pct_rows(
+        |name| format!("stream TTFT {name}"),
+        P50_P99,
+        &d.ttft,
+        &k.ttft,
+    );
+    pct_rows(
+        |name| format!("stream inter-token gap {name}"),
+        P50_P99,
+        &d.gaps,
+        &k.gaps,
+    );
     row(
         "stream total p50",
         "ms",
@@ -220,14 +208,12 @@ fn main() {
     // via kt (the direct figure is what the bench's own client and mock add).
     let d = client::hold_streams(&direct, &hold, BODY, SHORT_STREAMS);
     let k = client::hold_streams(&via, &hold, BODY, SHORT_STREAMS);
-    for (name, p) in [("p50", 0.5), ("p99", 0.99)] {
-        row(
-            &format!("short request {name}, {SHORT_STREAMS} streams open"),
-            "ms",
-            pct(&d.short, p),
-            pct(&k.short, p),
-        );
-    }
+    pct_rows(
+        |name| format!("short request {name}, {SHORT_STREAMS} streams open"),
+        P50_P99,
+        &d.short,
+        &k.short,
+    );
     if d.errors + k.errors + d.short_errors + k.short_errors > 0 {
         only(
             &format!("errors with {SHORT_STREAMS} streams open (streams/short)"),
@@ -299,7 +285,12 @@ fn main() {
         "kt peak RSS (VmHWM)",
         format!("{:.1}MiB", hwm as f64 / 1024.0),
     );
-    speed_gauge(gauge_start, &prompt_4k);
+    finish(kt, gauge_start, &prompt_4k);
+}
+
+/// The run's last row (the speed gauge again), then stops kt.
+fn finish(mut kt: std::process::Child, gauge_start: f64, prompt_4k: &str) {
+    speed_gauge(gauge_start, prompt_4k);
     kt.kill().ok();
     kt.wait().ok();
 }
@@ -340,6 +331,17 @@ fn alternate(
     (client::Load::merge(d), client::Load::merge(k), cost)
 }
 
+/// The percentiles most rows show.
+const P50_P99: &[(&str, f64)] = &[("p50", 0.5), ("p99", 0.99)];
+
+/// One row per percentile `ps` of two sorted latency samples (ms); `label` names the row
+/// from the percentile's name.
+fn pct_rows(label: impl Fn(&str) -> String, ps: &[(&str, f64)], direct: &[f64], via: &[f64]) {
+    for &(name, p) in ps {
+        row(&label(name), "ms", pct(direct, p), pct(via, p));
+    }
+}
+
 /// The c=32 closed loop on shared cores through the null proxy (`relay.rs`) instead of
 /// kt: what two extra loopback hops cost at that load with no work done on them.
 fn relay_rows(upstream: &str, direct: &str, dur: Duration) {
@@ -352,14 +354,12 @@ fn relay_rows(upstream: &str, direct: &str, dur: Duration) {
     // The connection threads end with their slice's connections.
     std::thread::sleep(Duration::from_millis(200));
     let cpu_ms = relay::cpu_ms() - cpu;
-    for (name, p) in [("p50", 0.50), ("p99", 0.99)] {
-        row(
-            &format!("latency {name} @ c=32, null relay"),
-            "ms",
-            pct(&d.lat, p),
-            pct(&r.lat, p),
-        );
-    }
+    pct_rows(
+        |name| format!("latency {name} @ c=32, null relay"),
+        P50_P99,
+        &d.lat,
+        &r.lat,
+    );
     row("requests/s @ c=32, null relay", "", d.rps, r.rps);
     only(
         "null relay CPU per request @ c=32",
@@ -381,14 +381,12 @@ fn closed_rows(direct: &str, via: &str, pid: u32, conc: usize, dur: Duration, la
     let (d, k, cost) = alternate(direct, via, pid, dur, |url, dur| {
         client::load(url, BODY, conc, dur)
     });
-    for (name, p) in [("p50", 0.50), ("p90", 0.90), ("p99", 0.99)] {
-        row(
-            &format!("latency {name} @ c={conc}{label}"),
-            "ms",
-            pct(&d.lat, p),
-            pct(&k.lat, p),
-        );
-    }
+    pct_rows(
+        |name| format!("latency {name} @ c={conc}{label}"),
+        &[("p50", 0.5), ("p90", 0.90), ("p99", 0.99)],
+        &d.lat,
+        &k.lat,
+    );
     row(&format!("requests/s @ c={conc}{label}"), "", d.rps, k.rps);
     only(
         &format!("kt CPU per request @ c={conc}{label}"),

@@ -30,7 +30,7 @@ pub fn start() -> String {
 
 /// A loopback listener with a backlog of 4096: std's 128 overflows when a thousand
 /// streams connect at once (the held-streams rows connect them straight to the mock).
-fn listen() -> TcpListener {
+pub fn listen() -> TcpListener {
     use rustix::net::{bind, listen, socket, AddressFamily, SocketType};
     let fd = socket(AddressFamily::INET, SocketType::STREAM, None).unwrap();
     bind(&fd, &std::net::SocketAddr::from(([127, 0, 0, 1], 0))).unwrap();

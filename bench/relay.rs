@@ -9,7 +9,7 @@
 //! goes below (bench/README.md).
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// CPU time (ns) of the relay's connection threads that have ended.
@@ -34,7 +34,7 @@ impl Drop for CountCpu {
 
 /// Starts the relay in front of `upstream` (`host:port`); returns its `host:port`.
 pub fn start(upstream: &str) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let listener = crate::mock::listen();
     let addr = listener.local_addr().unwrap().to_string();
     let upstream = upstream.to_string();
     std::thread::spawn(move || {
