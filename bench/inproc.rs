@@ -4,6 +4,8 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use rustix::time::ClockId;
+
 use kt::config::ConfigSet;
 use kt::openai::{ChatRequest, ChatResponse};
 use kt::policy::audit_logger::Durability;
@@ -107,19 +109,32 @@ fn event(i: usize, chained: bool) -> Event {
 /// Events per second the writer commits in `batched` durability: `n` events queued as
 /// fast as possible, then flushed; `chained` hash-chains them (audit-logger
 /// `immutable: true`).
-pub fn writer_throughput(dir: &Path, n: usize, chained: bool) -> f64 {
+pub fn writer_throughput(dir: &Path, n: usize, chained: bool) -> (f64, f64) {
     let db = dir.join(format!("writer-{chained}.db"));
     let writer = EventWriter::start(&db, WriterOptions::default()).unwrap();
     let sink = writer.sink();
+    let cpu_start = (
+        cpu_ns(ClockId::ProcessCPUTime),
+        cpu_ns(ClockId::ThreadCPUTime),
+    );
     let t = Instant::now();
     for i in 0..n {
         sink.record(event(i, chained));
     }
     assert!(sink.flush(Duration::from_secs(60)), "events not flushed");
     let rate = n as f64 / t.elapsed().as_secs_f64();
+    // Everything but this (producing) thread is the writer's.
+    let writer_ns = (cpu_ns(ClockId::ProcessCPUTime) - cpu_start.0)
+        - (cpu_ns(ClockId::ThreadCPUTime) - cpu_start.1);
     assert_eq!(sink.stats().dropped, 0, "the writer dropped events");
     writer.shutdown(Duration::from_secs(10));
-    rate
+    (rate, writer_ns as f64 / 1e3 / n as f64)
+}
+
+/// CPU time of the process or of the calling thread, in ns.
+fn cpu_ns(clock: ClockId) -> i64 {
+    let t = rustix::time::clock_gettime(clock);
+    t.tv_sec * 1_000_000_000 + t.tv_nsec
 }
 
 /// `strict` durability: `threads` request threads each record `per_thread` events, each

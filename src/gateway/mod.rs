@@ -73,7 +73,7 @@ const ADMISSION_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 pub struct State {
     pub default: Arc<Runtime>,
     pub by_name: BTreeMap<String, Arc<Runtime>>,
-    pub agent: ureq::Agent,
+    pub agent: transport::Agents,
     pub events: EventSink,
     pub shutting_down: AtomicBool,
     /// The listener refuses connections (see `server::listener_watchdog`): the gateway
@@ -113,7 +113,7 @@ impl State {
                 Arc::new(Runtime { config: cfg, chain })
             }
         };
-        let agent = transport::agent()?;
+        let agent = transport::Agents::new()?;
         let configs = std::iter::once(&default)
             .chain(by_name.values())
             .map(|rt| &*rt.config);

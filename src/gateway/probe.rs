@@ -15,6 +15,7 @@ use crate::router::health::ProbeSettings;
 use crate::router::{RouterState, TargetState};
 
 use super::http::now_ms;
+use super::transport::Agents;
 
 #[derive(Debug, Default)]
 struct Stop {
@@ -54,7 +55,7 @@ impl Drop for ProbeHandle {
 impl ProbeHandle {
     /// Starts a probe thread for every target of `config` that has a `health_probe` and
     /// no thread yet. The first probe goes out at once.
-    pub fn start(&self, router: &RouterState, config: &Config, agent: &ureq::Agent) {
+    pub fn start(&self, router: &RouterState, config: &Config, agents: &Agents) {
         for t in &config.targets {
             let ts = router.target(t);
             let Some(settings) = ts.probe.clone() else {
@@ -64,7 +65,7 @@ impl ProbeHandle {
                 continue;
             }
             let headers = probe_headers(t);
-            let agent = agent.clone();
+            let agent = agents.base().clone();
             let stop = self.stop.clone();
             let spawned = std::thread::Builder::new()
                 .name(format!("kt-probe-{}", t.id))

@@ -39,7 +39,7 @@ impl Routing {
     /// Registers every target of `configs` and starts their health probes.
     pub fn start<'a>(
         configs: impl IntoIterator<Item = &'a Config>,
-        agent: &ureq::Agent,
+        agent: &transport::Agents,
     ) -> Routing {
         let routing = Routing::default();
         for config in configs {
@@ -52,7 +52,7 @@ impl Routing {
     /// targets with a `health_probe` not probed yet get a probe thread. Targets keep their
     /// state (breaker, health, statistics) across reloads when `id`, `base_url` and
     /// `model` are unchanged.
-    pub fn add(&self, config: &Config, agent: &ureq::Agent) {
+    pub fn add(&self, config: &Config, agent: &transport::Agents) {
         self.router.register(config);
         self.probes.start(&self.router, config, agent);
     }

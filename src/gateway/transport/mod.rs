@@ -3,10 +3,16 @@
 mod tcp;
 
 use std::io::Read;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use ureq::unversioned::transport::{ConnectProxyConnector, Connector, RustlsConnector};
+use ureq::unversioned::resolver::{ResolvedSocketAddrs, Resolver};
+use ureq::unversioned::transport::{
+    ConnectProxyConnector, Connector, NextTimeout, RustlsConnector,
+};
 use ureq::Agent;
+
+use super::resolver::CachingResolver;
 
 use crate::openai::ApiError;
 use crate::providers::UpstreamRequest;
@@ -17,14 +23,99 @@ pub const MAX_UPSTREAM_BODY: u64 = 64 * 1024 * 1024;
 /// Largest buffer `read_all` sets aside from a `Content-Length` before reading.
 const READ_ALL_PRESIZE_MAX: u64 = 1024 * 1024;
 
-/// The agent for upstream calls. Fails when `SSL_CERT_FILE` is set but unusable.
-pub fn agent() -> Result<Agent, String> {
-    let mut tls = ureq::tls::TlsConfig::builder();
-    if let Some(roots) = root_certs()? {
-        tls = tls.root_certs(roots);
+/// The agents for upstream calls: one per timeout setting, sharing the name cache.
+///
+/// Why not one agent with each call's timeout set on the request (`RequestBuilder::config`),
+/// as before: ureq then clones its whole `Config` into the request (and checks whether the
+/// copy may share the pool) on every call — about 8 µs of CPU per call, a third of what
+/// ureq costs over a bare socket (bench/RESULTS.md, seventh session). Timeouts come from
+/// the configuration, so there are few distinct ones: an agent (and a connection pool)
+/// for each costs nothing per call. Past [`MAX_AGENTS`] distinct timeouts, calls go back
+/// to the per-request setting on the base agent.
+#[derive(Clone)]
+pub struct Agents(Arc<AgentsInner>);
+
+struct AgentsInner {
+    tls: ureq::tls::TlsConfig,
+    resolver: Arc<CachingResolver>,
+    /// No timeouts of its own but the connect one: probes, and calls past `MAX_AGENTS`.
+    base: Agent,
+    by_timeout: RwLock<Vec<(Timeouts, Agent)>>,
+}
+
+/// How a call's time is bounded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Timeouts {
+    /// End to end (a non-streaming call).
+    Call(Duration),
+    /// The wait for the response head and for each read (a stream: stall detection).
+    Stream(Duration),
+}
+
+/// Distinct timeout settings with an agent of their own.
+const MAX_AGENTS: usize = 32;
+
+impl Agents {
+    /// Fails when `SSL_CERT_FILE` is set but unusable.
+    pub fn new() -> Result<Agents, String> {
+        let mut tls = ureq::tls::TlsConfig::builder();
+        if let Some(roots) = root_certs()? {
+            tls = tls.root_certs(roots);
+        }
+        let tls = tls.build();
+        let resolver = Arc::new(CachingResolver::default());
+        let base = agent(&tls, &resolver, None);
+        Ok(Agents(Arc::new(AgentsInner {
+            tls,
+            resolver,
+            base,
+            by_timeout: RwLock::new(Vec::new()),
+        })))
     }
+
+    /// The agent without call timeouts (set them on the request).
+    pub fn base(&self) -> &Agent {
+        &self.0.base
+    }
+
+    /// The agent whose configuration holds `timeouts`, made on first use; `None` past
+    /// `MAX_AGENTS`.
+    fn with(&self, timeouts: Timeouts) -> Option<Agent> {
+        let inner = &self.0;
+        let find = |list: &[(Timeouts, Agent)]| {
+            list.iter()
+                .find(|(t, _)| *t == timeouts)
+                .map(|(_, a)| a.clone())
+        };
+        if let Some(a) = inner.by_timeout.read().ok().and_then(|l| find(&l)) {
+            return Some(a);
+        }
+        let mut list = inner.by_timeout.write().ok()?;
+        if let Some(a) = find(&list) {
+            return Some(a);
+        }
+        if list.len() >= MAX_AGENTS {
+            return None;
+        }
+        let a = agent(&inner.tls, &inner.resolver, Some(timeouts));
+        list.push((timeouts, a.clone()));
+        Some(a)
+    }
+
+    #[cfg(test)]
+    fn count(&self) -> usize {
+        self.0.by_timeout.read().map_or(0, |l| l.len())
+    }
+}
+
+/// An agent with kt's settings and, if given, call timeouts.
+fn agent(
+    tls: &ureq::tls::TlsConfig,
+    resolver: &Arc<CachingResolver>,
+    timeouts: Option<Timeouts>,
+) -> Agent {
     let config = Agent::config_builder()
-        .tls_config(tls.build())
+        .tls_config(tls.clone())
         .http_status_as_error(false)
         .timeout_connect(Some(Duration::from_secs(10)))
         .max_idle_connections(512)
@@ -41,19 +132,40 @@ pub fn agent() -> Result<Agent, String> {
         // bodies stream through the buffers.
         .input_buffer_size(32 * 1024)
         .output_buffer_size(16 * 1024)
-        .max_response_header_size(32 * 1024)
-        .build();
+        .max_response_header_size(32 * 1024);
+    let config = match timeouts {
+        None => config,
+        Some(Timeouts::Call(t)) => config.timeout_global(Some(t)),
+        Some(Timeouts::Stream(t)) => config
+            .timeout_recv_response(Some(t))
+            .timeout_per_read(Some(t)),
+    };
     // ureq's default chain (HTTP CONNECT proxy, TCP, rustls) with our TCP layer, which
     // spends fewer syscalls per request (tcp.rs).
     let connector =
         ().chain(ConnectProxyConnector::default())
             .chain(tcp::TcpConnector)
             .chain(RustlsConnector::default());
-    Ok(Agent::with_parts(
-        config,
-        connector,
-        super::resolver::CachingResolver::default(),
-    ))
+    Agent::with_parts(config.build(), connector, SharedResolver(resolver.clone()))
+}
+
+/// One name cache for all the agents.
+#[derive(Debug)]
+struct SharedResolver(Arc<CachingResolver>);
+
+impl Resolver for SharedResolver {
+    fn resolve(
+        &self,
+        uri: &ureq::http::Uri,
+        config: &ureq::config::Config,
+        timeout: NextTimeout,
+    ) -> Result<ResolvedSocketAddrs, ureq::Error> {
+        self.0.resolve(uri, config, timeout)
+    }
+
+    fn empty(&self) -> ResolvedSocketAddrs {
+        self.0.empty()
+    }
 }
 
 /// The roots upstream certificates are checked against: the bundled Mozilla roots, or —
@@ -146,25 +258,36 @@ impl UpstreamResponse {
 /// Sends a request. `timeout` bounds a non-streaming call end to end; for a stream it
 /// bounds the wait for the response head and for each read (stall detection).
 pub fn send(
-    agent: &Agent,
+    agents: &Agents,
     up: &UpstreamRequest,
     timeout: Duration,
     stream: bool,
 ) -> Result<UpstreamResponse, ApiError> {
-    let mut builder = agent.post(&up.url);
+    let timeouts = if stream {
+        Timeouts::Stream(timeout)
+    } else {
+        Timeouts::Call(timeout)
+    };
+    let own = agents.with(timeouts);
+    let mut builder = own.as_ref().unwrap_or(agents.base()).post(&up.url);
     for (k, v) in &up.headers {
         builder = builder.header(k.as_str(), v.as_str());
     }
-    let builder = if stream {
-        builder
+    let resp = match (own.is_some(), timeouts) {
+        (true, _) => builder.send(&up.body[..]),
+        (false, Timeouts::Stream(t)) => builder
             .config()
-            .timeout_recv_response(Some(timeout))
-            .timeout_per_read(Some(timeout))
+            .timeout_recv_response(Some(t))
+            .timeout_per_read(Some(t))
             .build()
-    } else {
-        builder.config().timeout_global(Some(timeout)).build()
-    };
-    let resp = builder.send(&up.body[..]).map_err(|e| map_error(&e))?;
+            .send(&up.body[..]),
+        (false, Timeouts::Call(t)) => builder
+            .config()
+            .timeout_global(Some(t))
+            .build()
+            .send(&up.body[..]),
+    }
+    .map_err(|e| map_error(&e))?;
     let (head, body) = resp.into_parts();
     Ok(UpstreamResponse {
         status: head.status.as_u16(),
@@ -194,4 +317,49 @@ pub fn map_error(e: &ureq::Error) -> ApiError {
 /// another target is safe.
 pub fn is_connect_error(e: &ApiError) -> bool {
     e.status == 502 && e.code_str() == Some("upstream_unreachable")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn calls_with_one_timeout_share_an_agent_and_its_pool() {
+        let agents = Agents::new().unwrap();
+        let a = agents
+            .with(Timeouts::Call(Duration::from_secs(30)))
+            .unwrap();
+        let b = agents
+            .with(Timeouts::Call(Duration::from_secs(30)))
+            .unwrap();
+        assert_eq!(agents.count(), 1);
+        // The same agent: a clone of it, with the same configuration object.
+        assert!(std::ptr::eq(a.config(), b.config()));
+        let s = agents
+            .with(Timeouts::Stream(Duration::from_secs(30)))
+            .unwrap();
+        assert_eq!(agents.count(), 2);
+        assert!(!std::ptr::eq(a.config(), s.config()));
+        assert_eq!(s.config().timeout_per_read(), Some(Duration::from_secs(30)));
+        assert_eq!(a.config().timeouts().global, Some(Duration::from_secs(30)));
+    }
+
+    #[test]
+    fn past_the_cap_calls_fall_back_to_the_base_agent() {
+        let agents = Agents::new().unwrap();
+        for i in 0..MAX_AGENTS {
+            let secs = u64::try_from(i).unwrap() + 1;
+            assert!(agents
+                .with(Timeouts::Call(Duration::from_secs(secs)))
+                .is_some());
+        }
+        assert!(agents
+            .with(Timeouts::Call(Duration::from_secs(999)))
+            .is_none());
+        // Known ones are still served.
+        assert!(agents
+            .with(Timeouts::Call(Duration::from_secs(1)))
+            .is_some());
+        assert_eq!(agents.count(), MAX_AGENTS);
+    }
 }

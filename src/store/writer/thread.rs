@@ -31,8 +31,13 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(1);
 const YIELD_EVERY: usize = 8;
 
 /// The write connection's page cache, in KiB (SQLite's `cache_size` takes a negative
-/// number for KiB).
-const WRITER_CACHE_KIB: i64 = -256;
+/// number for KiB). It must hold a batch's dirty pages (~0.5 page per 1.5 KB event; a
+/// 100 ms window at 6 000 requests/s is ~300 pages): with 256 KiB SQLite spilled them into
+/// the WAL mid-transaction and read them back, 45 % more WAL writes and twice the WAL
+/// reads per event (bench/RESULTS.md, seventh session). The clean pages are let go after
+/// each commit (`release_memory`), so the cache is only this large while a batch is
+/// being written.
+const WRITER_CACHE_KIB: i64 = -4096;
 /// Backoff between retries of a failed commit.
 const FIRST_RETRY: Duration = Duration::from_millis(50);
 const MAX_RETRY: Duration = Duration::from_secs(2);
@@ -42,8 +47,9 @@ const MAX_RETRY: Duration = Duration::from_secs(2);
 /// durability, survives a killed process but not a power loss).
 pub(super) fn configure(conn: &Connection, strict: bool) -> rusqlite::Result<()> {
     conn.busy_timeout(BUSY_TIMEOUT)?;
-    // The writer appends (ids and request ids grow with time): it needs the right edge of
-    // each b-tree, not SQLite's default 2 MiB page cache, which was most of the gateway's
+    // The writer appends (ids and request ids grow with time): between batches it needs
+    // no more than the right edge of each b-tree, so the cache is emptied after each
+    // commit; SQLite's default 2 MiB page cache, kept full, was most of the gateway's
     // memory growth after start.
     conn.pragma_update(None, "cache_size", WRITER_CACHE_KIB)?;
     if strict {
@@ -261,6 +267,8 @@ impl Writer {
             crate::store::keys::touch(&tx, name, ts)?;
         }
         tx.commit()?;
+        // Clean pages only: what the next batch needs is read again (a few pages).
+        let _ = self.conn.release_memory(); // Only fails on a closed connection.
         self.last_hash = last;
         let n = batch.len() as u64;
         self.shared.pending.fetch_sub(n, Ordering::Relaxed);
