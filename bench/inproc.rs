@@ -132,7 +132,7 @@ pub fn writer_throughput(dir: &Path, n: usize, chained: bool) -> (f64, f64) {
 }
 
 /// CPU time of the process or of the calling thread, in ns.
-fn cpu_ns(clock: ClockId) -> i64 {
+pub fn cpu_ns(clock: ClockId) -> i64 {
     let t = rustix::time::clock_gettime(clock);
     t.tv_sec * 1_000_000_000 + t.tv_nsec
 }

@@ -25,10 +25,8 @@ struct CountCpu;
 
 impl Drop for CountCpu {
     fn drop(&mut self) {
-        let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
-        let ns = u64::try_from(t.tv_sec).unwrap_or(0) * 1_000_000_000
-            + u64::try_from(t.tv_nsec).unwrap_or(0);
-        CPU_NS.fetch_add(ns, Ordering::Relaxed);
+        let ns = crate::inproc::cpu_ns(rustix::time::ClockId::ThreadCPUTime);
+        CPU_NS.fetch_add(u64::try_from(ns).unwrap_or(0), Ordering::Relaxed);
     }
 }
 

@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use ureq::config::Config;
@@ -23,10 +23,22 @@ const TTL: Duration = Duration::from_secs(30);
 /// Names kept at most (targets are few; this only bounds a pathological config).
 const MAX_NAMES: usize = 1024;
 
+/// Clones share the name cache (the upstream agents, one per timeout setting, all use
+/// one; `transport::Agents`).
 #[derive(Debug, Default)]
 pub struct CachingResolver {
     inner: DefaultResolver,
-    names: RwLock<HashMap<String, (Instant, ResolvedSocketAddrs)>>,
+    names: Arc<RwLock<HashMap<String, (Instant, ResolvedSocketAddrs)>>>,
+}
+
+impl Clone for CachingResolver {
+    fn clone(&self) -> CachingResolver {
+        CachingResolver {
+            // Stateless: nothing to share.
+            inner: DefaultResolver::default(),
+            names: Arc::clone(&self.names),
+        }
+    }
 }
 
 fn default_port(uri: &Uri) -> u16 {

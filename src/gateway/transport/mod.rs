@@ -6,10 +6,7 @@ use std::io::Read;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use ureq::unversioned::resolver::{ResolvedSocketAddrs, Resolver};
-use ureq::unversioned::transport::{
-    ConnectProxyConnector, Connector, NextTimeout, RustlsConnector,
-};
+use ureq::unversioned::transport::{ConnectProxyConnector, Connector, RustlsConnector};
 use ureq::Agent;
 
 use super::resolver::CachingResolver;
@@ -37,7 +34,8 @@ pub struct Agents(Arc<AgentsInner>);
 
 struct AgentsInner {
     tls: ureq::tls::TlsConfig,
-    resolver: Arc<CachingResolver>,
+    /// One name cache for all the agents (clones share it).
+    resolver: CachingResolver,
     /// No timeouts of its own but the connect one: probes, and calls past `MAX_AGENTS`.
     base: Agent,
     by_timeout: RwLock<Vec<(Timeouts, Agent)>>,
@@ -63,7 +61,7 @@ impl Agents {
             tls = tls.root_certs(roots);
         }
         let tls = tls.build();
-        let resolver = Arc::new(CachingResolver::default());
+        let resolver = CachingResolver::default();
         let base = agent(&tls, &resolver, None);
         Ok(Agents(Arc::new(AgentsInner {
             tls,
@@ -108,10 +106,23 @@ impl Agents {
     }
 }
 
+/// `Timeouts` on a ureq `ConfigBuilder`, of an agent or of one request (a macro: the
+/// builder's scope parameter is bounded by a trait ureq does not export).
+macro_rules! with_timeouts {
+    ($builder:expr, $timeouts:expr) => {
+        match $timeouts {
+            Timeouts::Call(t) => $builder.timeout_global(Some(t)),
+            Timeouts::Stream(t) => $builder
+                .timeout_recv_response(Some(t))
+                .timeout_per_read(Some(t)),
+        }
+    };
+}
+
 /// An agent with kt's settings and, if given, call timeouts.
 fn agent(
     tls: &ureq::tls::TlsConfig,
-    resolver: &Arc<CachingResolver>,
+    resolver: &CachingResolver,
     timeouts: Option<Timeouts>,
 ) -> Agent {
     let config = Agent::config_builder()
@@ -135,10 +146,7 @@ fn agent(
         .max_response_header_size(32 * 1024);
     let config = match timeouts {
         None => config,
-        Some(Timeouts::Call(t)) => config.timeout_global(Some(t)),
-        Some(Timeouts::Stream(t)) => config
-            .timeout_recv_response(Some(t))
-            .timeout_per_read(Some(t)),
+        Some(t) => with_timeouts!(config, t),
     };
     // ureq's default chain (HTTP CONNECT proxy, TCP, rustls) with our TCP layer, which
     // spends fewer syscalls per request (tcp.rs).
@@ -146,26 +154,7 @@ fn agent(
         ().chain(ConnectProxyConnector::default())
             .chain(tcp::TcpConnector)
             .chain(RustlsConnector::default());
-    Agent::with_parts(config.build(), connector, SharedResolver(resolver.clone()))
-}
-
-/// One name cache for all the agents.
-#[derive(Debug)]
-struct SharedResolver(Arc<CachingResolver>);
-
-impl Resolver for SharedResolver {
-    fn resolve(
-        &self,
-        uri: &ureq::http::Uri,
-        config: &ureq::config::Config,
-        timeout: NextTimeout,
-    ) -> Result<ResolvedSocketAddrs, ureq::Error> {
-        self.0.resolve(uri, config, timeout)
-    }
-
-    fn empty(&self) -> ResolvedSocketAddrs {
-        self.0.empty()
-    }
+    Agent::with_parts(config.build(), connector, resolver.clone())
 }
 
 /// The roots upstream certificates are checked against: the bundled Mozilla roots, or —
@@ -268,22 +257,16 @@ pub fn send(
     } else {
         Timeouts::Call(timeout)
     };
-    let own = agents.with(timeouts);
-    let mut builder = own.as_ref().unwrap_or(agents.base()).post(&up.url);
-    for (k, v) in &up.headers {
-        builder = builder.header(k.as_str(), v.as_str());
-    }
-    let resp = match (own.is_some(), timeouts) {
-        (true, _) => builder.send(&up.body[..]),
-        (false, Timeouts::Stream(t)) => builder
-            .config()
-            .timeout_recv_response(Some(t))
-            .timeout_per_read(Some(t))
-            .build()
-            .send(&up.body[..]),
-        (false, Timeouts::Call(t)) => builder
-            .config()
-            .timeout_global(Some(t))
+    let post = |agent: &Agent| {
+        let mut builder = agent.post(&up.url);
+        for (k, v) in &up.headers {
+            builder = builder.header(k.as_str(), v.as_str());
+        }
+        builder
+    };
+    let resp = match agents.with(timeouts) {
+        Some(agent) => post(&agent).send(&up.body[..]),
+        None => with_timeouts!(post(agents.base()).config(), timeouts)
             .build()
             .send(&up.body[..]),
     }
