@@ -40,6 +40,9 @@ struct Args {
     own_core: bool,
     /// `--relay`: only the null proxy's c=32 load (`relay.rs`).
     relay: bool,
+    /// `--load-only`: only kt's c=32 load on shared cores, no direct slices and no
+    /// table: a steady load to attach `perf` or `strace` to (kt's pid is on stderr).
+    load_only: bool,
 }
 
 fn args() -> Args {
@@ -59,6 +62,7 @@ fn args() -> Args {
         quick: args.iter().any(|a| a == "--quick"),
         own_core: args.iter().any(|a| a == "--own-core"),
         relay: args.iter().any(|a| a == "--relay"),
+        load_only: args.iter().any(|a| a == "--load-only"),
     }
 }
 
@@ -98,6 +102,23 @@ fn main() {
     let direct = format!("http://{upstream}/v1/chat/completions");
     let via = format!("http://{kt_addr}/v1/chat/completions");
     let dur = Duration::from_secs(a.seconds);
+    if a.load_only {
+        client::warm(&via, BODY);
+        let (cpu, switches) = (cpu_ms(pid), context_switches(pid));
+        let k = client::load(&via, BODY, 32, dur);
+        let n = k.lat.len().max(1) as f64;
+        println!(
+            "kt alone @ c=32: {:.0} requests/s, p50 {:.3} ms, p99 {:.3} ms, {:.0} µs of kt CPU \
+             and {:.2} context switches per request, {} errors",
+            k.rps,
+            pct(&k.lat, 0.5),
+            pct(&k.lat, 0.99),
+            (cpu_ms(pid) - cpu) * 1000.0 / n,
+            context_switches(pid).saturating_sub(switches) as f64 / n,
+            k.errors
+        );
+        return;
+    }
 
     println!(
         "kt bench — {} cores, {}s per load, {} held streams; ratio = via kt / direct\n",
@@ -366,6 +387,35 @@ fn relay_rows(upstream: &str, direct: &str, dur: Duration) {
     row("requests/s @ c=32, null relay", "", d.rps, r.rps);
     only(
         "null relay CPU per request @ c=32",
+        format!("{:.0}µs", cpu_ms * 1000.0 / r.lat.len().max(1) as f64),
+    );
+
+    // The same null proxy as an event loop per core (relay.rs): the worker model's cost.
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let relay = format!(
+        "http://{}/v1/chat/completions",
+        relay::start_event_loop(upstream, cores)
+    );
+    client::warm(&relay, BODY);
+    let cpu = relay::loop_cpu_ms();
+    let (d, r, _) = alternate(direct, &relay, std::process::id(), dur, |url, dur| {
+        client::load(url, BODY, 32, dur)
+    });
+    let cpu_ms = relay::loop_cpu_ms() - cpu;
+    pct_rows(
+        |name| format!("latency {name} @ c=32, null relay, event loop"),
+        P50_P99,
+        &d.lat,
+        &r.lat,
+    );
+    row(
+        "requests/s @ c=32, null relay, event loop",
+        "",
+        d.rps,
+        r.rps,
+    );
+    only(
+        "null relay (event loop) CPU per request",
         format!("{:.0}µs", cpu_ms * 1000.0 / r.lat.len().max(1) as f64),
     );
 }
