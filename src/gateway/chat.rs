@@ -296,7 +296,7 @@ pub fn add_trace(ev: &mut Event, trace: &[PolicyTrace]) {
     ev.verdict = current.max(verdict).as_str().to_string();
     ev.policies
         .get_or_insert_with(JsonText::empty_array)
-        .extend_array(trace);
+        .extend_array_with(trace, |t, buf| t.write_json(buf));
 }
 
 /// Sends the request along the router's plan (strategy, retries, circuit breakers,

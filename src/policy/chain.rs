@@ -37,6 +37,34 @@ pub struct PolicyTrace {
     pub error: Option<String>,
 }
 
+impl PolicyTrace {
+    /// Appends the trace's JSON to `out`: the same bytes as `serde_json::to_writer`. The
+    /// common entry (a policy that let the request through: name, phase, verdict) is
+    /// written directly — through serde it cost ~1 000 instructions per entry, six
+    /// entries per request with the default chain; any other goes through serde.
+    pub fn write_json(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
+        let plain = self.reason.is_none()
+            && self.score.is_none()
+            && self.findings.is_empty()
+            && !self.observed
+            && self.error.is_none();
+        if !plain {
+            return serde_json::to_writer(out, self);
+        }
+        out.extend_from_slice(b"{\"policy\":");
+        serde_json::to_writer(&mut *out, &self.policy)?;
+        for (key, value) in [
+            (&b",\"phase\":\""[..], self.phase.as_str()),
+            (&b"\",\"verdict\":\""[..], self.verdict.as_str()),
+        ] {
+            out.extend_from_slice(key);
+            out.extend_from_slice(value.as_bytes());
+        }
+        out.extend_from_slice(b"\"}");
+        Ok(())
+    }
+}
+
 /// A block: which policy, and the message for the client.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Block {
@@ -275,6 +303,47 @@ impl StreamFilter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `write_json` prints what serde prints, for the plain shape it writes itself
+    /// (names needing escapes included) and for every shape it hands to serde.
+    #[test]
+    fn trace_json_is_serdes() {
+        let plain = |policy: &str, phase, verdict| PolicyTrace {
+            policy: policy.to_string(),
+            phase,
+            verdict,
+            reason: None,
+            score: None,
+            findings: Vec::new(),
+            observed: false,
+            error: None,
+        };
+        let mut traces = vec![
+            plain("prompt-injection", Phase::Input, Verdict::Allow),
+            plain("pii-detector", Phase::Output, Verdict::Redact),
+            plain("we\"ird\\ name\n\u{7f}é", Phase::Input, Verdict::Block),
+            plain("", Phase::Output, Verdict::Flag),
+        ];
+        let mut rich = plain("prompt-injection", Phase::Input, Verdict::Block);
+        rich.reason = Some("score 0.93".into());
+        rich.score = Some(0.93);
+        rich.findings = vec![Finding::new("override", 2)];
+        traces.push(rich);
+        let mut observed = plain("audit-logger", Phase::Input, Verdict::Flag);
+        observed.observed = true;
+        traces.push(observed);
+        let mut failed = plain("pii-detector", Phase::Input, Verdict::Block);
+        failed.error = Some("boom".into());
+        traces.push(failed);
+        for t in &traces {
+            let mut got = Vec::new();
+            t.write_json(&mut got).unwrap();
+            assert_eq!(
+                String::from_utf8(got).unwrap(),
+                serde_json::to_string(t).unwrap()
+            );
+        }
+    }
 
     struct Blocker(Mode);
     impl Policy for Blocker {

@@ -174,6 +174,16 @@ pub enum Phase {
     Output,
 }
 
+impl Phase {
+    /// As serialised.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Input => "input",
+            Phase::Output => "output",
+        }
+    }
+}
+
 /// Facts about the request that policies may read.
 #[derive(Debug, Clone, Default)]
 pub struct RequestContext {

@@ -48,6 +48,16 @@ impl JsonText {
 
     /// Appends `items` to this array (a value that is not an array becomes one).
     pub fn extend_array<T: Serialize>(&mut self, items: impl IntoIterator<Item = T>) {
+        self.extend_array_with(items, |item, buf| serde_json::to_writer(buf, item));
+    }
+
+    /// [`extend_array`](Self::extend_array) with each item written by `write`, which must
+    /// append exactly what `serde_json` prints for it (a faster writer for a hot type).
+    pub fn extend_array_with<T>(
+        &mut self,
+        items: impl IntoIterator<Item = T>,
+        write: impl Fn(&T, &mut Vec<u8>) -> serde_json::Result<()>,
+    ) {
         let is_array = self.0.starts_with('[') && self.0.ends_with(']');
         if !is_array {
             self.0 = "[]".to_string();
@@ -61,7 +71,7 @@ impl JsonText {
             if !first {
                 buf.push(b',');
             }
-            if serde_json::to_writer(&mut buf, &item).is_err() {
+            if write(&item, &mut buf).is_err() {
                 buf.truncate(mark);
                 continue;
             }
