@@ -49,6 +49,28 @@ fn default_port(uri: &Uri) -> u16 {
     }
 }
 
+impl CachingResolver {
+    /// The addresses of `host` (an IP literal or a name) for kt's own client
+    /// (`transport/plain.rs`), through the same cache; a miss waits at most 10 s.
+    pub fn lookup(&self, host: &str, port: u16) -> Result<Vec<SocketAddr>, String> {
+        if let Ok(ip) = host.parse::<IpAddr>() {
+            return Ok(vec![SocketAddr::new(ip, port)]);
+        }
+        let uri: Uri = format!("http://{host}:{port}/")
+            .parse()
+            .map_err(|e| format!("invalid host `{host}`: {e}"))?;
+        let timeout = NextTimeout {
+            after: Duration::from_secs(10).into(),
+            reason: ureq::Timeout::Resolve,
+            per_read: None,
+            per_write: None,
+        };
+        self.resolve(&uri, &Config::default(), timeout)
+            .map(|addrs| addrs.iter().copied().collect())
+            .map_err(|e| format!("cannot resolve `{host}`: {e}"))
+    }
+}
+
 impl Resolver for CachingResolver {
     fn resolve(
         &self,

@@ -1,5 +1,7 @@
-//! The one upstream transport: a ureq agent with a keep-alive pool, shared by all workers.
+//! The upstream transport, shared by all workers: kt's own HTTP/1.1 client for plain
+//! `http://` upstreams (`plain.rs`) and ureq agents for the rest (`https://`, proxies).
 
+mod plain;
 mod tcp;
 
 use std::io::Read;
@@ -39,6 +41,9 @@ struct AgentsInner {
     /// No timeouts of its own but the connect one: probes, and calls past `MAX_AGENTS`.
     base: Agent,
     by_timeout: RwLock<Vec<(Timeouts, Agent)>>,
+    /// kt's own client's connection pool; `None` when the environment configures a proxy
+    /// (ureq applies it, with `NO_PROXY`), so that every call goes through ureq.
+    plain: Option<Arc<plain::Pool>>,
 }
 
 /// How a call's time is bounded.
@@ -63,11 +68,15 @@ impl Agents {
         let tls = tls.build();
         let resolver = CachingResolver::default();
         let base = agent(&tls, &resolver, None);
+        let plain = ureq::Proxy::try_from_env()
+            .is_none()
+            .then(|| Arc::new(plain::Pool::default()));
         Ok(Agents(Arc::new(AgentsInner {
             tls,
             resolver,
             base,
             by_timeout: RwLock::new(Vec::new()),
+            plain,
         })))
     }
 
@@ -195,12 +204,55 @@ pub fn ssl_cert_file() -> Result<Option<Vec<ureq::tls::Certificate<'static>>>, S
 /// An upstream answer whose body has not been read yet.
 pub struct UpstreamResponse {
     pub status: u16,
-    /// As ureq parsed them: copied out as strings only when asked (error answers).
+    /// As parsed: copied out as strings only when asked (error answers).
     headers: http::HeaderMap,
-    pub body: ureq::Body,
+    body: Body,
+}
+
+enum Body {
+    Ureq(ureq::Body),
+    /// From kt's own client; `gzip`: `Content-Encoding: gzip`, decoded as it is read.
+    Plain {
+        body: Box<plain::PlainBody>,
+        gzip: bool,
+    },
+}
+
+/// A response body as a reader (decoded).
+pub enum BodyReader {
+    Ureq(ureq::BodyReader<'static>),
+    Plain(Box<plain::PlainBody>),
+    Gzip(Box<flate2::read::MultiGzDecoder<Box<plain::PlainBody>>>),
+}
+
+impl Read for BodyReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            BodyReader::Ureq(r) => r.read(buf),
+            BodyReader::Plain(r) => r.read(buf),
+            BodyReader::Gzip(r) => r.read(buf),
+        }
+    }
 }
 
 impl UpstreamResponse {
+    /// An answer of kt's own client. A gzip body is decoded as it is read, so its length
+    /// and encoding headers no longer describe it (ureq drops them too).
+    fn plain(status: u16, mut headers: http::HeaderMap, body: Box<plain::PlainBody>) -> Self {
+        let gzip = headers
+            .get(http::header::CONTENT_ENCODING)
+            .is_some_and(|v| v.as_bytes().trim_ascii().eq_ignore_ascii_case(b"gzip"));
+        if gzip {
+            headers.remove(http::header::CONTENT_ENCODING);
+            headers.remove(http::header::CONTENT_LENGTH);
+        }
+        UpstreamResponse {
+            status,
+            headers,
+            body: Body::Plain { body, gzip },
+        }
+    }
+
     /// The first value of header `name` (any case) that is text.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
@@ -222,25 +274,72 @@ impl UpstreamResponse {
     }
 
     /// Reads the whole body (bounded).
-    pub fn read_all(mut self) -> Result<Vec<u8>, ApiError> {
-        // What `read_to_vec` does, into a buffer sized from `Content-Length` (capped, so a
-        // header cannot make kt allocate much before the bytes come): fewer, larger reads.
-        let capacity = self
-            .body
-            .content_length()
-            .map_or(0, |n| n.min(READ_ALL_PRESIZE_MAX));
-        let mut buf = Vec::with_capacity(usize::try_from(capacity).unwrap_or(0));
-        self.body
-            .with_config()
-            .limit(MAX_UPSTREAM_BODY)
-            .reader()
-            .read_to_end(&mut buf)
-            .map_err(|e| map_error(&ureq::Error::from(e)))?;
-        Ok(buf)
+    pub fn read_all(self) -> Result<Vec<u8>, ApiError> {
+        match self.body {
+            Body::Ureq(mut body) => {
+                // What `read_to_vec` does, into a buffer sized from `Content-Length`
+                // (capped, so a header cannot make kt allocate much before the bytes
+                // come): fewer, larger reads.
+                let mut buf = presized(body.content_length());
+                body.with_config()
+                    .limit(MAX_UPSTREAM_BODY)
+                    .reader()
+                    .read_to_end(&mut buf)
+                    .map_err(|e| map_error(&ureq::Error::from(e)))?;
+                Ok(buf)
+            }
+            Body::Plain { body, gzip } => {
+                let mut buf = presized(body.content_length().filter(|_| !gzip));
+                let reader = if gzip {
+                    BodyReader::Gzip(Box::new(flate2::read::MultiGzDecoder::new(body)))
+                } else {
+                    BodyReader::Plain(body)
+                };
+                reader
+                    .take(MAX_UPSTREAM_BODY + 1)
+                    .read_to_end(&mut buf)
+                    .map_err(|e| plain_read_error(&e))?;
+                if buf.len() as u64 > MAX_UPSTREAM_BODY {
+                    return Err(ApiError::bad_gateway(format!(
+                        "upstream request failed: the body is over the gateway's limit of \
+                         {} MiB",
+                        MAX_UPSTREAM_BODY >> 20
+                    )));
+                }
+                Ok(buf)
+            }
+        }
     }
 
-    pub fn into_reader(self) -> impl Read {
-        self.body.into_reader()
+    pub fn into_reader(self) -> BodyReader {
+        match self.body {
+            Body::Ureq(body) => BodyReader::Ureq(body.into_reader()),
+            Body::Plain { body, gzip: false } => BodyReader::Plain(body),
+            Body::Plain { body, gzip: true } => {
+                BodyReader::Gzip(Box::new(flate2::read::MultiGzDecoder::new(body)))
+            }
+        }
+    }
+}
+
+/// A buffer for a body of `length` (capped at `READ_ALL_PRESIZE_MAX`).
+fn presized(length: Option<u64>) -> Vec<u8> {
+    let capacity = length.map_or(0, |n| n.min(READ_ALL_PRESIZE_MAX));
+    Vec::with_capacity(usize::try_from(capacity).unwrap_or(0))
+}
+
+/// A failed read of a body from kt's own client, as ureq's would be mapped.
+fn plain_read_error(e: &std::io::Error) -> ApiError {
+    use std::io::ErrorKind;
+    match e.kind() {
+        ErrorKind::TimedOut | ErrorKind::WouldBlock => {
+            ApiError::upstream_timeout(format!("upstream timed out ({e})"))
+        }
+        // A malformed chunked body or gzip stream.
+        ErrorKind::InvalidData | ErrorKind::InvalidInput => {
+            ApiError::bad_gateway(format!("upstream request failed: {e}"))
+        }
+        _ => ApiError::upstream_unreachable(format!("upstream unreachable: {e}")),
     }
 }
 
@@ -257,6 +356,11 @@ pub fn send(
     } else {
         Timeouts::Call(timeout)
     };
+    if let Some(pool) = &agents.0.plain {
+        if plain::handles(&up.url) {
+            return plain::send(pool, &agents.0.resolver, up, timeouts);
+        }
+    }
     let post = |agent: &Agent| {
         let mut builder = agent.post(&up.url);
         for (k, v) in &up.headers {
@@ -275,7 +379,7 @@ pub fn send(
     Ok(UpstreamResponse {
         status: head.status.as_u16(),
         headers: head.headers,
-        body,
+        body: Body::Ureq(body),
     })
 }
 

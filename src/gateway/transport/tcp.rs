@@ -77,14 +77,26 @@ impl<In: Transport> Connector<In> for TcpConnector {
 /// gets half of what is left, so one black-holed address cannot use all of it.
 fn connect(addrs: &[SocketAddr], timeout: NextTimeout) -> Result<TcpStream, Error> {
     let budget = timeout.not_zero().map(|t| *t);
-    let deadline = budget.map(|b| Instant::now() + b);
+    match connect_until(addrs, budget.map(|b| Instant::now() + b)) {
+        Ok(stream) => Ok(stream),
+        Err(e) if is_timeout(&e) => Err(Error::Timeout(Timeout::Connect)),
+        Err(e) => Err(Error::Io(e)),
+    }
+}
+
+/// [`connect`] for kt's own client (`plain.rs`): within `budget`.
+pub(super) fn connect_within(addrs: &[SocketAddr], budget: Duration) -> io::Result<TcpStream> {
+    connect_until(addrs, Some(Instant::now() + budget))
+}
+
+fn connect_until(addrs: &[SocketAddr], deadline: Option<Instant>) -> io::Result<TcpStream> {
     let mut last = None;
     for (i, addr) in addrs.iter().enumerate() {
         let result = match deadline {
             Some(deadline) => {
                 let left = deadline.saturating_duration_since(Instant::now());
                 if left.is_zero() {
-                    return Err(Error::Timeout(timeout.reason));
+                    return Err(io::ErrorKind::TimedOut.into());
                 }
                 let share = if i + 1 == addrs.len() {
                     left
@@ -97,12 +109,11 @@ fn connect(addrs: &[SocketAddr], timeout: NextTimeout) -> Result<TcpStream, Erro
         };
         match result {
             Ok(stream) => return Ok(stream),
-            Err(e) if is_timeout(&e) => last = Some(Error::Timeout(Timeout::Connect)),
-            Err(e) if is_address_specific(&e) => last = Some(Error::Io(e)),
-            Err(e) => return Err(Error::Io(e)),
+            Err(e) if is_timeout(&e) || is_address_specific(&e) => last = Some(e),
+            Err(e) => return Err(e),
         }
     }
-    Err(last.unwrap_or_else(|| Error::Io(io::ErrorKind::ConnectionRefused.into())))
+    Err(last.unwrap_or_else(|| io::ErrorKind::ConnectionRefused.into()))
 }
 
 fn is_timeout(e: &io::Error) -> bool {
@@ -149,7 +160,7 @@ impl std::fmt::Debug for TcpTransport {
 }
 
 /// Whether a socket timeout set to `current` is close enough to `wanted` to leave alone.
-fn close_enough(current: Option<Duration>, wanted: Option<Duration>) -> bool {
+pub(super) fn close_enough(current: Option<Duration>, wanted: Option<Duration>) -> bool {
     match (current, wanted) {
         (None, None) => true,
         (Some(c), Some(w)) => c.abs_diff(w) <= (w / 64).max(Duration::from_millis(1)),
