@@ -33,3 +33,4 @@ mod routing;
 mod sdk;
 mod terminal;
 mod tls;
+mod transport;
