@@ -162,4 +162,21 @@ mod tests {
         assert!(r.names.read().unwrap().contains_key("localhost:9"));
         assert_eq!(resolve(&r, "http://localhost:9/other"), first);
     }
+
+    /// kt's own client's lookups: literals at once, names through the same cache.
+    #[test]
+    fn lookups_share_the_cache() {
+        let r = CachingResolver::default();
+        assert_eq!(
+            r.lookup("::1", 8080).unwrap(),
+            vec!["[::1]:8080".parse().unwrap()]
+        );
+        let names = r.lookup("localhost", 9).unwrap();
+        assert!(!names.is_empty());
+        assert!(names.iter().all(|a| a.port() == 9 && a.ip().is_loopback()));
+        assert!(r.names.read().unwrap().contains_key("localhost:9"));
+        assert_eq!(resolve(&r, "http://localhost:9/"), names);
+        let e = r.lookup("no such host.invalid", 80).unwrap_err();
+        assert!(e.contains("no such host.invalid"), "{e}");
+    }
 }
