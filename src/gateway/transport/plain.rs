@@ -931,6 +931,49 @@ mod tests {
         assert!(matches!(e.status, 502 | 504), "{}", e.status);
     }
 
+    /// Every byte of the answer in its own TCP segment: the head, chunk-size lines,
+    /// chunk data and trailers all arrive split at every possible point.
+    #[test]
+    fn answers_dribbled_a_byte_at_a_time() {
+        let answer: &[u8] = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\
+            Content-Type: text/event-stream\r\n\r\n\
+            7\r\ndata: a\r\n10;ext\r\n\n\ndata: bcdefghi\r\n0\r\nx-t: 1\r\n\r\n";
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        std::thread::spawn(move || {
+            let (mut s, _) = l.accept().unwrap();
+            s.set_nodelay(true).unwrap();
+            let mut buf = [0u8; 4096];
+            let mut have = Vec::new();
+            while !have.windows(6).any(|w| w == b"\r\n\r\n{}") {
+                let n = s.read(&mut buf).unwrap();
+                assert!(n > 0);
+                have.extend_from_slice(&buf[..n]);
+            }
+            for b in answer {
+                s.write_all(std::slice::from_ref(b)).unwrap();
+                std::thread::sleep(Duration::from_micros(200));
+            }
+            // Keep the connection open: the body must end by its framing, not the close.
+            std::thread::sleep(Duration::from_secs(2));
+        });
+        let pool = Arc::new(Pool::default());
+        let mut r = up(&[]);
+        r.url = format!("http://{addr}/v1/x");
+        let resp = send(
+            &pool,
+            &CachingResolver::default(),
+            &r,
+            Timeouts::Stream(Duration::from_secs(5)),
+        )
+        .unwrap();
+        assert_eq!(resp.header("content-type"), Some("text/event-stream"));
+        let mut body = Vec::new();
+        resp.into_reader().read_to_end(&mut body).unwrap();
+        assert_eq!(body, b"data: a\n\ndata: bcdefghi");
+        assert_eq!(pool.idle(&addr), 1, "read to its end: pooled");
+    }
+
     #[test]
     fn gzip_bodies_are_decoded() {
         let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
