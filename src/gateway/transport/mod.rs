@@ -204,9 +204,16 @@ pub fn ssl_cert_file() -> Result<Option<Vec<ureq::tls::Certificate<'static>>>, S
 /// An upstream answer whose body has not been read yet.
 pub struct UpstreamResponse {
     pub status: u16,
-    /// As parsed: copied out as strings only when asked (error answers).
-    headers: http::HeaderMap,
+    /// Copied out as strings only when asked (error answers).
+    headers: Headers,
     body: Body,
+}
+
+enum Headers {
+    /// As ureq parsed them.
+    Map(http::HeaderMap),
+    /// The head's bytes, from kt's own client.
+    Raw(plain::RawHeaders),
 }
 
 enum Body {
@@ -237,40 +244,41 @@ impl Read for BodyReader {
 
 impl UpstreamResponse {
     /// An answer of kt's own client. A gzip body is decoded as it is read, so its length
-    /// and encoding headers no longer describe it (ureq drops them too).
-    fn plain(status: u16, mut headers: http::HeaderMap, body: Box<plain::PlainBody>) -> Self {
-        let gzip = headers
-            .get(http::header::CONTENT_ENCODING)
-            .is_some_and(|v| v.as_bytes().trim_ascii().eq_ignore_ascii_case(b"gzip"));
-        if gzip {
-            headers.remove(http::header::CONTENT_ENCODING);
-            headers.remove(http::header::CONTENT_LENGTH);
-        }
+    /// and encoding headers no longer describe it (left out, as ureq drops them).
+    fn plain(
+        status: u16,
+        headers: plain::RawHeaders,
+        body: Box<plain::PlainBody>,
+        gzip: bool,
+    ) -> Self {
         UpstreamResponse {
             status,
-            headers,
+            headers: Headers::Raw(headers),
             body: Body::Plain { body, gzip },
         }
     }
 
     /// The first value of header `name` (any case) that is text.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .get_all(name)
-            .iter()
-            .find_map(|v| v.to_str().ok())
+        match &self.headers {
+            Headers::Map(map) => map.get_all(name).iter().find_map(|v| v.to_str().ok()),
+            Headers::Raw(raw) => raw.get(name),
+        }
     }
 
     /// Every header whose value is text, in order, as (name, value).
     pub fn header_pairs(&self) -> Vec<(String, String)> {
-        self.headers
-            .iter()
-            .filter_map(|(k, v)| {
-                v.to_str()
-                    .ok()
-                    .map(|v| (k.as_str().to_string(), v.to_string()))
-            })
-            .collect()
+        match &self.headers {
+            Headers::Map(map) => map
+                .iter()
+                .filter_map(|(k, v)| {
+                    v.to_str()
+                        .ok()
+                        .map(|v| (k.as_str().to_string(), v.to_string()))
+                })
+                .collect(),
+            Headers::Raw(raw) => raw.pairs(),
+        }
     }
 
     /// Reads the whole body (bounded).
@@ -378,7 +386,7 @@ pub fn send(
     let (head, body) = resp.into_parts();
     Ok(UpstreamResponse {
         status: head.status.as_u16(),
-        headers: head.headers,
+        headers: Headers::Map(head.headers),
         body: Body::Ureq(body),
     })
 }

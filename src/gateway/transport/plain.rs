@@ -264,11 +264,20 @@ pub fn send(
         None => fresh(resolver, &url, &request, head_wait).map_err(map)?,
     };
     let head = read_head(&mut conn, head_wait).map_err(map)?;
+    let headers = RawHeaders {
+        head: conn
+            .buf
+            .get(..head.len)
+            .map(<[u8]>::to_vec)
+            .unwrap_or_default(),
+        hide_length_and_encoding: head.gzip,
+    };
     let body = PlainBody::new(&head, conn, timing, pool, url.authority).map_err(map)?;
     Ok(super::UpstreamResponse::plain(
         head.status,
-        head.headers,
+        headers,
         Box::new(body),
+        head.gzip,
     ))
 }
 
@@ -365,13 +374,75 @@ fn write_request(conn: &mut Conn, request: &[u8], timing: Timing) -> io::Result<
     (&conn.stream).write_all(request)
 }
 
-/// A parsed response head; its length is where the body starts in the buffer.
+/// A parsed response head: what framing the body needs; its length is where the body
+/// starts in the buffer. The headers stay bytes ([`RawHeaders`]), read only when asked
+/// (error answers): an upstream like OpenAI sends ~20 of them, an allocation or two each
+/// as an `http::HeaderMap`.
 struct Head {
     status: u16,
-    headers: http::HeaderMap,
     /// HTTP/1.1 without `Connection: close`.
     keep_alive: bool,
+    /// The last `Transfer-Encoding` value ends in `chunked` (`None`: no such header).
+    chunked: Option<bool>,
+    /// `Content-Length` (`Err`: invalid or conflicting).
+    length: Result<Option<u64>, &'static str>,
+    gzip: bool,
     len: usize,
+}
+
+/// A response head's bytes; header lookups parse them again.
+pub struct RawHeaders {
+    head: Vec<u8>,
+    /// Headers that no longer describe the (decoded) body: left out of lookups.
+    hide_length_and_encoding: bool,
+}
+
+impl RawHeaders {
+    /// Every header as (name, value) bytes, in order.
+    fn each(&self, mut f: impl FnMut(&str, &[u8])) {
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut resp = httparse::Response::new(&mut headers);
+        if resp.parse(&self.head).is_err() {
+            return;
+        }
+        for h in resp.headers.iter() {
+            let hidden = self.hide_length_and_encoding
+                && (h.name.eq_ignore_ascii_case("content-length")
+                    || h.name.eq_ignore_ascii_case("content-encoding"));
+            if !hidden {
+                f(h.name, h.value);
+            }
+        }
+    }
+
+    /// The first value of header `name` (any case) that is text.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut resp = httparse::Response::new(&mut headers);
+        resp.parse(&self.head).ok()?;
+        let hidden = self.hide_length_and_encoding
+            && (name.eq_ignore_ascii_case("content-length")
+                || name.eq_ignore_ascii_case("content-encoding"));
+        if hidden {
+            return None;
+        }
+        resp.headers
+            .iter()
+            .filter(|h| h.name.eq_ignore_ascii_case(name))
+            .find_map(|h| std::str::from_utf8(h.value).ok())
+    }
+
+    /// Every header whose value is text, names in lower case (as `http::HeaderMap`
+    /// gives them), in order.
+    pub fn pairs(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        self.each(|name, value| {
+            if let Ok(v) = std::str::from_utf8(value) {
+                out.push((name.to_ascii_lowercase(), v.to_string()));
+            }
+        });
+        out
+    }
 }
 
 /// Reads into `conn.buf` until a final (non-1xx) response head is complete.
@@ -433,30 +504,41 @@ fn parse_head(buf: &[u8]) -> io::Result<Option<Head>> {
         Ok(httparse::Status::Partial) => return Ok(None),
         Err(e) => return Err(invalid(&format!("invalid response head ({e})"))),
     };
-    let status = resp.code.unwrap_or(0);
-    let mut map = http::HeaderMap::with_capacity(resp.headers.len());
-    let mut keep_alive = resp.version == Some(1);
+    let mut head = Head {
+        status: resp.code.unwrap_or(0),
+        keep_alive: resp.version == Some(1),
+        chunked: None,
+        length: Ok(None),
+        gzip: false,
+        len,
+    };
+    let is = |t: &[u8], word: &[u8]| t.trim_ascii().eq_ignore_ascii_case(word);
     for h in resp.headers.iter() {
-        if h.name.eq_ignore_ascii_case("connection")
-            && h.value
-                .split(|&b| b == b',')
-                .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"))
-        {
-            keep_alive = false;
-        }
-        if let (Ok(name), Ok(value)) = (
-            http::HeaderName::from_bytes(h.name.as_bytes()),
-            http::HeaderValue::from_bytes(h.value),
-        ) {
-            map.append(name, value);
+        let name = h.name;
+        if name.eq_ignore_ascii_case("connection") {
+            if h.value.split(|&b| b == b',').any(|t| is(t, b"close")) {
+                head.keep_alive = false;
+            }
+        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+            // The last coding of the last such header decides.
+            let last = h.value.rsplit(|&b| b == b',').next();
+            head.chunked = Some(last.is_some_and(|t| is(t, b"chunked")));
+        } else if name.eq_ignore_ascii_case("content-length") {
+            let n = std::str::from_utf8(h.value)
+                .ok()
+                .and_then(|v| v.trim().parse::<u64>().ok());
+            head.length = match (head.length, n) {
+                (Err(e), _) => Err(e),
+                (_, None) => Err("invalid Content-Length"),
+                (Ok(None), Some(n)) => Ok(Some(n)),
+                (Ok(Some(m)), Some(n)) if m == n => Ok(Some(n)),
+                (Ok(Some(_)), Some(_)) => Err("conflicting Content-Length headers"),
+            };
+        } else if name.eq_ignore_ascii_case("content-encoding") {
+            head.gzip = h.value.trim_ascii().eq_ignore_ascii_case(b"gzip");
         }
     }
-    Ok(Some(Head {
-        status,
-        headers: map,
-        keep_alive,
-        len,
-    }))
+    Ok(Some(head))
 }
 
 /// How the body ends.
@@ -501,31 +583,8 @@ impl PlainBody {
         pool: &Arc<Pool>,
         host: &str,
     ) -> io::Result<PlainBody> {
-        let chunked = head
-            .headers
-            .get_all(http::header::TRANSFER_ENCODING)
-            .iter()
-            .next_back()
-            .map(|v| {
-                v.as_bytes()
-                    .rsplit(|&b| b == b',')
-                    .next()
-                    .is_some_and(|t| t.trim_ascii().eq_ignore_ascii_case(b"chunked"))
-            });
-        let mut lengths = head.headers.get_all(http::header::CONTENT_LENGTH).iter();
-        let length = match lengths.next() {
-            None => None,
-            Some(v) => {
-                let n = std::str::from_utf8(v.as_bytes())
-                    .ok()
-                    .and_then(|s| s.trim().parse::<u64>().ok())
-                    .ok_or_else(|| invalid("invalid Content-Length"))?;
-                if lengths.any(|o| o.as_bytes() != v.as_bytes()) {
-                    return Err(invalid("conflicting Content-Length headers"));
-                }
-                Some(n)
-            }
-        };
+        let chunked = head.chunked;
+        let length = head.length.map_err(invalid)?;
         let (framing, reusable) = if head.status == 204 || head.status == 304 {
             (Framing::Done, head.keep_alive)
         } else {
@@ -887,6 +946,36 @@ mod tests {
     }
 
     #[test]
+    fn headers_are_read_from_the_head_on_demand() {
+        let (addr, _) = server(vec![(
+            b"HTTP/1.1 429 Too Many\r\nRetry-After: 7\r\nX-Multi: a\r\nx-multi: b\r\n\
+              X-Bin: \xff\r\nContent-Length: 0\r\n\r\n",
+            false,
+        )]);
+        let pool = Arc::new(Pool::default());
+        let resp = request_to(&pool, &addr, Duration::from_secs(5)).unwrap();
+        assert_eq!(resp.status, 429);
+        assert_eq!(resp.header("retry-after"), Some("7"));
+        assert_eq!(resp.header("RETRY-AFTER"), Some("7"));
+        assert_eq!(resp.header("x-multi"), Some("a"));
+        assert_eq!(resp.header("x-bin"), None, "not text");
+        assert_eq!(resp.header("missing"), None);
+        assert_eq!(
+            resp.header_pairs(),
+            [
+                ("retry-after", "7"),
+                ("x-multi", "a"),
+                ("x-multi", "b"),
+                ("content-length", "0")
+            ]
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+        );
+        // An empty body ended at once: the connection went back to the pool, and the
+        // headers were kept before it did.
+        assert_eq!(pool.idle(&addr), 1);
+    }
+
+    #[test]
     fn a_pooled_connection_the_upstream_closed_is_not_used() {
         let (addr, conns) = server(vec![
             (b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\na", true),
@@ -989,6 +1078,8 @@ mod tests {
         let pool = Arc::new(Pool::default());
         let resp = request_to(&pool, &addr, Duration::from_secs(5)).unwrap();
         assert_eq!(resp.header("content-encoding"), None);
+        assert_eq!(resp.header("content-length"), None);
+        assert!(resp.header_pairs().is_empty());
         assert_eq!(resp.read_all().unwrap(), b"{\"ok\":true}");
         assert_eq!(pool.idle(&addr), 1);
     }
