@@ -60,10 +60,15 @@ fn relay(client: TcpStream, upstream: &str) {
     let (mut from_client, mut to_client) = (BufReader::new(client_reader), client);
     let (mut from_up, mut to_up) = (BufReader::new(up_reader), up);
     let mut message = Vec::with_capacity(4096);
+    let burn = burn();
     loop {
-        if read_message(&mut from_client, &mut message).is_none()
-            || to_up.write_all(&message).is_err()
-        {
+        if read_message(&mut from_client, &mut message).is_none() {
+            return;
+        }
+        if !burn.is_zero() {
+            spin(burn);
+        }
+        if to_up.write_all(&message).is_err() {
             return;
         }
         if read_message(&mut from_up, &mut message).is_none()
@@ -71,6 +76,25 @@ fn relay(client: TcpStream, upstream: &str) {
         {
             return;
         }
+    }
+}
+
+/// `KT_BENCH_RELAY_BURN_US`: CPU time the relay spends on each request before sending
+/// it on (0 by default): the relay then stands in for a gateway that costs that much per
+/// request, which maps CPU per request to added latency at c=32 on shared cores.
+fn burn() -> std::time::Duration {
+    std::env::var("KT_BENCH_RELAY_BURN_US")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map_or(std::time::Duration::ZERO, std::time::Duration::from_micros)
+}
+
+/// Keeps the CPU busy for `d` of this thread's CPU time.
+fn spin(d: std::time::Duration) {
+    let cpu = || crate::inproc::cpu_ns(rustix::time::ClockId::ThreadCPUTime);
+    let until = cpu().saturating_add(i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
+    while cpu() < until {
+        std::hint::spin_loop();
     }
 }
 
