@@ -369,54 +369,46 @@ fn pct_rows(label: impl Fn(&str) -> String, ps: &[(&str, f64)], direct: &[f64], 
 /// The c=32 closed loop on shared cores through the null proxy (`relay.rs`) instead of
 /// kt: what two extra loopback hops cost at that load with no work done on them.
 fn relay_rows(upstream: &str, direct: &str, dur: Duration) {
-    let relay = format!("http://{}/v1/chat/completions", relay::start(upstream));
-    client::warm(&relay, BODY);
-    let cpu = relay::cpu_ms();
-    let (d, r, _) = alternate(direct, &relay, std::process::id(), dur, |url, dur| {
-        client::load(url, BODY, 32, dur)
-    });
-    // The connection threads end with their slice's connections.
-    std::thread::sleep(Duration::from_millis(200));
-    let cpu_ms = relay::cpu_ms() - cpu;
-    pct_rows(
-        |name| format!("latency {name} @ c=32, null relay"),
-        P50_P99,
-        &d.lat,
-        &r.lat,
-    );
-    row("requests/s @ c=32, null relay", "", d.rps, r.rps);
-    only(
-        "null relay CPU per request @ c=32",
-        format!("{:.0}µs", cpu_ms * 1000.0 / r.lat.len().max(1) as f64),
-    );
-
+    let threads = relay::start(upstream);
+    // The connection threads count their CPU when they end, with their slice's
+    // connections: a moment for the last to end.
+    let settled = || {
+        std::thread::sleep(Duration::from_millis(200));
+        relay::cpu_ms()
+    };
+    relay_load(direct, &threads, "null relay", settled, dur);
     // The same null proxy as an event loop per core (relay.rs): the worker model's cost.
     let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-    let relay = format!(
-        "http://{}/v1/chat/completions",
-        relay::start_event_loop(upstream, cores)
+    let event_loop = relay::start_event_loop(upstream, cores);
+    relay_load(
+        direct,
+        &event_loop,
+        "null relay, event loop",
+        relay::loop_cpu_ms,
+        dur,
     );
+}
+
+/// The c=32 rows of one relay at `addr` (`host:port`), named `name`; `cpu_ms` reads its
+/// CPU time so far.
+fn relay_load(direct: &str, addr: &str, name: &str, cpu_ms: impl Fn() -> f64, dur: Duration) {
+    let relay = format!("http://{addr}/v1/chat/completions");
     client::warm(&relay, BODY);
-    let cpu = relay::loop_cpu_ms();
+    let cpu = cpu_ms();
     let (d, r, _) = alternate(direct, &relay, std::process::id(), dur, |url, dur| {
         client::load(url, BODY, 32, dur)
     });
-    let cpu_ms = relay::loop_cpu_ms() - cpu;
+    let spent = cpu_ms() - cpu;
     pct_rows(
-        |name| format!("latency {name} @ c=32, null relay, event loop"),
+        |p| format!("latency {p} @ c=32, {name}"),
         P50_P99,
         &d.lat,
         &r.lat,
     );
-    row(
-        "requests/s @ c=32, null relay, event loop",
-        "",
-        d.rps,
-        r.rps,
-    );
+    row(&format!("requests/s @ c=32, {name}"), "", d.rps, r.rps);
     only(
-        "null relay (event loop) CPU per request",
-        format!("{:.0}µs", cpu_ms * 1000.0 / r.lat.len().max(1) as f64),
+        &format!("{name} CPU per request @ c=32"),
+        format!("{:.0}µs", spent * 1000.0 / r.lat.len().max(1) as f64),
     );
 }
 

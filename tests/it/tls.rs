@@ -3,25 +3,13 @@
 
 use serde_json::json;
 
-use crate::gateway::{chunk, completion, config_for};
+use crate::gateway::config_for;
 use crate::support::*;
+use crate::transport::{answering, calls_and_streams};
 
 /// An HTTPS mock upstream: a chat completion, or an SSE stream when the body asks for one.
 fn tls_upstream() -> MockUpstream {
-    MockUpstream::start_tls(|r| {
-        if r.json()["stream"] == true {
-            MockReply::openai_sse(
-                &[
-                    chunk(json!({"role": "assistant", "content": "se"}), None),
-                    chunk(json!({"content": "cure"}), None),
-                    chunk(json!({}), Some("stop")),
-                ],
-                std::time::Duration::ZERO,
-            )
-        } else {
-            MockReply::json(200, completion("over tls"))
-        }
-    })
+    MockUpstream::start_tls(answering("over tls", ["se", "cure"]))
 }
 
 #[test]
@@ -33,22 +21,7 @@ fn an_https_upstream_is_called_over_tls_streamed_and_its_connection_reused() {
         &[],
         &[("SSL_CERT_FILE", ca.to_str().unwrap())],
     );
-    let url = format!("{}/chat/completions", gw.base_url());
-    let user = json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]});
-    for i in 0..4 {
-        if i % 2 == 0 {
-            let (status, _, body) = post_json(&url, &user, &[]);
-            assert_eq!(status, 200, "{body}");
-            assert_eq!(body["choices"][0]["message"]["content"], "over tls");
-        } else {
-            let mut req = user.clone();
-            req["stream"] = json!(true);
-            let (status, events) = post_stream(&url, &req);
-            assert_eq!(status, 200);
-            assert_eq!(streamed_text(&events), "secure");
-            assert_eq!(events.last().map(|e| e.data.as_str()), Some("[DONE]"));
-        }
-    }
+    calls_and_streams(&gw, "over tls", "secure");
     assert_eq!(up.count(), 4);
     // Two TLS handshakes, one per kind of call: calls and streams have an agent (and a
     // connection pool) each, as their timeouts differ (transport::Agents); each pooled

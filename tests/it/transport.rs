@@ -13,39 +13,48 @@ use serde_json::json;
 use crate::gateway::{chunk, completion, config_for};
 use crate::support::*;
 
-/// A chat completion, or an SSE stream when the body asks for one.
-fn upstream() -> MockUpstream {
-    MockUpstream::start(|r| {
+/// A mock upstream's handler: the chat completion `text`, or, when the body asks for a
+/// stream, `pieces` streamed as deltas.
+pub(crate) fn answering(
+    text: &'static str,
+    pieces: [&'static str; 2],
+) -> impl Fn(&Received) -> MockReply + Send + Sync + 'static {
+    move |r| {
         if r.json()["stream"] == true {
             MockReply::openai_sse(
                 &[
-                    chunk(json!({"role": "assistant", "content": "pl"}), None),
-                    chunk(json!({"content": "ain"}), None),
+                    chunk(json!({"role": "assistant", "content": pieces[0]}), None),
+                    chunk(json!({"content": pieces[1]}), None),
                     chunk(json!({}), Some("stop")),
                 ],
                 std::time::Duration::ZERO,
             )
         } else {
-            MockReply::json(200, completion("over http"))
+            MockReply::json(200, completion(text))
         }
-    })
+    }
 }
 
-/// Two calls and two streams, alternating, through `gw`.
-fn calls_and_streams(gw: &Gateway) {
+fn upstream() -> MockUpstream {
+    MockUpstream::start(answering("over http", ["pl", "ain"]))
+}
+
+/// Two calls and two streams, alternating, through `gw`: the calls answer `call_text`,
+/// the streams stream `stream_text` and end with `[DONE]`.
+pub(crate) fn calls_and_streams(gw: &Gateway, call_text: &str, stream_text: &str) {
     let url = format!("{}/chat/completions", gw.base_url());
     let user = json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]});
     for i in 0..4 {
         if i % 2 == 0 {
             let (status, _, body) = post_json(&url, &user, &[]);
             assert_eq!(status, 200, "{body}");
-            assert_eq!(body["choices"][0]["message"]["content"], "over http");
+            assert_eq!(body["choices"][0]["message"]["content"], call_text);
         } else {
             let mut req = user.clone();
             req["stream"] = json!(true);
             let (status, events) = post_stream(&url, &req);
             assert_eq!(status, 200);
-            assert_eq!(streamed_text(&events), "plain");
+            assert_eq!(streamed_text(&events), stream_text);
             assert_eq!(events.last().map(|e| e.data.as_str()), Some("[DONE]"));
         }
     }
@@ -55,7 +64,7 @@ fn calls_and_streams(gw: &Gateway) {
 fn plain_http_calls_and_streams_share_one_kept_alive_connection() {
     let up = upstream();
     let gw = Gateway::start(Some(&config_for(&up.v1(), "")));
-    calls_and_streams(&gw);
+    calls_and_streams(&gw, "over http", "plain");
     assert_eq!(up.count(), 4);
     // Sequential calls and streams (each read to its end) reuse one connection.
     assert_eq!(up.connections.load(SeqCst), 1);
@@ -127,7 +136,7 @@ fn a_proxy_in_the_environment_carries_plain_http_calls() {
         // An empty NO_PROXY: a NO_PROXY of the machine must not exempt loopback here.
         &[("HTTP_PROXY", &format!("http://{proxy}")), ("NO_PROXY", "")],
     );
-    calls_and_streams(&gw);
+    calls_and_streams(&gw, "over http", "plain");
     assert_eq!(up.count(), 4);
     assert!(tunnels.load(SeqCst) >= 1, "the calls went around the proxy");
 }

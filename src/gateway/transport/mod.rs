@@ -306,7 +306,7 @@ impl UpstreamResponse {
                 reader
                     .take(MAX_UPSTREAM_BODY + 1)
                     .read_to_end(&mut buf)
-                    .map_err(|e| plain_read_error(&e))?;
+                    .map_err(|e| plain::api_error(&e))?;
                 if buf.len() as u64 > MAX_UPSTREAM_BODY {
                     return Err(ApiError::bad_gateway(format!(
                         "upstream request failed: the body is over the gateway's limit of \
@@ -336,21 +336,6 @@ fn presized(length: Option<u64>) -> Vec<u8> {
     Vec::with_capacity(usize::try_from(capacity).unwrap_or(0))
 }
 
-/// A failed read of a body from kt's own client, as ureq's would be mapped.
-fn plain_read_error(e: &std::io::Error) -> ApiError {
-    use std::io::ErrorKind;
-    match e.kind() {
-        ErrorKind::TimedOut | ErrorKind::WouldBlock => {
-            ApiError::upstream_timeout(format!("upstream timed out ({e})"))
-        }
-        // A malformed chunked body or gzip stream.
-        ErrorKind::InvalidData | ErrorKind::InvalidInput => {
-            ApiError::bad_gateway(format!("upstream request failed: {e}"))
-        }
-        _ => ApiError::upstream_unreachable(format!("upstream unreachable: {e}")),
-    }
-}
-
 /// Sends a request. `timeout` bounds a non-streaming call end to end; for a stream it
 /// bounds the wait for the response head and for each read (stall detection).
 pub fn send(
@@ -364,10 +349,8 @@ pub fn send(
     } else {
         Timeouts::Call(timeout)
     };
-    if let Some(pool) = &agents.0.plain {
-        if plain::handles(&up.url) {
-            return plain::send(pool, &agents.0.resolver, up, timeouts);
-        }
+    if let (Some(pool), Some(url)) = (&agents.0.plain, plain::parse_url(&up.url)) {
+        return plain::send(pool, &agents.0.resolver, up, &url, timeouts);
     }
     let post = |agent: &Agent| {
         let mut builder = agent.post(&up.url);

@@ -64,8 +64,7 @@ impl<In: Transport> Connector<In> for TcpConnector {
             unsent: Vec::new(),
             unsent_timeout: None,
             just_read: false,
-            read_timeout: None,
-            write_timeout: None,
+            timeouts: SocketTimeouts::default(),
         };
         let handle: Weak<dyn ShutdownHandle> = Arc::downgrade(&transport.stream) as _;
         (details.register_shutdown)(handle)?;
@@ -116,7 +115,8 @@ fn connect_until(addrs: &[SocketAddr], deadline: Option<Instant>) -> io::Result<
     Err(last.unwrap_or_else(|| io::ErrorKind::ConnectionRefused.into()))
 }
 
-fn is_timeout(e: &io::Error) -> bool {
+/// A socket operation that ran out of its timeout (SO_RCVTIMEO reports `WouldBlock`).
+pub(super) fn is_timeout(e: &io::Error) -> bool {
     matches!(
         e.kind(),
         io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
@@ -146,9 +146,7 @@ pub struct TcpTransport {
     /// The last thing done was reading input: an `is_open` now is ureq returning the
     /// connection to its pool.
     just_read: bool,
-    /// The socket's current SO_RCVTIMEO / SO_SNDTIMEO.
-    read_timeout: Option<Duration>,
-    write_timeout: Option<Duration>,
+    timeouts: SocketTimeouts,
 }
 
 impl std::fmt::Debug for TcpTransport {
@@ -159,8 +157,51 @@ impl std::fmt::Debug for TcpTransport {
     }
 }
 
+/// A socket's current SO_RCVTIMEO / SO_SNDTIMEO, changed only when a wanted value is not
+/// [`close_enough`] (an end-to-end deadline shrinks between calls: one `setsockopt` per
+/// call otherwise).
+#[derive(Debug, Default)]
+pub(super) struct SocketTimeouts {
+    read: Option<Duration>,
+    write: Option<Duration>,
+}
+
+impl SocketTimeouts {
+    pub(super) fn read(&mut self, s: &TcpStream, wanted: Option<Duration>) -> io::Result<()> {
+        if !close_enough(self.read, wanted) {
+            s.set_read_timeout(wanted)?;
+            self.read = wanted;
+        }
+        Ok(())
+    }
+
+    pub(super) fn write(&mut self, s: &TcpStream, wanted: Option<Duration>) -> io::Result<()> {
+        if !close_enough(self.write, wanted) {
+            s.set_write_timeout(wanted)?;
+            self.write = wanted;
+        }
+        Ok(())
+    }
+
+    /// The read timeout was set to `t` directly.
+    fn read_set(&mut self, t: Option<Duration>) {
+        self.read = t;
+    }
+}
+
+/// Whether a kept-alive connection can carry another request: nothing waiting to be read
+/// (bytes would be garbage after the last response; EOF means the upstream closed). One
+/// `recv(MSG_PEEK | MSG_DONTWAIT)`.
+pub(super) fn waits_for_request(s: &TcpStream) -> bool {
+    let mut byte = [0u8; 1];
+    matches!(
+        rustix::net::recv(s, &mut byte[..], RecvFlags::PEEK | RecvFlags::DONTWAIT),
+        Err(e) if e == rustix::io::Errno::AGAIN
+    )
+}
+
 /// Whether a socket timeout set to `current` is close enough to `wanted` to leave alone.
-pub(super) fn close_enough(current: Option<Duration>, wanted: Option<Duration>) -> bool {
+fn close_enough(current: Option<Duration>, wanted: Option<Duration>) -> bool {
     match (current, wanted) {
         (None, None) => true,
         (Some(c), Some(w)) => c.abs_diff(w) <= (w / 64).max(Duration::from_millis(1)),
@@ -185,24 +226,13 @@ fn io_error(e: io::Error, timeout: NextTimeout) -> Error {
 }
 
 impl TcpTransport {
-    fn set_read_timeout(&mut self, wanted: Option<Duration>) -> io::Result<()> {
-        if !close_enough(self.read_timeout, wanted) {
-            self.stream.set_read_timeout(wanted)?;
-            self.read_timeout = wanted;
-        }
-        Ok(())
-    }
-
     /// Sends what is held back.
     fn flush(&mut self) -> Result<(), Error> {
         let Some(timeout) = self.unsent_timeout.take() else {
             return Ok(());
         };
         let wanted = socket_timeout(timeout)?;
-        if !close_enough(self.write_timeout, wanted) {
-            self.stream.set_write_timeout(wanted)?;
-            self.write_timeout = wanted;
-        }
+        self.timeouts.write(&self.stream, wanted)?;
         let sent = (&*self.stream).write_all(&self.unsent);
         self.unsent.clear();
         if self.unsent.capacity() > FLUSH_AT {
@@ -235,7 +265,7 @@ impl Transport for TcpTransport {
         self.flush()?;
         let timeout = timeout.for_read();
         let wanted = socket_timeout(timeout)?;
-        self.set_read_timeout(wanted)?;
+        self.timeouts.read(&self.stream, wanted)?;
         let started = Instant::now();
         loop {
             let input = self.buffers.input_append_buf();
@@ -254,24 +284,16 @@ impl Transport for TcpTransport {
                         return Err(Error::Timeout(timeout.reason));
                     }
                     self.stream.set_read_timeout(Some(left))?;
-                    self.read_timeout = Some(left);
+                    self.timeouts.read_set(Some(left));
                 }
                 Err(e) => return Err(io_error(e, timeout)),
             }
         }
     }
 
-    /// Whether a pooled connection can carry another request: nothing waiting to be read
-    /// (bytes would be garbage after the last response; EOF means the upstream closed).
+    /// Whether a pooled connection can carry another request (`waits_for_request`).
     fn is_open(&mut self) -> bool {
-        if std::mem::take(&mut self.just_read) {
-            return true;
-        }
-        let mut byte = [0u8; 1];
-        matches!(
-            rustix::net::recv(&*self.stream, &mut byte[..], RecvFlags::PEEK | RecvFlags::DONTWAIT),
-            Err(e) if e == rustix::io::Errno::AGAIN
-        )
+        std::mem::take(&mut self.just_read) || waits_for_request(&self.stream)
     }
 }
 
