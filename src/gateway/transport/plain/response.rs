@@ -117,26 +117,21 @@ pub(super) fn read_head(conn: &mut Conn, timing: Timing) -> io::Result<Head> {
     }
 }
 
-/// Reads more bytes onto the end of `conn.buf`.
+/// Reads more bytes onto the end of `conn.buf`, into its spare capacity: a `resize` to
+/// give `read` an initialised slice zeroed 8 KiB per read (~8k instructions per call).
 fn fill(conn: &mut Conn, timing: Timing) -> io::Result<usize> {
     if conn.buf.capacity() - conn.buf.len() < 1024 {
         conn.buf.reserve(conn.buf.capacity().max(BUF_START));
     }
-    let start = conn.buf.len();
-    conn.buf.resize(conn.buf.capacity(), 0);
-    let Conn {
-        stream,
-        buf,
-        timeouts,
-    } = conn;
-    let result = Conn::recv(
-        stream,
-        timeouts,
-        timing,
-        buf.get_mut(start..).unwrap_or_default(),
-    );
-    buf.truncate(start + *result.as_ref().unwrap_or(&0));
-    result
+    loop {
+        conn.timeouts.read(&conn.stream, Some(timing.next()?))?;
+        let spare = rustix::buffer::spare_capacity(&mut conn.buf);
+        match rustix::net::recv(&conn.stream, spare, rustix::net::RecvFlags::empty()) {
+            Ok((n, _)) => return Ok(n),
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
 }
 
 fn parse_head(buf: &[u8]) -> io::Result<Option<Head>> {
