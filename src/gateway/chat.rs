@@ -39,6 +39,16 @@ pub struct Prepared {
     /// `/v1/responses`: the Responses body (after the input phase) that
     /// `openai:responses:<model>` targets get as it is.
     pub native: Option<serde_json::Value>,
+    /// The client's body as sent, while no policy rewrote the request (OpenAI-format
+    /// targets get these bytes: `BuildContext::raw_body`).
+    pub raw: Option<RawBody>,
+}
+
+/// A request body as the client sent it.
+pub struct RawBody {
+    pub bytes: Vec<u8>,
+    /// The `model` it names.
+    pub model: String,
 }
 
 /// The upstream that answered.
@@ -159,14 +169,24 @@ fn prepare(
     if payload == Payload::Full {
         ev.request_body = Some(String::from_utf8_lossy(&body).into_owned());
     }
-    let chat = parse_request(&body)?;
+    let (chat, exact) = parse_request(&body)?;
     prepare_chat(
-        state, runtime, key, client_key, chat, request_id, started, ev, headers,
+        state,
+        runtime,
+        key,
+        client_key,
+        chat,
+        exact.then_some(body),
+        request_id,
+        started,
+        ev,
+        headers,
     )
 }
 
 /// The steps after parsing: route, admission, input policies. Shared with
-/// `/v1/responses`, which parses its own body into a chat request.
+/// `/v1/responses`, which parses its own body into a chat request. `raw`: the body
+/// `chat` was parsed from, when it is a chat request.
 #[allow(clippy::too_many_arguments)]
 pub fn prepare_chat(
     state: &State,
@@ -174,6 +194,7 @@ pub fn prepare_chat(
     key: Option<KeyRecord>,
     client_key: Option<String>,
     mut chat: ChatRequest,
+    raw: Option<Vec<u8>>,
     request_id: &str,
     started: Instant,
     ev: &mut Event,
@@ -213,9 +234,17 @@ pub fn prepare_chat(
             block.message,
         ));
     }
+    let raw = raw.filter(|_| !input.rewrote()).map(|bytes| RawBody {
+        bytes,
+        model: chat.model.clone(),
+    });
     if payload == Payload::Redacted {
-        // What was sent upstream: after every input redaction.
-        ev.request_body = serde_json::to_string(&chat).ok();
+        // What was sent upstream: after every input redaction (none: the client's body).
+        ev.request_body = raw
+            .as_ref()
+            .and_then(|r| std::str::from_utf8(&r.bytes).ok())
+            .map(str::to_string)
+            .or_else(|| serde_json::to_string(&chat).ok());
     }
     Ok(Prepared {
         runtime,
@@ -227,18 +256,20 @@ pub fn prepare_chat(
         grant: Some(grant),
         headers: std::mem::take(headers),
         native: None,
+        raw,
     })
 }
 
 /// Parses and checks the body: malformed JSON and missing fields are 400s naming the
-/// parameter.
-pub fn parse_request(body: &[u8]) -> Result<ChatRequest, ApiError> {
+/// parameter. The flag: the body says exactly what the request says (no duplicate key
+/// whose value another parser could take differently), so its bytes may go upstream.
+pub fn parse_request(body: &[u8]) -> Result<(ChatRequest, bool), ApiError> {
     // The usual well-formed request straight into its type; anything this does not take
     // (bad JSON, a missing or empty field, a duplicate key) goes the checking way below,
     // which gives the same request when there is one and the precise error otherwise.
     if let Ok(chat) = serde_json::from_slice::<ChatRequest>(body) {
         if !chat.model.is_empty() && !chat.messages.is_empty() {
-            return Ok(chat);
+            return Ok((chat, true));
         }
     }
     let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| {
@@ -276,6 +307,7 @@ pub fn parse_request(body: &[u8]) -> Result<ChatRequest, ApiError> {
         }
     }
     serde_json::from_value(value)
+        .map(|chat| (chat, false))
         .map_err(|e| ApiError::bad_request(format!("Invalid request: {e}")).with_param("messages"))
 }
 
@@ -532,5 +564,23 @@ mod tests {
         assert!(
             parse_request(br#"{"model":"m","messages":[{"role":"user","content":"x"}]}"#).is_ok()
         );
+    }
+
+    #[test]
+    fn only_a_body_without_duplicate_keys_may_go_upstream_as_sent() {
+        let (chat, exact) =
+            parse_request(br#"{"model":"m","messages":[{"role":"user","content":"x"}],"seed":1}"#)
+                .unwrap();
+        assert!(exact);
+        assert_eq!(chat.extra["seed"], 1);
+        // Another parser may take the first `content`: the policies saw the last.
+        for body in [
+            &br#"{"model":"m","messages":[{"role":"user","content":"a","content":"b"}]}"#[..],
+            br#"{"model":"m","model":"n","messages":[{"role":"user","content":"x"}]}"#,
+            br#"{"messages":[],"model":"m","messages":[{"role":"user","content":"x"}]}"#,
+        ] {
+            let (_, exact) = parse_request(body).unwrap();
+            assert!(!exact, "{}", String::from_utf8_lossy(body));
+        }
     }
 }

@@ -182,7 +182,12 @@ fn attempt_all<'a>(
                 compression: c,
             });
         }
-        let up = match build(target, p, &body) {
+        // The client's bytes go on as they are when nothing about them changed.
+        let raw = match (&body, &p.raw) {
+            (Cow::Borrowed(_), Some(raw)) if raw.model == p.chat.model => Some(&raw.bytes[..]),
+            _ => None,
+        };
+        let up = match build(target, p, &body, raw) {
             Ok(up) => up,
             Err(e) => {
                 // This target cannot take the request (format, credentials): another may.
@@ -375,7 +380,12 @@ fn body_for<'a>(
 
 /// The upstream HTTP request for `target`: its credential, else the client's own key.
 /// An `openai:responses:<model>` target gets a `/v1/responses` request's own body.
-fn build(target: &Target, p: &Prepared, body: &ChatRequest) -> Result<UpstreamRequest, ApiError> {
+fn build(
+    target: &Target,
+    p: &Prepared,
+    body: &ChatRequest,
+    raw_body: Option<&[u8]>,
+) -> Result<UpstreamRequest, ApiError> {
     let key = target
         .credential
         .as_ref()
@@ -385,6 +395,7 @@ fn build(target: &Target, p: &Prepared, body: &ChatRequest) -> Result<UpstreamRe
         target,
         api_key: key,
         now: std::time::SystemTime::now(),
+        raw_body,
     };
     match p.native.as_ref().filter(|_| target.is_responses_api()) {
         Some(native) => providers::responses::native_request(ctx, native),

@@ -209,6 +209,9 @@ pub trait Policy: Send + Sync {
         Mode::Enforce
     }
 
+    /// Decides on the request. A policy that changes `req` must return
+    /// `Decision::Redacted` (or block): the gateway forwards the client's own bytes
+    /// when no policy rewrote the request (`ChainOutcome::rewrote`).
     fn on_input(
         &self,
         _ctx: &RequestContext,

@@ -37,6 +37,11 @@ pub struct BuildContext<'a> {
     /// The key to send: the target's secret, or the client's pass-through bearer.
     pub api_key: Option<&'a str>,
     pub now: SystemTime,
+    /// The client's own body, when an OpenAI-format target may get it byte for byte:
+    /// no policy rewrote the request, the model is the one it names, and nothing was
+    /// trimmed or added for this target. Unknown fields, key order and number spelling
+    /// then reach the provider as the client wrote them, and nothing is serialised again.
+    pub raw_body: Option<&'a [u8]>,
 }
 
 /// Something decoded from an upstream stream.

@@ -71,8 +71,11 @@ impl Adapter for OpenAiAdapter {
         }
         headers.extend(target.headers.iter().cloned());
         // The gateway has already set `req.model` to the target's model.
-        let body = serde_json::to_vec(req)
-            .map_err(|e| ApiError::internal(format!("failed to serialize the request: {e}")))?;
+        let body = match ctx.raw_body {
+            Some(raw) => raw.to_vec(),
+            None => serde_json::to_vec(req)
+                .map_err(|e| ApiError::internal(format!("failed to serialize the request: {e}")))?,
+        };
         Ok(UpstreamRequest {
             method: "POST",
             url: self.url(target),
@@ -184,6 +187,7 @@ mod tests {
                     target: &t,
                     api_key: Some("sk-x"),
                     now: std::time::SystemTime::now(),
+                    raw_body: None,
                 },
                 &req,
             )
@@ -249,6 +253,7 @@ mod tests {
                     target: &t,
                     api_key: Some("az-key"),
                     now: std::time::SystemTime::now(),
+                    raw_body: None,
                 },
                 &req,
             )

@@ -65,6 +65,7 @@ fn check(targets: &[Target], input: &[u8]) -> Result<(), TestCaseError> {
             target: t,
             api_key: t.aws.is_none().then_some("sk-fuzz"),
             now: SystemTime::UNIX_EPOCH + Duration::from_secs(1_740_816_550),
+            raw_body: None,
         };
         match adapter_for(t).build_request(ctx, &req) {
             Ok(up) => {

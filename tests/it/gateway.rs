@@ -281,6 +281,72 @@ fn tool_calls_pass_through_both_ways() {
     assert_eq!(args, "{\"city\":\"Paris\"}");
 }
 
+/// What a transparent proxy owes the client: its request reaches an OpenAI-format provider
+/// as written (spacing, key order, a number no f64 holds, unknown fields) unless kt had to
+/// change it — another model, a redaction, usage asked for on a stream.
+#[test]
+fn the_clients_body_goes_upstream_as_sent_unless_kt_changes_it() {
+    let up = MockUpstream::start(|r| {
+        if r.json()["stream"] == true {
+            MockReply::openai_sse(
+                &[chunk(json!({"content": "ok"}), Some("stop"))],
+                Duration::ZERO,
+            )
+        } else {
+            MockReply::json(200, completion("ok"))
+        }
+    });
+    let yaml = format!(
+        "pack: {{name: t}}
+providers:
+  targets:
+    - {{id: primary, provider: openai, model: gpt-4o, base_url: '{}'}}
+models:
+  aliases: {{fast: gpt-4o}}
+policies:
+  chain: [prompt-injection, pii-detector, audit-logger]
+",
+        up.v1()
+    );
+    let gw = Gateway::start(Some(&yaml));
+    let url = format!("{}/chat/completions", gw.base_url());
+    let send = |body: &str| {
+        let mut r = http()
+            .post(&url)
+            .header("Content-Type", "application/json")
+            .send(body)
+            .unwrap();
+        let text = r.body_mut().read_to_string().unwrap();
+        assert_eq!(r.status().as_u16(), 200, "{text}");
+    };
+    let sent = |i: usize| String::from_utf8(up.requests()[i].body.clone()).unwrap();
+    let body = r#"{ "messages": [{"content": "Bonjour, \u00e7a va ?", "role": "user"}],
+  "model": "gpt-4o", "seed": 123456789012345678901234567890, "temperature": 0.70,
+  "metadata": {"z": 1, "a": 2} }"#;
+    send(body);
+    assert_eq!(sent(0), body);
+    // The event keeps what went upstream.
+    assert_eq!(gw.events(1)[0]["request_body"], body);
+
+    // An alias: the provider gets the target's model; the rest as parsed.
+    send(&body.replace("\"gpt-4o\"", "\"fast\""));
+    let got: Value = serde_json::from_str(&sent(1)).unwrap();
+    assert_eq!(got["model"], "gpt-4o");
+    assert_eq!(got["metadata"], json!({"z": 1, "a": 2}));
+    assert_eq!(got["messages"][0]["content"], "Bonjour, \u{e7}a va ?");
+
+    // A redaction: the rewritten request, never the client's bytes.
+    send(&body.replace(r"Bonjour, \u00e7a va ?", "write to jane.doe@example.com"));
+    assert!(!sent(2).contains("jane.doe@example.com"), "{}", sent(2));
+    assert!(sent(2).contains("\"model\":\"gpt-4o\""), "{}", sent(2));
+
+    // A stream: kt asks for usage (for the event) on the client's behalf.
+    send(&body.replace("\"model\"", "\"stream\": true, \"model\""));
+    let got: Value = serde_json::from_str(&sent(3)).unwrap();
+    assert_eq!(got["stream_options"]["include_usage"], true);
+    assert_eq!(got["seed"], json!(123456789012345678901234567890.0));
+}
+
 #[test]
 fn models_lists_targets_and_aliases() {
     let yaml = "pack: {name: m}

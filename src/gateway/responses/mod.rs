@@ -117,7 +117,7 @@ fn prepare(
     };
     let Translated { chat, origins } = translate::to_chat(&rreq, strictness)?;
     let mut p = chat::prepare_chat(
-        state, runtime, key, client_key, chat, request_id, started, ev, headers,
+        state, runtime, key, client_key, chat, None, request_id, started, ev, headers,
     )?;
     if any_native {
         let mut native = raw;

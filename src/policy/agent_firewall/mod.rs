@@ -243,6 +243,11 @@ impl AgentFirewall {
             let before = tools.len();
             tools.retain(|t| self.is_allowed(&t.function.name));
             let removed = u32::try_from(before - tools.len()).unwrap_or(u32::MAX);
+            if removed == 0 {
+                // Nothing removed: the request stays exactly as sent (a policy that
+                // changes it says so with `Redacted`, see `Policy::on_input`).
+                return 0;
+            }
             let names: Vec<String> = tools.iter().map(|t| t.function.name.clone()).collect();
             if tools.is_empty() {
                 req.tools = None;

@@ -289,6 +289,7 @@ mod tests {
                     target: &t,
                     api_key: Some("sk-ant-x"),
                     now: std::time::SystemTime::now(),
+                    raw_body: None,
                 },
                 &req,
             )

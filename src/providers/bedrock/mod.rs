@@ -195,6 +195,7 @@ mod tests {
                     target: &t,
                     api_key: None,
                     now: SystemTime::UNIX_EPOCH + Duration::from_secs(1_740_816_550),
+                    raw_body: None,
                 },
                 &req,
             )
@@ -231,6 +232,7 @@ mod tests {
                 target,
                 api_key,
                 now: SystemTime::now(),
+                raw_body: None,
             }
         }
         let e = BEDROCK.build_request(ctx(&t, None), &req).unwrap_err();

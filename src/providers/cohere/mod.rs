@@ -239,6 +239,7 @@ mod tests {
                     target: &t,
                     api_key: Some("co-key"),
                     now: std::time::SystemTime::now(),
+                    raw_body: None,
                 },
                 &req,
             )

@@ -117,6 +117,7 @@ mod tests {
                     target: &t,
                     api_key: Some("AIza-test"),
                     now: std::time::SystemTime::now(),
+                    raw_body: None,
                 },
                 &req,
             )

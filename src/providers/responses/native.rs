@@ -176,6 +176,7 @@ mod tests {
                 target,
                 api_key: Some("sk-1"),
                 now: std::time::SystemTime::now(),
+                raw_body: None,
             },
             &body,
         )
