@@ -51,8 +51,9 @@ fi
 if [ -n "${KT_BIN:-}" ]; then
   built="$KT_BIN"
 else
-  (cd "$root" && cargo build --release --locked)
-  built="$root/target/release/kt"
+  # The `dist` profile: the release build with whole-program LTO (Cargo.toml).
+  (cd "$root" && cargo build --profile dist --locked)
+  built="$root/target/dist/kt"
 fi
 [ -x "$built" ] || die "no kt binary at $built"
 

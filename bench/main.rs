@@ -563,20 +563,21 @@ fn proc_status(pid: u32, key: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// Starts the release kt next to this example; returns it and its address.
+/// Starts the kt of this example's profile (`target/<profile>/kt`); returns it and its
+/// address.
 fn start_kt(upstream: &str, dir: &std::path::Path) -> (std::process::Child, String) {
     // `KT_BENCH_BIN`: another build to measure (comparing two builds on one machine).
     let kt = std::env::var_os("KT_BENCH_BIN").map_or_else(
         || {
             let exe = std::env::current_exe().unwrap();
-            // target/release/examples/bench -> target/release/kt
+            // target/dist/examples/bench -> target/dist/kt (or release/)
             exe.parent().and_then(|p| p.parent()).unwrap().join("kt")
         },
         std::path::PathBuf::from,
     );
     assert!(
         kt.exists(),
-        "build kt first: cargo build --release ({} missing)",
+        "build kt first with this profile: cargo build --profile dist (or --release) ({} missing)",
         kt.display()
     );
     let mut child = Command::new(kt)
