@@ -338,7 +338,10 @@ pub fn call_upstream(
     p: &mut Prepared,
     ev: &mut Event,
 ) -> Result<(usize, Upstream), ApiError> {
-    super::routing::call(state, p, ev)
+    let result = super::routing::call(state, p, ev);
+    // The client's bytes only build upstream requests: not held for a long stream.
+    p.raw = None;
+    result
 }
 
 /// Turns a non-2xx upstream answer into the client's error, keeping the status and the
