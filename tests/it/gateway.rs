@@ -311,11 +311,7 @@ policies:
     let gw = Gateway::start(Some(&yaml));
     let url = format!("{}/chat/completions", gw.base_url());
     let send = |body: &str| {
-        let mut r = http()
-            .post(&url)
-            .header("Content-Type", "application/json")
-            .send(body)
-            .unwrap();
+        let mut r = post_text(&url, body);
         let text = r.body_mut().read_to_string().unwrap();
         assert_eq!(r.status().as_u16(), 200, "{text}");
     };
@@ -395,11 +391,7 @@ fn request_errors_have_the_openai_shape() {
     let gw = Gateway::start(Some(&yaml));
     let url = format!("{}/chat/completions", gw.base_url());
     let raw = |body: &str| {
-        let mut r = http()
-            .post(&url)
-            .header("Content-Type", "application/json")
-            .send(body.as_bytes())
-            .unwrap();
+        let mut r = post_text(&url, body);
         let status = r.status().as_u16();
         let has_id = r.headers().get("x-request-id").is_some();
         let v: Value = serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap();

@@ -246,6 +246,16 @@ pub fn http() -> ureq::Agent {
         .into()
 }
 
+/// POSTs `body` exactly as written, as JSON (for bodies `post_json` cannot make: bad
+/// JSON, a chosen spelling).
+pub fn post_text(url: &str, body: &str) -> ureq::http::Response<ureq::Body> {
+    http()
+        .post(url)
+        .header("Content-Type", "application/json")
+        .send(body)
+        .expect("request failed")
+}
+
 /// POSTs JSON; returns (status, headers, body as JSON or `Value::Null`).
 pub fn post_json(
     url: &str,

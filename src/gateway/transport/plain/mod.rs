@@ -19,7 +19,7 @@
 //! was read to the end and nothing followed it.
 
 use std::collections::HashMap;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::net::TcpStream;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -124,16 +124,17 @@ impl Conn {
         super::tcp::waits_for_request(&self.stream)
     }
 
-    /// One `recv` into `out` within `timing` (retried when a signal interrupts it).
+    /// One read (`read` on the stream) within `timing`, retried when a signal
+    /// interrupts it.
     fn recv(
         stream: &TcpStream,
         timeouts: &mut SocketTimeouts,
         timing: Timing,
-        out: &mut [u8],
+        mut read: impl FnMut(&TcpStream) -> io::Result<usize>,
     ) -> io::Result<usize> {
         loop {
             timeouts.read(stream, Some(timing.next()?))?;
-            match (&*stream).read(out) {
+            match read(stream) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 other => return other,
             }

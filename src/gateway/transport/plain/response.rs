@@ -123,15 +123,16 @@ fn fill(conn: &mut Conn, timing: Timing) -> io::Result<usize> {
     if conn.buf.capacity() - conn.buf.len() < 1024 {
         conn.buf.reserve(conn.buf.capacity().max(BUF_START));
     }
-    loop {
-        conn.timeouts.read(&conn.stream, Some(timing.next()?))?;
-        let spare = rustix::buffer::spare_capacity(&mut conn.buf);
-        match rustix::net::recv(&conn.stream, spare, rustix::net::RecvFlags::empty()) {
-            Ok((n, _)) => return Ok(n),
-            Err(rustix::io::Errno::INTR) => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
+    let Conn {
+        stream,
+        buf,
+        timeouts,
+    } = conn;
+    Conn::recv(stream, timeouts, timing, |s| {
+        let spare = rustix::buffer::spare_capacity(buf);
+        let (n, _) = rustix::net::recv(s, spare, rustix::net::RecvFlags::empty())?;
+        Ok(n)
+    })
 }
 
 fn parse_head(buf: &[u8]) -> io::Result<Option<Head>> {
@@ -282,12 +283,9 @@ impl PlainBody {
             self.pos += n;
             return Ok(n);
         }
-        Conn::recv(
-            &conn.stream,
-            &mut conn.timeouts,
-            self.timing,
-            &mut out[..want],
-        )
+        Conn::recv(&conn.stream, &mut conn.timeouts, self.timing, |mut s| {
+            s.read(&mut out[..want])
+        })
     }
 
     /// [`read_some`](Self::read_some) of bytes the framing says are coming (`left` > 0):
