@@ -101,6 +101,14 @@ fn main() {
     eprintln!("kt server pid {pid}");
     let direct = format!("http://{upstream}/v1/chat/completions");
     let via = format!("http://{kt_addr}/v1/chat/completions");
+    if std::env::args().any(|x| x == "--serve") {
+        // For an outside load generator (wrk, oha): the same mock and kt, until killed.
+        println!("direct {direct}\nvia    {via}\nkt server pid {pid}");
+        std::io::Write::flush(&mut std::io::stdout()).ok();
+        let mut kt = kt;
+        kt.wait().ok();
+        return;
+    }
     let dur = Duration::from_secs(a.seconds);
     if a.load_only {
         client::warm(&via, BODY);

@@ -1,7 +1,8 @@
 //! The event record: one row per request, written by the writer thread, read by
 //! `kt events` and `GET /v1/events`.
 
-use rusqlite::{params, CachedStatement, Connection, Row, Statement};
+use rusqlite::types::{FromSql, ToSqlOutput, ValueRef};
+use rusqlite::{params, params_from_iter, CachedStatement, Connection, Row, Statement};
 use serde::{Deserialize, Serialize};
 
 pub use super::json_text::JsonText;
@@ -114,75 +115,133 @@ pub fn prepare_insert(conn: &Connection) -> rusqlite::Result<CachedStatement<'_>
 
 /// Inserts one event with `prepare_insert`'s statement.
 pub fn insert_with(stmt: &mut Statement<'_>, e: &Event) -> rusqlite::Result<()> {
-    stmt.execute(params![
-        e.request_id,
-        e.ts_ms,
-        e.kind.as_str(),
-        e.endpoint,
-        e.configuration,
-        e.model_requested,
-        e.model_used,
-        e.target_id,
-        e.provider,
-        e.status,
-        e.verdict,
-        e.blocked_by,
-        e.policies.as_ref().map(JsonText::as_str),
-        e.latency_ms,
-        e.ttft_ms,
-        e.stream,
-        e.prompt_tokens,
-        e.completion_tokens,
-        e.total_tokens,
-        e.cost_usd,
-        e.key_name,
-        e.team,
-        e.request_source,
-        e.correlation_id,
-        e.error,
-        e.detail.as_ref().map(JsonText::as_str),
-        e.request_body,
-        e.response_body,
-        e.prev_hash,
-        e.hash,
-    ])?;
+    insert_values_with(stmt, insert_values(e))
+}
+
+/// Inserts one row of `insert_values` with `prepare_insert`'s statement.
+pub fn insert_values_with(
+    stmt: &mut Statement<'_>,
+    values: [ValueRef<'_>; INSERT_VALUES],
+) -> rusqlite::Result<()> {
+    stmt.execute(params_from_iter(values.map(ToSqlOutput::Borrowed)))?;
     Ok(())
 }
 
+/// How many values `prepare_insert`'s statement takes.
+pub const INSERT_VALUES: usize = 30;
+
+/// The values `prepare_insert`'s statement takes, in its order (`COLUMNS` without `id`),
+/// each as SQLite stores it.
+pub fn insert_values(e: &Event) -> [ValueRef<'_>; INSERT_VALUES] {
+    fn text(s: &Option<String>) -> ValueRef<'_> {
+        s.as_deref().map_or(ValueRef::Null, ValueRef::from)
+    }
+    fn json(j: &Option<JsonText>) -> ValueRef<'_> {
+        j.as_ref().map_or(ValueRef::Null, |j| j.as_str().into())
+    }
+    let int = |i: Option<i64>| i.map_or(ValueRef::Null, ValueRef::Integer);
+    let real = |r: Option<f64>| r.map_or(ValueRef::Null, ValueRef::Real);
+    [
+        e.request_id.as_str().into(),
+        ValueRef::Integer(e.ts_ms),
+        e.kind.as_str().into(),
+        e.endpoint.as_str().into(),
+        text(&e.configuration),
+        text(&e.model_requested),
+        text(&e.model_used),
+        text(&e.target_id),
+        text(&e.provider),
+        ValueRef::Integer(e.status.into()),
+        e.verdict.as_str().into(),
+        text(&e.blocked_by),
+        json(&e.policies),
+        ValueRef::Real(e.latency_ms),
+        real(e.ttft_ms),
+        ValueRef::Integer(e.stream.into()),
+        int(e.prompt_tokens),
+        int(e.completion_tokens),
+        int(e.total_tokens),
+        real(e.cost_usd),
+        text(&e.key_name),
+        text(&e.team),
+        text(&e.request_source),
+        text(&e.correlation_id),
+        text(&e.error),
+        json(&e.detail),
+        text(&e.request_body),
+        text(&e.response_body),
+        text(&e.prev_hash),
+        text(&e.hash),
+    ]
+}
+
+/// Where `from_columns` reads a row: a query's row, or `insert_values` again.
+trait Columns {
+    /// Column `i` of `COLUMNS`.
+    fn col<T: FromSql>(&self, i: usize) -> rusqlite::Result<T>;
+}
+
+impl Columns for Row<'_> {
+    fn col<T: FromSql>(&self, i: usize) -> rusqlite::Result<T> {
+        self.get(i)
+    }
+}
+
+impl Columns for [ValueRef<'_>; INSERT_VALUES] {
+    fn col<T: FromSql>(&self, i: usize) -> rusqlite::Result<T> {
+        // `id` is 0 until stored; the rest follow `id` in `COLUMNS`.
+        let v = match i.checked_sub(1) {
+            None => ValueRef::Integer(0),
+            Some(i) => self.get(i).copied().unwrap_or(ValueRef::Null),
+        };
+        T::column_result(v)
+            .map_err(|e| rusqlite::Error::FromSqlConversionFailure(i, v.data_type(), Box::new(e)))
+    }
+}
+
 pub(crate) fn from_row(r: &Row<'_>) -> rusqlite::Result<Event> {
+    from_columns(r)
+}
+
+/// The event whose `insert_values` these are.
+pub fn from_insert_values(values: &[ValueRef<'_>; INSERT_VALUES]) -> rusqlite::Result<Event> {
+    from_columns(values)
+}
+
+fn from_columns(r: &impl Columns) -> rusqlite::Result<Event> {
     let json = |s: Option<String>| s.and_then(JsonText::parse);
     Ok(Event {
-        id: r.get(0)?,
-        request_id: r.get(1)?,
-        ts_ms: r.get(2)?,
-        kind: EventKind::parse(&r.get::<_, String>(3)?).unwrap_or_default(),
-        endpoint: r.get(4)?,
-        configuration: r.get(5)?,
-        model_requested: r.get(6)?,
-        model_used: r.get(7)?,
-        target_id: r.get(8)?,
-        provider: r.get(9)?,
-        status: r.get(10)?,
-        verdict: r.get(11)?,
-        blocked_by: r.get(12)?,
-        policies: json(r.get(13)?),
-        latency_ms: r.get(14)?,
-        ttft_ms: r.get(15)?,
-        stream: r.get(16)?,
-        prompt_tokens: r.get(17)?,
-        completion_tokens: r.get(18)?,
-        total_tokens: r.get(19)?,
-        cost_usd: r.get(20)?,
-        key_name: r.get(21)?,
-        team: r.get(22)?,
-        request_source: r.get(23)?,
-        correlation_id: r.get(24)?,
-        error: r.get(25)?,
-        detail: json(r.get(26)?),
-        request_body: r.get(27)?,
-        response_body: r.get(28)?,
-        prev_hash: r.get(29)?,
-        hash: r.get(30)?,
+        id: r.col(0)?,
+        request_id: r.col(1)?,
+        ts_ms: r.col(2)?,
+        kind: EventKind::parse(&r.col::<String>(3)?).unwrap_or_default(),
+        endpoint: r.col(4)?,
+        configuration: r.col(5)?,
+        model_requested: r.col(6)?,
+        model_used: r.col(7)?,
+        target_id: r.col(8)?,
+        provider: r.col(9)?,
+        status: r.col(10)?,
+        verdict: r.col(11)?,
+        blocked_by: r.col(12)?,
+        policies: json(r.col(13)?),
+        latency_ms: r.col(14)?,
+        ttft_ms: r.col(15)?,
+        stream: r.col(16)?,
+        prompt_tokens: r.col(17)?,
+        completion_tokens: r.col(18)?,
+        total_tokens: r.col(19)?,
+        cost_usd: r.col(20)?,
+        key_name: r.col(21)?,
+        team: r.col(22)?,
+        request_source: r.col(23)?,
+        correlation_id: r.col(24)?,
+        error: r.col(25)?,
+        detail: json(r.col(26)?),
+        request_body: r.col(27)?,
+        response_body: r.col(28)?,
+        prev_hash: r.col(29)?,
+        hash: r.col(30)?,
         chain: false,
     })
 }

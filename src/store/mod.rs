@@ -6,6 +6,7 @@ pub mod events;
 pub mod json_text;
 pub mod keys;
 pub mod migrations;
+pub mod packed;
 pub mod query;
 pub mod writer;
 

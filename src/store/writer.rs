@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::events::{self, Event};
+use super::packed::Packed;
 use super::StoreError;
 pub use crate::policy::audit_logger::Durability;
 
@@ -52,7 +53,8 @@ const WARN_EVERY_MS: i64 = 10_000;
 
 enum Msg {
     /// An event, with the strict waiter to wake once it is committed.
-    Event(Box<Event>, Option<SyncSender<()>>),
+    /// Packed on the request thread: see `store::packed`.
+    Event(Packed, Option<SyncSender<()>>),
     /// Reply once everything sent before has been committed.
     Flush(SyncSender<()>),
     /// Commit everything sent before, then stop.
@@ -245,7 +247,7 @@ impl EventSink {
             self.shared.pending.fetch_sub(1, Ordering::Relaxed);
             return Err(QueueError::Full);
         }
-        match self.tx.send(Msg::Event(Box::new(event), done)) {
+        match self.tx.send(Msg::Event(Packed::new(&event), done)) {
             Ok(()) => Ok(pending),
             Err(_) => {
                 self.shared.pending.fetch_sub(1, Ordering::Relaxed);

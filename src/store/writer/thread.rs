@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 use rusqlite::{Connection, ErrorCode, TransactionBehavior};
 
 use super::{Msg, Shared, QUEUE};
-use crate::store::events::{self, Event};
+use crate::store::events;
+use crate::store::packed::Packed;
 
 /// Rows per transaction.
 pub(super) const BATCH: usize = 1024;
@@ -60,7 +61,7 @@ pub(super) fn configure(conn: &Connection, strict: bool) -> rusqlite::Result<()>
 
 /// One queued event and the strict request waiting for it.
 struct Queued {
-    event: Event,
+    event: Packed,
     done: Option<SyncSender<()>>,
 }
 
@@ -122,10 +123,7 @@ impl Writer {
                 let mut late = Vec::new();
                 for msg in self.rx.try_iter() {
                     match msg {
-                        Msg::Event(event, done) => late.push(Queued {
-                            event: *event,
-                            done,
-                        }),
+                        Msg::Event(event, done) => late.push(Queued { event, done }),
                         Msg::Flush(w) => flushes.push(w),
                         Msg::Stop => {}
                     }
@@ -156,10 +154,7 @@ impl Writer {
                         if done.is_some() {
                             deadline = Instant::now();
                         }
-                        batch.push(Queued {
-                            event: *event,
-                            done,
-                        });
+                        batch.push(Queued { event, done });
                     }
                     Msg::Flush(w) => {
                         deadline = Instant::now();
@@ -213,7 +208,7 @@ impl Writer {
                     for q in batch.drain(..) {
                         crate::logging::error(&format!(
                             "event writer: the database refused the event of `{}`: {e}",
-                            q.event.request_id
+                            q.event.request_id()
                         ));
                         self.shared.pending.fetch_sub(1, Ordering::Relaxed);
                         self.shared.count_dropped(1, "the database refused a row");
@@ -233,11 +228,12 @@ impl Writer {
     fn try_commit(&mut self, batch: &mut Vec<Queued>) -> rusqlite::Result<()> {
         // Hashes follow the last *committed* row, so a retried batch chains the same way.
         let mut last = self.last_hash.clone();
-        for q in batch.iter_mut().filter(|q| q.event.chain) {
-            let hash = events::chain_hash(&last, &q.event);
-            q.event.prev_hash = Some(std::mem::replace(&mut last, hash.clone()));
-            q.event.hash = Some(hash);
+        let mut links = Vec::new();
+        for q in batch.iter().filter(|q| q.event.chain) {
+            let hash = events::chain_hash(&last, &q.event.unpack()?);
+            links.push((std::mem::replace(&mut last, hash.clone()), hash));
         }
+        let mut links = links.iter();
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -252,12 +248,18 @@ impl Writer {
                 // Letting it run every few rows bounds the wait to a few rows' work.
                 std::thread::yield_now();
             }
-            let e = &q.event;
-            events::insert_with(&mut insert, e)?;
-            if let Some(k) = &e.key_name {
-                match used.iter_mut().find(|(n, _)| *n == k.as_str()) {
-                    Some(slot) => slot.1 = slot.1.max(e.ts_ms),
-                    None => used.push((k.as_str(), e.ts_ms)),
+            let mut values = q.event.values();
+            if q.event.chain {
+                if let Some((prev, hash)) = links.next() {
+                    values[events::INSERT_VALUES - 2] = prev.as_str().into();
+                    values[events::INSERT_VALUES - 1] = hash.as_str().into();
+                }
+            }
+            events::insert_values_with(&mut insert, values)?;
+            if let Some((k, ts)) = Packed::key_use(&values) {
+                match used.iter_mut().find(|(n, _)| *n == k) {
+                    Some(slot) => slot.1 = slot.1.max(ts),
+                    None => used.push((k, ts)),
                 }
             }
         }
