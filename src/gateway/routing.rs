@@ -182,9 +182,15 @@ fn attempt_all<'a>(
                 compression: c,
             });
         }
-        // The client's bytes go on as they are when nothing about them changed.
+        // The client's bytes go on as they are when nothing about them changed, or with
+        // only the model replaced when that is all that changed.
+        let spliced;
         let raw = match (&body, &p.raw) {
             (Cow::Borrowed(_), Some(raw)) if raw.model == p.chat.model => Some(&raw.bytes[..]),
+            (Cow::Borrowed(_), Some(raw)) => {
+                spliced = crate::openai::splice::with_model(&raw.bytes, &p.chat.model);
+                spliced.as_deref()
+            }
             _ => None,
         };
         let up = match build(target, p, &body, raw) {

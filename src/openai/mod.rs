@@ -6,6 +6,7 @@
 
 pub mod error;
 pub mod responses;
+pub mod splice;
 pub mod types;
 
 pub use error::{ApiError, ErrorBody};

@@ -324,21 +324,24 @@ policies:
     // The event keeps what went upstream.
     assert_eq!(gw.events(1)[0]["request_body"], body);
 
-    // An alias: the provider gets the target's model; the rest as parsed.
+    // An alias: the provider gets the client's bytes with the target's model in place.
     send(&body.replace("\"gpt-4o\"", "\"fast\""));
-    let got: Value = serde_json::from_str(&sent(1)).unwrap();
+    assert_eq!(sent(1), body);
+    // A model kt cannot find written plainly (an escaped key): the request as parsed.
+    send(&body.replace("\"model\": \"gpt-4o\"", "\"mod\\u0065l\": \"fast\""));
+    let got: Value = serde_json::from_str(&sent(2)).unwrap();
     assert_eq!(got["model"], "gpt-4o");
     assert_eq!(got["metadata"], json!({"z": 1, "a": 2}));
     assert_eq!(got["messages"][0]["content"], "Bonjour, \u{e7}a va ?");
 
     // A redaction: the rewritten request, never the client's bytes.
     send(&body.replace(r"Bonjour, \u00e7a va ?", "write to jane.doe@example.com"));
-    assert!(!sent(2).contains("jane.doe@example.com"), "{}", sent(2));
-    assert!(sent(2).contains("\"model\":\"gpt-4o\""), "{}", sent(2));
+    assert!(!sent(3).contains("jane.doe@example.com"), "{}", sent(3));
+    assert!(sent(3).contains("\"model\":\"gpt-4o\""), "{}", sent(3));
 
     // A stream: kt asks for usage (for the event) on the client's behalf.
     send(&body.replace("\"model\"", "\"stream\": true, \"model\""));
-    let got: Value = serde_json::from_str(&sent(3)).unwrap();
+    let got: Value = serde_json::from_str(&sent(4)).unwrap();
     assert_eq!(got["stream_options"]["include_usage"], true);
     assert_eq!(got["seed"], json!(123456789012345678901234567890.0));
 }
