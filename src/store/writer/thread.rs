@@ -331,6 +331,8 @@ fn is_row_error(e: &rusqlite::Error) -> bool {
             ErrorCode::ConstraintViolation | ErrorCode::TooBig | ErrorCode::TypeMismatch
         ),
         rusqlite::Error::ToSqlConversionFailure(_) => true,
+        // A packed event that does not read back (to be hash-chained): that row's fault.
+        rusqlite::Error::FromSqlConversionFailure(..) => true,
         _ => false,
     }
 }
