@@ -129,6 +129,12 @@ pub fn insert_values_with(
 
 /// How many values `prepare_insert`'s statement takes.
 pub const INSERT_VALUES: usize = 30;
+/// Where `insert_values` puts the values the writer reads or sets.
+pub const REQUEST_ID_AT: usize = 0;
+pub const TS_MS_AT: usize = 1;
+pub const KEY_NAME_AT: usize = 20;
+pub const PREV_HASH_AT: usize = 28;
+pub const HASH_AT: usize = 29;
 
 /// The values `prepare_insert`'s statement takes, in its order (`COLUMNS` without `id`),
 /// each as SQLite stores it.

@@ -14,20 +14,13 @@
 
 use rusqlite::types::ValueRef;
 
-use super::events::{self, Event, INSERT_VALUES};
+use super::events::{self, Event, INSERT_VALUES, KEY_NAME_AT, REQUEST_ID_AT, TS_MS_AT};
 
 const NULL: u8 = 0;
 const INTEGER: u8 = 1;
 const REAL: u8 = 2;
 const TEXT: u8 = 3;
 const BLOB: u8 = 4;
-
-/// Index of `request_id` in the values.
-const REQUEST_ID: usize = 0;
-/// Index of `ts_ms`.
-const TS_MS: usize = 1;
-/// Index of `key_name`.
-const KEY_NAME: usize = 20;
 
 pub struct Packed {
     buf: Box<[u8]>,
@@ -58,15 +51,8 @@ impl Packed {
                     buf.push(REAL);
                     buf.extend_from_slice(&r.to_le_bytes());
                 }
-                ValueRef::Text(b) | ValueRef::Blob(b) => {
-                    buf.push(if matches!(v, ValueRef::Text(_)) {
-                        TEXT
-                    } else {
-                        BLOB
-                    });
-                    buf.extend_from_slice(&(b.len() as u64).to_le_bytes());
-                    buf.extend_from_slice(b);
-                }
+                ValueRef::Text(b) => bytes(&mut buf, TEXT, b),
+                ValueRef::Blob(b) => bytes(&mut buf, BLOB, b),
             }
         }
         Packed {
@@ -113,16 +99,23 @@ impl Packed {
     }
 
     pub fn request_id(&self) -> String {
-        text(self.values()[REQUEST_ID])
+        text(self.values()[REQUEST_ID_AT])
             .unwrap_or_default()
             .to_string()
     }
 
     /// `key_name` and `ts_ms`, for the key's "last used".
     pub fn key_use<'a>(values: &[ValueRef<'a>; INSERT_VALUES]) -> Option<(&'a str, i64)> {
-        let key = text(values[KEY_NAME])?;
-        Some((key, values[TS_MS].as_i64().unwrap_or_default()))
+        let key = text(values[KEY_NAME_AT])?;
+        Some((key, values[TS_MS_AT].as_i64().unwrap_or_default()))
     }
+}
+
+/// A text or blob: its tag, its length, its bytes.
+fn bytes(buf: &mut Vec<u8>, tag: u8, b: &[u8]) {
+    buf.push(tag);
+    buf.extend_from_slice(&(b.len() as u64).to_le_bytes());
+    buf.extend_from_slice(b);
 }
 
 fn text(v: ValueRef<'_>) -> Option<&str> {

@@ -228,12 +228,6 @@ impl Writer {
     fn try_commit(&mut self, batch: &mut Vec<Queued>) -> rusqlite::Result<()> {
         // Hashes follow the last *committed* row, so a retried batch chains the same way.
         let mut last = self.last_hash.clone();
-        let mut links = Vec::new();
-        for q in batch.iter().filter(|q| q.event.chain) {
-            let hash = events::chain_hash(&last, &q.event.unpack()?);
-            links.push((std::mem::replace(&mut last, hash.clone()), hash));
-        }
-        let mut links = links.iter();
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -248,14 +242,16 @@ impl Writer {
                 // Letting it run every few rows bounds the wait to a few rows' work.
                 std::thread::yield_now();
             }
-            let mut values = q.event.values();
+            let values = q.event.values();
+            let mut row = values;
+            let link;
             if q.event.chain {
-                if let Some((prev, hash)) = links.next() {
-                    values[events::INSERT_VALUES - 2] = prev.as_str().into();
-                    values[events::INSERT_VALUES - 1] = hash.as_str().into();
-                }
+                let hash = events::chain_hash(&last, &q.event.unpack()?);
+                link = (std::mem::replace(&mut last, hash.clone()), hash);
+                row[events::PREV_HASH_AT] = link.0.as_str().into();
+                row[events::HASH_AT] = link.1.as_str().into();
             }
-            events::insert_values_with(&mut insert, values)?;
+            events::insert_values_with(&mut insert, row)?;
             if let Some((k, ts)) = Packed::key_use(&values) {
                 match used.iter_mut().find(|(n, _)| *n == k) {
                     Some(slot) => slot.1 = slot.1.max(ts),
