@@ -96,17 +96,22 @@ fn main() {
     let upstream = mock::start();
     let dir = tempfile::tempdir().unwrap();
     let (kt, kt_addr) = start_kt(&upstream, dir.path());
-    let pid = server_pid(kt.id());
+    let pid = server_pid(kt.0.id());
     let rss_start = rss_kib(pid);
     eprintln!("kt server pid {pid}");
     let direct = format!("http://{upstream}/v1/chat/completions");
     let via = format!("http://{kt_addr}/v1/chat/completions");
     if std::env::args().any(|x| x == "--serve") {
         // For an outside load generator (wrk, oha): the same mock and kt, until killed.
+        // SIGINT/SIGTERM stop kt with the bench (`Kt`'s drop).
         println!("direct {direct}\nvia    {via}\nkt server pid {pid}");
         std::io::Write::flush(&mut std::io::stdout()).ok();
-        let mut kt = kt;
-        kt.wait().ok();
+        let mut signals = signal_hook::iterator::Signals::new([
+            signal_hook::consts::SIGINT,
+            signal_hook::consts::SIGTERM,
+        ])
+        .unwrap();
+        signals.forever().next();
         return;
     }
     let dur = Duration::from_secs(a.seconds);
@@ -321,10 +326,20 @@ fn main() {
 }
 
 /// The run's last row (the speed gauge again), then stops kt.
-fn finish(mut kt: std::process::Child, gauge_start: f64, prompt_4k: &str) {
+fn finish(kt: Kt, gauge_start: f64, prompt_4k: &str) {
     speed_gauge(gauge_start, prompt_4k);
-    kt.kill().ok();
-    kt.wait().ok();
+    drop(kt);
+}
+
+/// The kt under test (its supervisor process), stopped when dropped: however the bench
+/// ends, it leaves no gateway behind.
+struct Kt(std::process::Child);
+
+impl Drop for Kt {
+    fn drop(&mut self) {
+        self.0.kill().ok();
+        self.0.wait().ok();
+    }
 }
 
 /// The machine's speed at the start and at the end of the run: the 4 KB chain input p50
@@ -573,7 +588,7 @@ fn proc_status(pid: u32, key: &str) -> u64 {
 
 /// Starts the kt of this example's profile (`target/<profile>/kt`); returns it and its
 /// address.
-fn start_kt(upstream: &str, dir: &std::path::Path) -> (std::process::Child, String) {
+fn start_kt(upstream: &str, dir: &std::path::Path) -> (Kt, String) {
     // `KT_BENCH_BIN`: another build to measure (comparing two builds on one machine).
     let kt = std::env::var_os("KT_BENCH_BIN").map_or_else(
         || {
@@ -606,5 +621,5 @@ fn start_kt(upstream: &str, dir: &std::path::Path) -> (std::process::Child, Stri
         .strip_prefix("listening on http://")
         .expect("kt did not start")
         .to_string();
-    (child, addr)
+    (Kt(child), addr)
 }

@@ -98,6 +98,11 @@ impl Packed {
         Ok(e)
     }
 
+    /// The size of the buffer: what the event holds in the writer's queue.
+    pub fn size(&self) -> usize {
+        self.buf.len()
+    }
+
     pub fn request_id(&self) -> String {
         text(self.values()[REQUEST_ID_AT])
             .unwrap_or_default()

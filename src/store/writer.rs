@@ -28,26 +28,11 @@ use super::packed::Packed;
 use super::StoreError;
 pub use crate::policy::audit_logger::Durability;
 
-/// Events queued before new ones are dropped (and counted). The channel itself is
-/// unbounded (a linked list of small blocks, freed as the writer drains them); this bound
-/// is kept with the `pending` count. A preallocated ring of 65 536 slots was 2 MiB that
-/// became resident as the ring turned.
-const QUEUE: usize = 65_536;
 /// How long a strict `record` waits for its event's commit before the request is answered
 /// with `503 audit_unavailable` (the default of `WriterOptions::strict_wait`). Longer than
 /// the writer's busy timeout, so a lock held by another process for a moment does not fail
 /// requests.
 pub const STRICT_WAIT: Duration = Duration::from_secs(5);
-/// Backpressure: above this many queued events a batched `record` waits (up to
-/// `BACKPRESSURE_WAIT`) for the writer to catch up. Requests arriving faster than the
-/// disk takes their events (a writer starved of CPU by hundreds of request threads, a
-/// large table) would otherwise grow the queue — memory — until events were dropped.
-/// Below the mark, `record` never waits.
-const HIGH_WATER: u64 = 4096;
-/// The longest one batched `record` waits for the backlog to shrink; after that it queues
-/// anyway (a stuck database must not hang requests: the queue bound and the drop count
-/// take over).
-const BACKPRESSURE_WAIT: Duration = Duration::from_secs(1);
 /// Repeated warnings (drops, strict timeouts) are logged at most this often.
 const WARN_EVERY_MS: i64 = 10_000;
 
@@ -72,6 +57,59 @@ pub struct WriterOptions {
     pub by_configuration: BTreeMap<String, Durability>,
     /// How long a strict `record` waits for the commit.
     pub strict_wait: Duration,
+    /// The queue's bounds.
+    pub queue: QueueLimits,
+}
+
+/// How much the writer's queue holds, counted in events and in bytes (packed events: a
+/// request's audited bodies are most of an event, so a count alone bounds no memory).
+///
+/// Below the high-water marks `record` never waits. Above either, a batched `record`
+/// waits (up to `backpressure_wait`) for the writer to catch up: requests arriving faster
+/// than the disk takes their events (a stuck database, a large table) would otherwise grow
+/// the queue until events were dropped. Past either queue bound, events are dropped and
+/// counted.
+///
+/// The marks are far above what the writer keeps queued while it keeps up (a batch window
+/// holds a few hundred events at thousands of requests/s), because at saturation on
+/// shared cores the writer is starved of CPU in bursts: with the mark at 4 096 events,
+/// kt's request threads at c=32 on two cores slept in the backpressure loop thousands of
+/// times per run — the c=32 tail (bench/RESULTS.md, eleventh session) — while the backlog
+/// always drained within a few batches.
+#[derive(Debug, Clone, Copy)]
+pub struct QueueLimits {
+    pub high_water_events: u64,
+    pub high_water_bytes: u64,
+    /// The longest one batched `record` waits for the backlog to shrink; after that it
+    /// queues anyway (a stuck database must not hang requests: the bounds and the drop
+    /// count take over).
+    pub backpressure_wait: Duration,
+    pub max_events: u64,
+    pub max_bytes: u64,
+}
+
+impl Default for QueueLimits {
+    fn default() -> Self {
+        QueueLimits {
+            high_water_events: 16_384,
+            high_water_bytes: 32 << 20,
+            backpressure_wait: Duration::from_secs(1),
+            max_events: 65_536,
+            max_bytes: 256 << 20,
+        }
+    }
+}
+
+impl QueueLimits {
+    fn above_high_water(&self, shared: &Shared) -> bool {
+        shared.pending.load(Ordering::Relaxed) >= self.high_water_events
+            || shared.pending_bytes.load(Ordering::Relaxed) >= self.high_water_bytes
+    }
+
+    fn full(&self, shared: &Shared) -> bool {
+        shared.pending.load(Ordering::Relaxed) >= self.max_events
+            || shared.pending_bytes.load(Ordering::Relaxed) >= self.max_bytes
+    }
 }
 
 impl Default for WriterOptions {
@@ -81,6 +119,7 @@ impl Default for WriterOptions {
             durability: Durability::Batched,
             by_configuration: BTreeMap::new(),
             strict_wait: STRICT_WAIT,
+            queue: QueueLimits::default(),
         }
     }
 }
@@ -127,6 +166,8 @@ impl Recorded {
 pub struct WriterStats {
     /// Queued and not committed yet.
     pub pending: u64,
+    /// Their size, packed.
+    pub pending_bytes: u64,
     /// Lost: the queue was full, the writer had stopped, or the database refused the row.
     pub dropped: u64,
     /// Strict requests answered `503 audit_unavailable`.
@@ -143,6 +184,7 @@ pub struct WriterStats {
 struct Shared {
     options: WriterOptions,
     pending: AtomicU64,
+    pending_bytes: AtomicU64,
     dropped: AtomicU64,
     unavailable: AtomicU64,
     committed: AtomicU64,
@@ -156,6 +198,12 @@ struct Shared {
 }
 
 impl Shared {
+    /// Takes `events` totalling `bytes` off the pending counts (committed or dropped).
+    fn dequeued(&self, events: u64, bytes: u64) {
+        self.pending.fetch_sub(events, Ordering::Relaxed);
+        self.pending_bytes.fetch_sub(bytes, Ordering::Relaxed);
+    }
+
     /// Wakes the writer: someone waits on a commit, or a batch is full.
     fn wake(&self) {
         if let Some(t) = self.writer.get() {
@@ -227,30 +275,38 @@ impl EventSink {
         }
     }
 
-    /// Waits while the backlog is above `HIGH_WATER` (bounded; see there).
+    /// Waits while the backlog is above a high-water mark (bounded; see `QueueLimits`).
     fn backpressure(&self) {
-        if self.shared.pending.load(Ordering::Relaxed) < HIGH_WATER {
+        let limits = &self.shared.options.queue;
+        if !limits.above_high_water(&self.shared) {
             return;
         }
-        let deadline = Instant::now() + BACKPRESSURE_WAIT;
-        while self.shared.pending.load(Ordering::Relaxed) >= HIGH_WATER && Instant::now() < deadline
-        {
+        let deadline = Instant::now() + limits.backpressure_wait;
+        while limits.above_high_water(&self.shared) && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(1));
         }
     }
 
-    /// Counts and sends one event; the count of pending events after it.
+    /// Packs, counts and sends one event; the count of pending events after it.
     fn enqueue(&self, event: Event, done: Option<SyncSender<()>>) -> Result<u64, QueueError> {
+        let packed = Packed::new(&event);
+        let bytes = packed.size() as u64;
+        let limits = &self.shared.options.queue;
         // Counted before it is sent, so the writer never counts below zero.
         let pending = self.shared.pending.fetch_add(1, Ordering::Relaxed) + 1;
-        if pending > QUEUE as u64 {
-            self.shared.pending.fetch_sub(1, Ordering::Relaxed);
+        let queued = self
+            .shared
+            .pending_bytes
+            .fetch_add(bytes, Ordering::Relaxed)
+            + bytes;
+        if pending > limits.max_events || queued > limits.max_bytes {
+            self.shared.dequeued(1, bytes);
             return Err(QueueError::Full);
         }
-        match self.tx.send(Msg::Event(Packed::new(&event), done)) {
+        match self.tx.send(Msg::Event(packed, done)) {
             Ok(()) => Ok(pending),
             Err(_) => {
-                self.shared.pending.fetch_sub(1, Ordering::Relaxed);
+                self.shared.dequeued(1, bytes);
                 Err(QueueError::Stopped)
             }
         }
@@ -261,9 +317,7 @@ impl EventSink {
         let request_id = event.request_id.clone();
         let (done_tx, done_rx) = mpsc::sync_channel(1);
         // A full queue (a stuck database) may drain before the deadline.
-        while self.shared.pending.load(Ordering::Relaxed) >= QUEUE as u64
-            && Instant::now() < deadline
-        {
+        while self.shared.options.queue.full(&self.shared) && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(2));
         }
         if let Err(e) = self.enqueue(event, Some(done_tx)) {
@@ -315,6 +369,7 @@ impl EventSink {
     pub fn stats(&self) -> WriterStats {
         WriterStats {
             pending: self.shared.pending.load(Ordering::Relaxed),
+            pending_bytes: self.shared.pending_bytes.load(Ordering::Relaxed),
             dropped: self.shared.dropped.load(Ordering::Relaxed),
             unavailable: self.shared.unavailable.load(Ordering::Relaxed),
             committed: self.shared.committed.load(Ordering::Relaxed),
@@ -363,6 +418,7 @@ impl EventWriter {
         let shared = Arc::new(Shared {
             options,
             pending: AtomicU64::new(0),
+            pending_bytes: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
             unavailable: AtomicU64::new(0),
             committed: AtomicU64::new(0),

@@ -309,3 +309,62 @@ fn after_shutdown_events_are_counted_not_lost_silently() {
     assert_eq!(sink.stats().dropped, 1);
     assert_eq!(sink.stats().pending, 0);
 }
+
+/// An event carrying `kib` KiB of audited request body.
+fn large_event(id: &str, kib: usize) -> Event {
+    Event {
+        request_body: Some("x".repeat(kib << 10)),
+        ..event(id)
+    }
+}
+
+#[test]
+fn a_backlog_of_large_events_holds_requests_back_then_drops_and_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kt.db");
+    let options = WriterOptions {
+        queue: QueueLimits {
+            high_water_bytes: 200 << 10,
+            backpressure_wait: Duration::from_millis(300),
+            max_bytes: 560 << 10,
+            ..QueueLimits::default()
+        },
+        ..WriterOptions::default()
+    };
+    let w = EventWriter::start(&path, options).unwrap();
+    let sink = w.sink();
+    let holder = lock(&path);
+    // Below the byte mark (few events, by count), recording does not wait.
+    let started = Instant::now();
+    for i in 0..4 {
+        assert_eq!(
+            sink.record(large_event(&format!("r{i}"), 64)),
+            Recorded::Queued
+        );
+    }
+    assert!(started.elapsed() < Duration::from_millis(250));
+    assert!(sink.stats().pending_bytes >= 200 << 10);
+    // Above it, each record waits out the backpressure, then queues anyway.
+    let started = Instant::now();
+    for i in 4..8 {
+        assert_eq!(
+            sink.record(large_event(&format!("r{i}"), 64)),
+            Recorded::Queued
+        );
+    }
+    assert!(started.elapsed() >= Duration::from_millis(4 * 290));
+    // The queue's byte bound: dropped and counted, nothing already queued is lost.
+    assert_eq!(sink.record(large_event("r8", 64)), Recorded::Dropped);
+    let stats = sink.stats();
+    assert_eq!((stats.pending, stats.dropped), (8, 1));
+    holder.execute_batch("COMMIT").unwrap();
+    assert!(sink.flush(Duration::from_secs(10)));
+    let stats = sink.stats();
+    assert_eq!(
+        (stats.pending, stats.pending_bytes, stats.dropped),
+        (0, 0, 1)
+    );
+    assert_eq!(count(&path), 8);
+    drop(sink);
+    assert!(w.shutdown(Duration::from_secs(5)));
+}

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, ErrorCode, TransactionBehavior};
 
-use super::{Msg, Shared, QUEUE};
+use super::{Msg, Shared};
 use crate::store::events;
 use crate::store::packed::Packed;
 
@@ -210,7 +210,7 @@ impl Writer {
                             "event writer: the database refused the event of `{}`: {e}",
                             q.event.request_id()
                         ));
-                        self.shared.pending.fetch_sub(1, Ordering::Relaxed);
+                        self.shared.dequeued(1, q.event.size() as u64);
                         self.shared.count_dropped(1, "the database refused a row");
                     }
                     return;
@@ -269,7 +269,8 @@ impl Writer {
         let _ = self.conn.release_memory(); // Only fails on a closed connection.
         self.last_hash = last;
         let n = batch.len() as u64;
-        self.shared.pending.fetch_sub(n, Ordering::Relaxed);
+        let bytes = batch.iter().map(|q| q.event.size() as u64).sum();
+        self.shared.dequeued(n, bytes);
         self.shared.committed.fetch_add(n, Ordering::Relaxed);
         self.shared.transactions.fetch_add(1, Ordering::Relaxed);
         for q in batch.drain(..) {
@@ -293,7 +294,7 @@ impl Writer {
                 crate::logging::error(&format!(
                     "event writer: failed to commit {rows} event(s) ({}): {e}; retrying with \
                      backoff from {} ms until it succeeds. Requests are not held by it{}; \
-                     events queue up to {QUEUE}, then are dropped and counted",
+                     events queue up to {} ({} MiB), then are dropped and counted",
                     describe(e),
                     delay.as_millis(),
                     if strict {
@@ -301,6 +302,8 @@ impl Writer {
                     } else {
                         ""
                     },
+                    self.shared.options.queue.max_events,
+                    self.shared.options.queue.max_bytes >> 20,
                 ));
             }
         }
