@@ -188,10 +188,10 @@ fn a_locked_database_delays_events_but_loses_none() {
 fn a_full_database_is_retried_until_space_is_freed() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("kt.db");
-    // Room the writer may reuse once freed: a filler table of ~200 KB.
+    // Room the writer may reuse once freed: a filler table of ~400 KB.
     let other = crate::store::open(&path).unwrap();
     other
-        .execute_batch("CREATE TABLE filler(b BLOB); INSERT INTO filler VALUES (zeroblob(200000));")
+        .execute_batch("CREATE TABLE filler(b BLOB); INSERT INTO filler VALUES (zeroblob(400000));")
         .unwrap();
     // The writer's connection may not grow the file: SQLite answers SQLITE_FULL, as on a
     // full disk.

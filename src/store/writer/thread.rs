@@ -32,8 +32,8 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(1);
 const YIELD_EVERY: usize = 8;
 
 /// The write connection's page cache, in KiB (SQLite's `cache_size` takes a negative
-/// number for KiB). It must hold a batch's dirty pages (~0.5 page per 1.5 KB event; a
-/// 100 ms window at 6 000 requests/s is ~300 pages): with 256 KiB SQLite spilled them into
+/// number for KiB). It must hold a batch's dirty pages (~1.5 KB of pages per event, a full
+/// batch of 1 024 ~2 MiB with the indexes' pages): with 256 KiB SQLite spilled them into
 /// the WAL mid-transaction and read them back, 45 % more WAL writes and twice the WAL
 /// reads per event (bench/RESULTS.md, seventh session). The clean pages are let go after
 /// each commit (`release_memory`), so the cache is only this large while a batch is
