@@ -334,6 +334,11 @@ fn a_locked_database_delays_events_without_holding_requests() {
     });
     let h = health();
     assert_eq!(h["events"]["pending"], 20, "{h}");
+    // Their size in the queue: at least the audited bodies of the 20 requests.
+    assert!(
+        h["events"]["pending_bytes"].as_u64().unwrap() > 20 * 60,
+        "{h}"
+    );
     assert!(
         h["events"]["error"].as_str().unwrap().contains("locked"),
         "{h}"
@@ -343,6 +348,7 @@ fn a_locked_database_delays_events_without_holding_requests() {
         let h = health();
         h["status"] == "ok" && h["events"]["pending"] == 0
     });
+    assert_eq!(health()["events"]["pending_bytes"], 0);
     assert_eq!(health()["events"]["dropped"], 0);
     assert_eq!(read_events(&gw.db).len(), 20);
     // One line when the failure streak starts and one when it ends, not one per retry.
