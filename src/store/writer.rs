@@ -102,13 +102,11 @@ impl Default for QueueLimits {
 
 impl QueueLimits {
     fn above_high_water(&self, shared: &Shared) -> bool {
-        shared.pending.load(Ordering::Relaxed) >= self.high_water_events
-            || shared.pending_bytes.load(Ordering::Relaxed) >= self.high_water_bytes
+        shared.queued_at_least(self.high_water_events, self.high_water_bytes)
     }
 
     fn full(&self, shared: &Shared) -> bool {
-        shared.pending.load(Ordering::Relaxed) >= self.max_events
-            || shared.pending_bytes.load(Ordering::Relaxed) >= self.max_bytes
+        shared.queued_at_least(self.max_events, self.max_bytes)
     }
 }
 
@@ -198,6 +196,12 @@ struct Shared {
 }
 
 impl Shared {
+    /// At least `events` or at least `bytes` are queued.
+    fn queued_at_least(&self, events: u64, bytes: u64) -> bool {
+        self.pending.load(Ordering::Relaxed) >= events
+            || self.pending_bytes.load(Ordering::Relaxed) >= bytes
+    }
+
     /// Takes `events` totalling `bytes` off the pending counts (committed or dropped).
     fn dequeued(&self, events: u64, bytes: u64) {
         self.pending.fetch_sub(events, Ordering::Relaxed);

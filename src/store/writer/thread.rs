@@ -294,7 +294,7 @@ impl Writer {
                 crate::logging::error(&format!(
                     "event writer: failed to commit {rows} event(s) ({}): {e}; retrying with \
                      backoff from {} ms until it succeeds. Requests are not held by it{}; \
-                     events queue up to {} ({} MiB), then are dropped and counted",
+                     events queue up to {} events or {} MiB, then are dropped and counted",
                     describe(e),
                     delay.as_millis(),
                     if strict {
