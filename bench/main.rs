@@ -43,6 +43,9 @@ struct Args {
     /// `--load-only`: only kt's c=32 load on shared cores, no direct slices and no
     /// table: a steady load to attach `perf` or `strace` to (kt's pid is on stderr).
     load_only: bool,
+    /// `--streams-only`: only the streaming rows (TTFT, gaps, short requests while
+    /// streams are open), for comparing changes to the stream path.
+    streams_only: bool,
 }
 
 fn args() -> Args {
@@ -63,6 +66,7 @@ fn args() -> Args {
         own_core: args.iter().any(|a| a == "--own-core"),
         relay: args.iter().any(|a| a == "--relay"),
         load_only: args.iter().any(|a| a == "--load-only"),
+        streams_only: args.iter().any(|a| a == "--streams-only"),
     }
 }
 
@@ -155,6 +159,11 @@ fn main() {
     // no load disturbs, tells which phase a run met (printed at the end with a second one).
     let gauge_start = pct(&inproc::chain_cost(&prompt_4k, 2000).input, 0.5);
 
+    if a.streams_only {
+        stream_rows(&direct, &via, a.streams);
+        finish(kt, gauge_start, &prompt_4k);
+        return;
+    }
     let levels: &[usize] = match (a.own_core || a.relay, a.quick) {
         (true, _) => &[],
         (false, true) => &[1, 32],
@@ -218,69 +227,7 @@ fn main() {
         return;
     }
 
-    let sbody = BODY.replacen("{\"model\"", "{\"stream\":true,\"model\"", 1);
-    let d = client::streams(&direct, &sbody, STREAMS);
-    let k = client::streams(&via, &sbody, STREAMS);
-    pct_rows(
-        |name| format!("stream TTFT {name}"),
-        P50_P99,
-        &d.ttft,
-        &k.ttft,
-    );
-    pct_rows(
-        |name| format!("stream inter-token gap {name}"),
-        P50_P99,
-        &d.gaps,
-        &k.gaps,
-    );
-    row(
-        "stream total p50",
-        "ms",
-        pct(&d.total, 0.5),
-        pct(&k.total, 0.5),
-    );
-
-    let hold = sbody.replacen("briefly please", "hold the line", 1);
-    // A short request's latency while `SHORT_STREAMS` long streams are open, direct and
-    // via kt (the direct figure is what the bench's own client and mock add).
-    let d = client::hold_streams(&direct, &hold, BODY, SHORT_STREAMS);
-    let k = client::hold_streams(&via, &hold, BODY, SHORT_STREAMS);
-    pct_rows(
-        |name| format!("short request {name}, {SHORT_STREAMS} streams open"),
-        P50_P99,
-        &d.short,
-        &k.short,
-    );
-    if d.errors + k.errors + d.short_errors + k.short_errors > 0 {
-        only(
-            &format!("errors with {SHORT_STREAMS} streams open (streams/short)"),
-            format!(
-                "direct {}/{}, via kt {}/{}",
-                d.errors, d.short_errors, k.errors, k.short_errors
-            ),
-        );
-    }
-    let held = client::hold_streams(&via, &hold, BODY, a.streams);
-    only(
-        &format!("{} open streams: opened / ok / err", a.streams),
-        format!(
-            "{}/{}/{}",
-            held.opened,
-            a.streams - held.errors,
-            held.errors
-        ),
-    );
-    only(
-        &format!("short request p50 / p99, {} streams open", a.streams),
-        format!(
-            "{:.3}/{:.3}ms",
-            pct(&held.short, 0.5),
-            pct(&held.short, 0.99)
-        ),
-    );
-    if held.short_errors > 0 {
-        only("short request errors", held.short_errors.to_string());
-    }
+    stream_rows(&direct, &via, a.streams);
     let hwm = hwm_kib(pid);
 
     let prompt_64k = prompt_4k.repeat(16);
@@ -323,6 +270,69 @@ fn main() {
         format!("{:.1}MiB", hwm as f64 / 1024.0),
     );
     finish(kt, gauge_start, &prompt_4k);
+}
+
+/// The streaming rows: time to first token and gaps (one stream at a time), a short
+/// request's latency while `SHORT_STREAMS` and then `streams` long streams are open.
+fn stream_rows(direct: &str, via: &str, streams: usize) {
+    let sbody = BODY.replacen("{\"model\"", "{\"stream\":true,\"model\"", 1);
+    let d = client::streams(direct, &sbody, STREAMS);
+    let k = client::streams(via, &sbody, STREAMS);
+    pct_rows(
+        |name| format!("stream TTFT {name}"),
+        P50_P99,
+        &d.ttft,
+        &k.ttft,
+    );
+    pct_rows(
+        |name| format!("stream inter-token gap {name}"),
+        P50_P99,
+        &d.gaps,
+        &k.gaps,
+    );
+    row(
+        "stream total p50",
+        "ms",
+        pct(&d.total, 0.5),
+        pct(&k.total, 0.5),
+    );
+
+    let hold = sbody.replacen("briefly please", "hold the line", 1);
+    // A short request's latency while `SHORT_STREAMS` long streams are open, direct and
+    // via kt (the direct figure is what the bench's own client and mock add).
+    let d = client::hold_streams(direct, &hold, BODY, SHORT_STREAMS);
+    let k = client::hold_streams(via, &hold, BODY, SHORT_STREAMS);
+    pct_rows(
+        |name| format!("short request {name}, {SHORT_STREAMS} streams open"),
+        P50_P99,
+        &d.short,
+        &k.short,
+    );
+    if d.errors + k.errors + d.short_errors + k.short_errors > 0 {
+        only(
+            &format!("errors with {SHORT_STREAMS} streams open (streams/short)"),
+            format!(
+                "direct {}/{}, via kt {}/{}",
+                d.errors, d.short_errors, k.errors, k.short_errors
+            ),
+        );
+    }
+    let held = client::hold_streams(via, &hold, BODY, streams);
+    only(
+        &format!("{} open streams: opened / ok / err", streams),
+        format!("{}/{}/{}", held.opened, streams - held.errors, held.errors),
+    );
+    only(
+        &format!("short request p50 / p99, {} streams open", streams),
+        format!(
+            "{:.3}/{:.3}ms",
+            pct(&held.short, 0.5),
+            pct(&held.short, 0.99)
+        ),
+    );
+    if held.short_errors > 0 {
+        only("short request errors", held.short_errors.to_string());
+    }
 }
 
 /// The run's last row (the speed gauge again), then stops kt.
