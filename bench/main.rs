@@ -412,7 +412,13 @@ fn relay_rows(upstream: &str, direct: &str, dur: Duration) {
     relay_load(direct, &threads, "null relay", settled, dur);
     // The same null proxy as an event loop per core (relay.rs): the worker model's cost.
     let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-    let event_loop = relay::start_event_loop(upstream, cores);
+    // `KT_BENCH_LOOPS=N`: N loops instead of one per core (how the loops' share of
+    // saturated cores moves the figures, RESULTS.md twelfth session).
+    let loops = std::env::var("KT_BENCH_LOOPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(cores);
+    let event_loop = relay::start_event_loop(upstream, loops);
     relay_load(
         direct,
         &event_loop,
