@@ -46,6 +46,10 @@ struct Args {
     /// `--streams-only`: only the streaming rows (TTFT, gaps, short requests while
     /// streams are open), for comparing changes to the stream path.
     streams_only: bool,
+    /// `--writer-only`: only the event writer's throughput, in process (no kt).
+    writer_only: bool,
+    /// `--serve`: start the mock and kt, print their URLs and wait for SIGINT/SIGTERM.
+    serve: bool,
 }
 
 fn args() -> Args {
@@ -67,6 +71,8 @@ fn args() -> Args {
         relay: args.iter().any(|a| a == "--relay"),
         load_only: args.iter().any(|a| a == "--load-only"),
         streams_only: args.iter().any(|a| a == "--streams-only"),
+        writer_only: args.iter().any(|a| a == "--writer-only"),
+        serve: args.iter().any(|a| a == "--serve"),
     }
 }
 
@@ -86,7 +92,7 @@ fn only(name: &str, value: String) {
 
 fn main() {
     let a = args();
-    if std::env::args().any(|x| x == "--writer-only") {
+    if a.writer_only {
         // For profiling the event writer alone.
         let dir = tempfile::tempdir().unwrap();
         let (rate, cpu) = inproc::writer_throughput(dir.path(), 200_000, false);
@@ -105,7 +111,7 @@ fn main() {
     eprintln!("kt server pid {pid}");
     let direct = format!("http://{upstream}/v1/chat/completions");
     let via = format!("http://{kt_addr}/v1/chat/completions");
-    if std::env::args().any(|x| x == "--serve") {
+    if a.serve {
         // For an outside load generator (wrk, oha): the same mock and kt, until killed.
         // SIGINT/SIGTERM stop kt with the bench (`Kt`'s drop).
         println!("direct {direct}\nvia    {via}\nkt server pid {pid}");
