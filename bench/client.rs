@@ -185,16 +185,19 @@ pub struct Streams {
     pub total: Vec<f64>,
 }
 
-pub fn streams(url: &str, body: &str, n: usize) -> Streams {
-    let agent = agent();
-    let mut s = Streams {
-        ttft: Vec::new(),
-        gaps: Vec::new(),
-        total: Vec::new(),
-    };
-    for _ in 0..n {
+impl Streams {
+    fn new() -> Streams {
+        Streams {
+            ttft: Vec::new(),
+            gaps: Vec::new(),
+            total: Vec::new(),
+        }
+    }
+
+    /// Reads one stream from `url` to its end, recording its times.
+    fn one(&mut self, agent: &ureq::Agent, url: &str, body: &str) {
         let t = Instant::now();
-        let r = post(&agent, url, body).unwrap();
+        let r = post(agent, url, body).unwrap();
         let mut reader = BufReader::new(r.into_body().into_reader());
         let mut line = String::new();
         let mut last: Option<f64> = None;
@@ -206,18 +209,34 @@ pub fn streams(url: &str, body: &str, n: usize) -> Streams {
             if line.contains("\"content\":\"w") {
                 let now = t.elapsed().as_secs_f64() * 1000.0;
                 match last {
-                    None => s.ttft.push(now),
-                    Some(prev) => s.gaps.push(now - prev),
+                    None => self.ttft.push(now),
+                    Some(prev) => self.gaps.push(now - prev),
                 }
                 last = Some(now);
             }
         }
-        s.total.push(t.elapsed().as_secs_f64() * 1000.0);
+        self.total.push(t.elapsed().as_secs_f64() * 1000.0);
     }
-    for v in [&mut s.ttft, &mut s.gaps, &mut s.total] {
-        v.sort_by(f64::total_cmp);
+
+    fn sorted(mut self) -> Streams {
+        for v in [&mut self.ttft, &mut self.gaps, &mut self.total] {
+            v.sort_by(f64::total_cmp);
+        }
+        self
     }
-    s
+}
+
+/// `n` streams each way, one at a time, direct and via kt taking turns stream by stream:
+/// a p99 of a few hundred samples is a handful of streams, and a VM's slow minute must
+/// fall on both paths alike rather than on whichever ran then.
+pub fn streams(direct: &str, via: &str, body: &str, n: usize) -> (Streams, Streams) {
+    let (da, ka) = (agent(), agent());
+    let (mut d, mut k) = (Streams::new(), Streams::new());
+    for _ in 0..n {
+        d.one(&da, direct, body);
+        k.one(&ka, via, body);
+    }
+    (d.sorted(), k.sorted())
 }
 
 /// What holding many streams open did.

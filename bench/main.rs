@@ -26,7 +26,7 @@ use std::time::Duration;
 const BODY: &str = r#"{"model":"gpt-4o","messages":[{"role":"system","content":"You are terse."},{"role":"user","content":"Say something about foxes and dogs, briefly please."}]}"#;
 
 /// Streams measured each way for TTFT and gaps: enough that p99 is not a single sample.
-const STREAMS: usize = 300;
+const STREAMS: usize = 500;
 /// Long streams open while a short request's latency is measured (#11's figure).
 const SHORT_STREAMS: usize = 1000;
 
@@ -282,8 +282,7 @@ fn main() {
 /// request's latency while `SHORT_STREAMS` and then `streams` long streams are open.
 fn stream_rows(direct: &str, via: &str, streams: usize) {
     let sbody = BODY.replacen("{\"model\"", "{\"stream\":true,\"model\"", 1);
-    let d = client::streams(direct, &sbody, STREAMS);
-    let k = client::streams(via, &sbody, STREAMS);
+    let (d, k) = client::streams(direct, via, &sbody, STREAMS);
     pct_rows(
         |name| format!("stream TTFT {name}"),
         P50_P99,
