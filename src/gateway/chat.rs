@@ -13,7 +13,7 @@ use super::http::{event_for, read_body, Reply};
 use super::transport::UpstreamResponse;
 use super::{stream, Runtime, State};
 use crate::config::Target;
-use crate::openai::{ApiError, ChatRequest, ChatResponse, KeeptrustsMeta};
+use crate::openai::{splice, ApiError, ChatRequest, ChatResponse, KeeptrustsMeta};
 use crate::policy::audit_logger::Payload;
 use crate::policy::chain::PolicyTrace;
 use crate::policy::{RequestContext, Verdict};
@@ -407,10 +407,20 @@ fn unary(state: &Arc<State>, req: Request, mut p: Prepared, mut ev: Event) {
 }
 
 fn unary_inner(state: &State, p: &mut Prepared, ev: &mut Event) -> Result<Vec<u8>, ApiError> {
-    let resp = unary_response(state, p, ev)?;
-    // As a `String` (serde_json prints UTF-8): the event's copy needs no re-validation.
-    let body = serde_json::to_string(&resp)
-        .map_err(|e| ApiError::internal(format!("failed to serialize the response: {e}")))?;
+    let (ti, upstream) = call_upstream(state, p, ev)?;
+    let (resp, as_sent) = answer(state, p, ev, ti, upstream)?;
+    // The provider's bytes with kt's member added, when they stand for the answer as
+    // parsed; else the answer serialised. As a `String` (serde_json prints UTF-8): the
+    // event's copy needs no re-validation.
+    let spliced = as_sent.and_then(|raw| {
+        let meta = serde_json::to_vec(&resp.x_keeptrusts).ok()?;
+        String::from_utf8(splice::with_member(&raw, "x_keeptrusts", &meta)?).ok()
+    });
+    let body = match spliced {
+        Some(body) => body,
+        None => serde_json::to_string(&resp)
+            .map_err(|e| ApiError::internal(format!("failed to serialize the response: {e}")))?,
+    };
     if payload_mode(&p.runtime) == Payload::Redacted {
         ev.response_body = Some(body.clone());
     }
@@ -436,20 +446,40 @@ pub fn unary_answer(
     ti: usize,
     upstream: Upstream,
 ) -> Result<ChatResponse, ApiError> {
+    answer(state, p, ev, ti, upstream).map(|(resp, _)| resp)
+}
+
+/// `unary_answer`, with the provider's body when it is an OpenAI chat completion that
+/// holds everything the parsed answer would serialise to and no output policy rewrote
+/// it (`ChatResponse::parse`): the client then gets the provider's bytes (its numbers,
+/// key order and fields kt does not model, such as `refusal: null`, as sent) and kt
+/// skips a serialisation.
+fn answer(
+    state: &State,
+    p: &mut Prepared,
+    ev: &mut Event,
+    ti: usize,
+    upstream: Upstream,
+) -> Result<(ChatResponse, Option<Vec<u8>>), ApiError> {
     let config = p.runtime.config.clone();
     let target = config.targets.get(ti);
-    let mut resp = match (upstream, target) {
-        (Upstream::Mock, _) => providers::mock::respond(
-            &p.chat,
-            &completion_id(&p.ctx.request_id),
-            providers::unix_now(),
+    let (mut resp, mut as_sent) = match (upstream, target) {
+        (Upstream::Mock, _) => (
+            providers::mock::respond(
+                &p.chat,
+                &completion_id(&p.ctx.request_id),
+                providers::unix_now(),
+            ),
+            None,
         ),
         (Upstream::Http(resp), Some(target)) => {
             if !(200..300).contains(&resp.status) {
                 return Err(upstream_error(target, resp));
             }
             let body = resp.read_all()?;
-            providers::adapter_for(target).parse_response(target, &body)?
+            let (parsed, as_sent) =
+                providers::adapter_for(target).parse_response_as_sent(target, &body)?;
+            (parsed, as_sent.then_some(body))
         }
         (Upstream::Http(_), None) => {
             return Err(ApiError::internal("routing chose a missing target"))
@@ -462,7 +492,10 @@ pub fn unary_answer(
     settle(state, p, ev, target);
     let payload = payload_mode(&p.runtime);
     if payload == Payload::Full {
-        ev.response_body = serde_json::to_string(&resp).ok();
+        ev.response_body = match &as_sent {
+            Some(raw) => String::from_utf8(raw.clone()).ok(),
+            None => serde_json::to_string(&resp).ok(),
+        };
     }
     let output = p.runtime.chain.run_output(&p.ctx, &mut resp);
     add_trace(ev, &output.trace);
@@ -475,8 +508,11 @@ pub fn unary_answer(
             block.message,
         ));
     }
+    if output.rewrote() {
+        as_sent = None;
+    }
     resp.x_keeptrusts = Some(meta(p, target));
-    Ok(resp)
+    Ok((resp, as_sent))
 }
 
 /// What the audit-logger stores of bodies (nothing when it is not in the chain).

@@ -1,11 +1,13 @@
-//! Changing the `model` of a request body without rebuilding it.
+//! Changing a JSON body kt passes on without rebuilding it.
 //!
 //! When the only thing kt changes in a client's request is the model (an alias, a target
 //! whose model differs from the name the client used), the provider gets the client's
 //! bytes with just that value replaced: numbers beyond 64 bits, key order, spacing and
 //! fields kt does not know reach it as sent, and kt skips a serialisation. Anything the
 //! scan below does not expect (an escaped key, a `model` that is not a string) gives
-//! `None`, and the caller serialises the request as parsed instead.
+//! `None`, and the caller serialises the request as parsed instead. The same holds the
+//! other way for an answer kt does not change (`ChatResponse::parse`): the client gets
+//! the provider's bytes with kt's `x_keeptrusts` member added (`with_member`).
 
 /// `body` (a JSON object that parsed without duplicate keys) with its top-level `model`
 /// string replaced by `model`.
@@ -44,6 +46,33 @@ pub fn with_model(body: &[u8], model: &str) -> Option<Vec<u8>> {
         }
         i += 1;
     }
+}
+
+/// `body` (a JSON object) with `"key":value` added as its last member (`value` is JSON),
+/// right after the member that was last (the spacing before the `}` stays).
+pub fn with_member(body: &[u8], key: &str, value: &[u8]) -> Option<Vec<u8>> {
+    let close = last_non_ws(body, body.len())?;
+    if body[close] != b'}' {
+        return None;
+    }
+    let at = last_non_ws(body, close)? + 1;
+    let mut out = Vec::with_capacity(body.len() + key.len() + value.len() + 4);
+    out.extend_from_slice(&body[..at]);
+    if body[at - 1] != b'{' {
+        out.push(b',');
+    }
+    serde_json::to_writer(&mut out, key).ok()?;
+    out.push(b':');
+    out.extend_from_slice(value);
+    out.extend_from_slice(&body[at..]);
+    Some(out)
+}
+
+/// The index of the last byte before `end` that is not JSON whitespace.
+fn last_non_ws(b: &[u8], end: usize) -> Option<usize> {
+    b[..end]
+        .iter()
+        .rposition(|c| !matches!(c, b' ' | b'\t' | b'\n' | b'\r'))
 }
 
 fn skip_ws(b: &[u8], mut i: usize) -> usize {
@@ -106,7 +135,7 @@ fn value_end(b: &[u8], i: usize) -> Option<usize> {
 
 #[cfg(test)]
 mod tests {
-    use super::with_model;
+    use super::{with_member, with_model};
     use proptest::prelude::*;
     use serde_json::Value;
 
@@ -186,6 +215,22 @@ mod tests {
         #[test]
         fn any_bytes_are_scanned_without_panicking(body in prop::collection::vec(any::<u8>(), 0..64)) {
             let _ = with_model(&body, "m");
+        }
+    }
+
+    #[test]
+    fn a_member_is_added_last() {
+        let add = |b: &str| {
+            String::from_utf8(with_member(b.as_bytes(), "x_k", b"{\"a\":1}").unwrap()).unwrap()
+        };
+        assert_eq!(add(r#"{"id":"1"}"#), r#"{"id":"1","x_k":{"a":1}}"#);
+        assert_eq!(add("{ }\n"), "{\"x_k\":{\"a\":1} }\n");
+        assert_eq!(
+            add("{\n  \"id\": [1, {}]\n}\n"),
+            "{\n  \"id\": [1, {}],\"x_k\":{\"a\":1}\n}\n"
+        );
+        for not_an_object in ["[1]", "", " ", "}", "1"] {
+            assert!(with_member(not_an_object.as_bytes(), "x", b"1").is_none());
         }
     }
 

@@ -70,6 +70,17 @@ pub trait Adapter: Send + Sync {
 
     fn parse_response(&self, target: &Target, body: &[u8]) -> Result<ChatResponse, ApiError>;
 
+    /// `parse_response`, and whether the body can go to the client as sent (plus kt's
+    /// own member): only an OpenAI chat completion that holds all its parse would
+    /// serialise to (`ChatResponse::parse`).
+    fn parse_response_as_sent(
+        &self,
+        target: &Target,
+        body: &[u8],
+    ) -> Result<(ChatResponse, bool), ApiError> {
+        self.parse_response(target, body).map(|r| (r, false))
+    }
+
     /// An upstream non-2xx answer in OpenAI's error shape, with the status the OpenAI SDK
     /// treats as it would OpenAI's (see `errors::normalize`).
     fn parse_error(&self, status: u16, body: &[u8]) -> ApiError {

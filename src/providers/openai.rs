@@ -84,8 +84,16 @@ impl Adapter for OpenAiAdapter {
         })
     }
 
-    fn parse_response(&self, _target: &Target, body: &[u8]) -> Result<ChatResponse, ApiError> {
-        serde_json::from_slice(body).map_err(|e| {
+    fn parse_response(&self, target: &Target, body: &[u8]) -> Result<ChatResponse, ApiError> {
+        self.parse_response_as_sent(target, body).map(|(r, _)| r)
+    }
+
+    fn parse_response_as_sent(
+        &self,
+        _target: &Target,
+        body: &[u8],
+    ) -> Result<(ChatResponse, bool), ApiError> {
+        ChatResponse::parse(body).map_err(|e| {
             ApiError::bad_gateway(format!("upstream returned an invalid chat completion: {e}"))
         })
     }

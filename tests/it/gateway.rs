@@ -281,6 +281,28 @@ fn tool_calls_pass_through_both_ways() {
     assert_eq!(args, "{\"city\":\"Paris\"}");
 }
 
+/// A gateway with the default chain in front of one OpenAI target at `upstream`, and
+/// `extra` config sections.
+fn default_chain(upstream: &str, extra: &str) -> Gateway {
+    Gateway::start(Some(&format!(
+        "pack: {{name: t}}
+providers:
+  targets:
+    - {{id: primary, provider: openai, model: gpt-4o, base_url: '{upstream}'}}
+{extra}policies:
+  chain: [prompt-injection, pii-detector, audit-logger]
+"
+    )))
+}
+
+/// POSTs `body` and returns the answer's text, which must be a 200.
+fn post_ok(url: &str, body: &str) -> String {
+    let mut r = post_text(url, body);
+    let text = r.body_mut().read_to_string().unwrap();
+    assert_eq!(r.status().as_u16(), 200, "{text}");
+    text
+}
+
 /// What a transparent proxy owes the client: its request reaches an OpenAI-format provider
 /// as written (spacing, key order, a number no f64 holds, unknown fields) unless kt had to
 /// change it — another model, a redaction, usage asked for on a stream.
@@ -296,24 +318,10 @@ fn the_clients_body_goes_upstream_as_sent_unless_kt_changes_it() {
             MockReply::json(200, completion("ok"))
         }
     });
-    let yaml = format!(
-        "pack: {{name: t}}
-providers:
-  targets:
-    - {{id: primary, provider: openai, model: gpt-4o, base_url: '{}'}}
-models:
-  aliases: {{fast: gpt-4o}}
-policies:
-  chain: [prompt-injection, pii-detector, audit-logger]
-",
-        up.v1()
-    );
-    let gw = Gateway::start(Some(&yaml));
+    let gw = default_chain(&up.v1(), "models:\n  aliases: {fast: gpt-4o}\n");
     let url = format!("{}/chat/completions", gw.base_url());
     let send = |body: &str| {
-        let mut r = post_text(&url, body);
-        let text = r.body_mut().read_to_string().unwrap();
-        assert_eq!(r.status().as_u16(), 200, "{text}");
+        post_ok(&url, body);
     };
     let sent = |i: usize| String::from_utf8(up.requests()[i].body.clone()).unwrap();
     let body = r#"{ "messages": [{"content": "Bonjour, \u00e7a va ?", "role": "user"}],
@@ -344,6 +352,67 @@ policies:
     let got: Value = serde_json::from_str(&sent(4)).unwrap();
     assert_eq!(got["stream_options"]["include_usage"], true);
     assert_eq!(got["seed"], json!(123456789012345678901234567890.0));
+}
+
+/// The other way: an OpenAI-format provider's answer reaches the client as the provider
+/// wrote it (spacing, key order, `refusal: null`, a number no f64 holds, members kt does
+/// not model) with kt's `x_keeptrusts` added, unless kt had to change it — an output
+/// redaction, or a member missing that kt fills in for the SDKs.
+#[test]
+fn the_providers_answer_reaches_the_client_as_sent_unless_kt_changes_it() {
+    const ANSWER: &str = r#"{
+  "id": "chatcmpl-9", "object": "chat.completion", "created": 1733000000,
+  "model": "gpt-4o-2024-08-06", "x_big": 123456789012345678901234567890,
+  "choices": [{"index": 0, "finish_reason": "stop", "logprobs": null,
+    "message": {"role": "assistant", "content": "CONTENT", "refusal": null}}],
+  "usage": {"prompt_tokens": 5, "completion_tokens": 1, "total_tokens": 6},
+  "system_fingerprint": "fp_1"
+}
+"#;
+    let up = MockUpstream::start(|r| {
+        let prompt = r.json()["messages"][0]["content"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let mut answer = ANSWER.replace("CONTENT", &prompt);
+        if prompt == "contact" {
+            answer = ANSWER.replace("CONTENT", "write to jane.doe@example.com");
+        }
+        if prompt == "no object" {
+            answer = answer.replace("\"object\": \"chat.completion\", ", "");
+        }
+        MockReply::Json(200, answer, Vec::new())
+    });
+    let gw = default_chain(&up.v1(), "");
+    let url = format!("{}/chat/completions", gw.base_url());
+    let ask = |prompt: &str| {
+        let body = json!({"model": "gpt-4o", "messages": [{"role": "user", "content": prompt}]});
+        post_ok(&url, &body.to_string())
+    };
+
+    let text = ask("hello");
+    let sent = ANSWER.replace("CONTENT", "hello");
+    // Up to its last member as sent, then kt's, then the provider's own ending.
+    let at = sent.trim_end().trim_end_matches('}').trim_end().len();
+    assert_eq!(text[..at], sent[..at], "{text}");
+    assert!(text[at..].starts_with(",\"x_keeptrusts\":{"), "{text}");
+    assert!(text.ends_with("}\n}\n"), "{text}");
+    let got: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(got["x_keeptrusts"]["provider_used"], "openai");
+    assert_eq!(got["choices"][0]["message"]["refusal"], Value::Null);
+
+    // A redaction in the answer: the answer as rewritten.
+    let text = ask("contact");
+    assert!(!text.contains("jane.doe@example.com"), "{text}");
+    let got: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(got["system_fingerprint"], "fp_1");
+    assert!(got["x_keeptrusts"]["routing_decision_id"].is_string());
+
+    // A member kt fills in for the SDKs: the answer as parsed, with it.
+    let text = ask("no object");
+    let got: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(got["object"], "chat.completion", "{text}");
+    assert_eq!(got["choices"][0]["message"]["content"], "no object");
 }
 
 #[test]
