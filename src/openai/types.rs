@@ -237,32 +237,26 @@ pub struct FunctionCall {
     pub arguments: String,
 }
 
-/// A non-streaming `chat.completion`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+/// A non-streaming `chat.completion`. Deserialised in one pass (`de.rs`): members kt
+/// does not model go to `extra` as they are met, where `#[serde(flatten)]` would buffer
+/// the whole object first; a member left out gets its default (noted, see
+/// `ChatResponse::parse`).
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct ChatResponse {
-    #[serde(default = "filled")]
     pub id: String,
-    #[serde(default = "completion_object")]
     pub object: String,
-    #[serde(default = "filled")]
     pub created: u64,
-    #[serde(default = "filled")]
     pub model: String,
-    #[serde(default = "filled")]
     pub choices: Vec<Choice>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub usage: Option<Usage>,
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "own_member"
-    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub x_keeptrusts: Option<KeeptrustsMeta>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
 
-fn completion_object() -> String {
+pub(super) fn completion_object() -> String {
     note_filled();
     "chat.completion".to_string()
 }
@@ -273,19 +267,13 @@ std::thread_local! {
     static FILLED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
-fn note_filled() {
+pub(super) fn note_filled() {
     FILLED.with(|f| f.set(true));
-}
-
-/// `x_keeptrusts` in a provider's answer (even `null`): kt writes its own.
-fn own_member<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<KeeptrustsMeta>, D::Error> {
-    note_filled();
-    Option::deserialize(d)
 }
 
 /// The default of a member that serialising writes even when the JSON left it out: noted,
 /// so `ChatResponse::parse` can tell whether the parse stands for the bytes.
-fn filled<T: Default>() -> T {
+pub(super) fn filled<T: Default>() -> T {
     note_filled();
     T::default()
 }
@@ -325,26 +313,22 @@ impl ChatResponse {
     }
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+/// One choice of a `ChatResponse` (deserialised in one pass, `de.rs`).
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct Choice {
-    #[serde(default = "filled")]
     pub index: u32,
     pub message: Message,
-    #[serde(default = "filled")]
     pub finish_reason: Option<String>,
-    #[serde(default = "filled")]
     pub logprobs: Option<Value>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+/// Token counts (deserialised in one pass, `de.rs`).
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct Usage {
-    #[serde(default = "filled")]
     pub prompt_tokens: u64,
-    #[serde(default = "filled")]
     pub completion_tokens: u64,
-    #[serde(default = "filled")]
     pub total_tokens: u64,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
