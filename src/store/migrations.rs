@@ -65,6 +65,11 @@ const STEPS: &[&str] = &[
         value TEXT NOT NULL
     );
     CREATE INDEX events_key ON events(key_name, ts_ms);",
+    // 3: the per-key index holds only events made with a gateway key: a request without
+    // one (the sandbox, client keys passed through) no longer pays an index insert for a
+    // NULL no lookup asks for. `key_name = ?` implies `IS NOT NULL`, so spend lookups use it.
+    "DROP INDEX events_key;
+    CREATE INDEX events_key ON events(key_name, ts_ms) WHERE key_name IS NOT NULL;",
 ];
 
 pub fn run(conn: &Connection, path: &Path) -> Result<(), StoreError> {
@@ -117,5 +122,33 @@ mod tests {
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .unwrap();
         assert_eq!(v, super::STEPS.len() as i64);
+    }
+
+    #[test]
+    fn spend_lookups_use_the_per_key_index() {
+        let conn = super::super::open_in_memory().unwrap();
+        super::run(&conn, std::path::Path::new(":memory:")).unwrap();
+        let plan: Vec<String> = conn
+            .prepare(
+                "EXPLAIN QUERY PLAN SELECT COALESCE(SUM(cost_usd), 0) FROM events \
+                 WHERE key_name = ?1",
+            )
+            .unwrap()
+            .query_map(["k"], |r| r.get::<_, String>(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(
+            plan.iter().any(|p| p.contains("USING INDEX events_key")),
+            "{plan:?}"
+        );
+        let sql: String = conn
+            .query_row(
+                "SELECT sql FROM sqlite_master WHERE name = 'events_key'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert!(sql.ends_with("WHERE key_name IS NOT NULL"), "{sql}");
     }
 }
