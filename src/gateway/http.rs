@@ -11,7 +11,7 @@ pub fn header<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
     req.headers()
         .iter()
         .find(|h| h.name.eq_ignore_ascii_case(name))
-        .map(|h| h.value.as_str())
+        .map(|h| h.value)
 }
 
 /// The event of a request to `endpoint`, opened as it arrives: allowed until a policy

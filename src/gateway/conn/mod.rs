@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use body::{Body, Chunk};
 use request::{take_home, write_response, Home, Io};
-pub use request::{Header, Method, Request, Upgraded};
+pub use request::{Header, Headers, Method, Request, Upgraded};
 
 /// Request line and headers together may not exceed this (the header limits of
 /// `http::check_head` apply on top).
@@ -392,7 +392,7 @@ fn find_head_end(bytes: &[u8]) -> Option<usize> {
     None
 }
 
-type Parsed = (Method, String, Vec<Header>, Option<usize>);
+type Parsed = (Method, String, Headers, Option<usize>);
 
 /// Parses a head and sets up the body framing on `io`.
 fn parse(head: &[u8], io: &mut Io) -> Result<Parsed, (u16, String)> {
@@ -417,22 +417,24 @@ fn parse(head: &[u8], io: &mut Io) -> Result<Parsed, (u16, String)> {
     let method = Method::parse(req.method.unwrap_or_default());
     let url = req.path.unwrap_or("/").to_string();
     let http10 = req.version == Some(0);
-    let headers: Vec<Header> = req
-        .headers
-        .iter()
-        .map(|h| Header {
-            name: h.name.to_string(),
-            value: String::from_utf8_lossy(h.value).into_owned(),
-        })
-        .collect();
+    let mut headers = Headers::with_capacity(
+        req.headers.len(),
+        req.headers
+            .iter()
+            .map(|h| h.name.len() + h.value.len())
+            .sum(),
+    );
+    for h in req.headers.iter() {
+        headers.push(h.name, &String::from_utf8_lossy(h.value));
+    }
 
     let mut close = http10;
     let mut chunked = false;
     let mut other_coding = false;
     let mut length: Option<u64> = None;
     let mut expect_continue = false;
-    for h in &headers {
-        let name = h.name.as_str();
+    for h in headers.iter() {
+        let name = h.name;
         if name.eq_ignore_ascii_case("content-length") {
             let v = h.value.trim();
             let n = (!v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))

@@ -41,10 +41,57 @@ impl Method {
 }
 
 /// A request header as sent (values that are not UTF-8 are read lossily).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Header {
-    pub name: String,
-    pub value: String,
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Header<'a> {
+    pub name: &'a str,
+    pub value: &'a str,
+}
+
+/// A request's header fields, in order: every name and value back to back in one
+/// buffer, so a request takes two allocations for its headers however many it has (a
+/// `String` per name and per value took two per field).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Headers {
+    text: String,
+    /// Per field: where its name ends and where its value ends in `text`.
+    ends: Vec<(usize, usize)>,
+}
+
+impl Headers {
+    /// Room for `fields` fields of `bytes` bytes in all.
+    pub fn with_capacity(fields: usize, bytes: usize) -> Headers {
+        Headers {
+            text: String::with_capacity(bytes),
+            ends: Vec::with_capacity(fields),
+        }
+    }
+
+    pub fn push(&mut self, name: &str, value: &str) {
+        self.text.push_str(name);
+        let name_end = self.text.len();
+        self.text.push_str(value);
+        self.ends.push((name_end, self.text.len()));
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = Header<'_>> + '_ {
+        let mut start = 0;
+        self.ends.iter().map(move |&(name_end, value_end)| {
+            let field = Header {
+                name: &self.text[start..name_end],
+                value: &self.text[name_end..value_end],
+            };
+            start = value_end;
+            field
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
 }
 
 /// The connection's halves and what the current request left on them.
@@ -104,7 +151,7 @@ pub fn take_home(home: &Home) -> Option<Io> {
 pub struct Request {
     method: Method,
     url: String,
-    headers: Vec<Header>,
+    headers: Headers,
     remote: Option<SocketAddr>,
     body_length: Option<usize>,
     io: Option<Io>,
@@ -124,7 +171,7 @@ impl Request {
     pub(super) fn new(
         method: Method,
         url: String,
-        headers: Vec<Header>,
+        headers: Headers,
         remote: Option<SocketAddr>,
         body_length: Option<usize>,
         io: Io,
@@ -151,7 +198,7 @@ impl Request {
         &self.url
     }
 
-    pub fn headers(&self) -> &[Header] {
+    pub fn headers(&self) -> &Headers {
         &self.headers
     }
 

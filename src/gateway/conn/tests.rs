@@ -269,3 +269,15 @@ fn head_end_is_found_across_line_endings() {
     assert_eq!(find_head_end(b"GET / HTTP/1.1\n\nrest"), Some(16));
     assert_eq!(find_head_end(b"GET / HTTP/1.1\r\nHost: x\r\n"), None);
 }
+
+#[test]
+fn headers_keep_their_fields_in_order() {
+    let mut h = Headers::with_capacity(3, 16);
+    for (name, value) in [("Host", "a"), ("X-Empty", ""), ("host", "b, c")] {
+        h.push(name, value);
+    }
+    let fields: Vec<(&str, &str)> = h.iter().map(|f| (f.name, f.value)).collect();
+    assert_eq!(fields, [("Host", "a"), ("X-Empty", ""), ("host", "b, c")]);
+    assert_eq!(h.len(), 3);
+    assert!(Headers::default().iter().next().is_none());
+}

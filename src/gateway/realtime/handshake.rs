@@ -22,7 +22,7 @@ impl Handshake {
             req.headers()
                 .iter()
                 .filter(|h| h.name.eq_ignore_ascii_case(name))
-                .flat_map(|h| h.value.as_str().split(','))
+                .flat_map(|h| h.value.split(','))
                 .any(|v| v.trim().eq_ignore_ascii_case(token))
         };
         if !has("upgrade", "websocket") || !has("connection", "upgrade") {
@@ -53,7 +53,7 @@ impl Handshake {
             .headers()
             .iter()
             .filter(|h| h.name.eq_ignore_ascii_case("sec-websocket-protocol"))
-            .flat_map(|h| h.value.as_str().split(','))
+            .flat_map(|h| h.value.split(','))
             .map(|p| p.trim().to_string())
             .filter(|p| !p.is_empty())
             .collect();
