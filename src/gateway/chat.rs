@@ -427,18 +427,9 @@ fn unary_inner(state: &State, p: &mut Prepared, ev: &mut Event) -> Result<Vec<u8
     Ok(body.into_bytes())
 }
 
-/// Calls the upstream without streaming and runs the output policies: the answer the
-/// client may see (a block is a 409). Shared with `/v1/responses`.
-pub fn unary_response(
-    state: &State,
-    p: &mut Prepared,
-    ev: &mut Event,
-) -> Result<ChatResponse, ApiError> {
-    let (ti, upstream) = call_upstream(state, p, ev)?;
-    unary_answer(state, p, ev, ti, upstream)
-}
-
-/// `unary_response` once target `ti` answered.
+/// Once target `ti` answered a non-streaming call: parses the answer and runs the output
+/// policies, giving the answer the client may see (a block is a 409). Shared with
+/// `/v1/responses`.
 pub fn unary_answer(
     state: &State,
     p: &mut Prepared,
