@@ -6,6 +6,8 @@ use serde_json::json;
 
 use crate::support::*;
 
+/// The upstream answers as OpenAI does (`logprobs`, `refusal`), so the SDK parses the
+/// provider's bytes as kt passes them on, `x_keeptrusts` added.
 #[test]
 fn openai_python_sdk_against_an_openai_upstream() {
     let up = MockUpstream::start(|r| {
@@ -28,7 +30,7 @@ fn openai_python_sdk_against_an_openai_upstream() {
             return MockReply::json(
                 200,
                 json!({"id": "c2", "object": "chat.completion", "created": 1, "model": "gpt-4o",
-                "choices": [{"index": 0, "finish_reason": "tool_calls", "message": {"role": "assistant", "content": null,
+                "choices": [{"index": 0, "finish_reason": "tool_calls", "logprobs": null, "message": {"role": "assistant", "content": null, "refusal": null,
                   "tool_calls": [{"id": "call_9", "type": "function", "function": {"name": "get_account_balance", "arguments": "{\"account_id\":\"AC-1234\"}"}}]}}],
                 "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}}),
             );
@@ -36,7 +38,7 @@ fn openai_python_sdk_against_an_openai_upstream() {
         MockReply::json(
             200,
             json!({"id": "c3", "object": "chat.completion", "created": 1, "model": "gpt-4o",
-            "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": format!("echo {text}")}}],
+            "choices": [{"index": 0, "finish_reason": "stop", "logprobs": null, "message": {"role": "assistant", "content": format!("echo {text}"), "refusal": null}}],
             "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}}),
         )
     });
