@@ -111,7 +111,7 @@ impl Role {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Message {
     pub role: Role,
-    #[serde(default = "filled")]
+    #[serde(default = "crate::openai::de::filled")]
     pub content: Option<Content>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
@@ -224,7 +224,7 @@ pub fn function_type() -> String {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct ToolCall {
     pub id: String,
-    #[serde(rename = "type", default = "filled_function_type")]
+    #[serde(rename = "type", default = "crate::openai::de::filled_function_type")]
     pub kind: String,
     pub function: FunctionCall,
 }
@@ -233,7 +233,7 @@ pub struct ToolCall {
 pub struct FunctionCall {
     pub name: String,
     /// Always a JSON string, never an object.
-    #[serde(default = "filled")]
+    #[serde(default = "crate::openai::de::filled")]
     pub arguments: String,
 }
 
@@ -257,52 +257,10 @@ pub struct ChatResponse {
 }
 
 pub(super) fn completion_object() -> String {
-    note_filled();
     "chat.completion".to_string()
 }
 
-std::thread_local! {
-    /// Set when deserialising met a member serialising would not write back as it came:
-    /// one the JSON left out that gets a default, or kt's own (`ChatResponse::parse`).
-    static FILLED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
-pub(super) fn note_filled() {
-    FILLED.with(|f| f.set(true));
-}
-
-/// The default of a member that serialising writes even when the JSON left it out: noted,
-/// so `ChatResponse::parse` can tell whether the parse stands for the bytes.
-pub(super) fn filled<T: Default>() -> T {
-    note_filled();
-    T::default()
-}
-
-fn filled_function_type() -> String {
-    note_filled();
-    function_type()
-}
-
 impl ChatResponse {
-    /// Parses an OpenAI chat completion, and tells whether its bytes can stand for the
-    /// parse: they hold every member serialising it would write (nothing kt fills in
-    /// with a default, such as a missing `object` or `finish_reason`), its messages'
-    /// content is text or null, and it carries no `x_keeptrusts` of its own. Then the
-    /// client can get the provider's bytes (`splice::with_member`) instead of a
-    /// re-serialisation: the same members, plus what kt does not model, as sent.
-    pub fn parse(body: &[u8]) -> serde_json::Result<(ChatResponse, bool)> {
-        FILLED.with(|f| f.set(false));
-        let parsed = serde_json::from_slice::<ChatResponse>(body);
-        let filled = FILLED.with(|f| f.replace(false));
-        let resp = parsed?;
-        let as_sent = !filled
-            && resp
-                .choices
-                .iter()
-                .all(|c| !matches!(c.message.content, Some(Content::Parts(_))));
-        Ok((resp, as_sent))
-    }
-
     /// The text of every choice, joined: what the output phase of a policy reads.
     pub fn text(&self) -> String {
         let mut out = String::new();
@@ -538,83 +496,6 @@ pub struct ModelEntry {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use proptest::prelude::*;
-
-    /// An answer as OpenAI writes it, with members kt does not model.
-    const ANSWER: &str = r#"{
-  "id": "chatcmpl-1", "object": "chat.completion", "created": 1733000000, "model": "gpt-4o-2024-08-06",
-  "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hi", "refusal": null,
-      "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
-    "logprobs": {"content": [{"token": "Hi", "logprob": -1.2345678901234567e-7}]}, "finish_reason": "stop"}],
-  "usage": {"prompt_tokens": 5, "completion_tokens": 1, "total_tokens": 6,
-    "prompt_tokens_details": {"cached_tokens": 0}},
-  "system_fingerprint": "fp_1", "x_big": 123456789012345678901234567890
-}
-"#;
-
-    /// Every member `reserialised` has is in `raw` with the same value.
-    fn covers(raw: &Value, reserialised: &Value) -> bool {
-        match (raw, reserialised) {
-            (Value::Object(a), Value::Object(b)) => b
-                .iter()
-                .all(|(k, v)| a.get(k).is_some_and(|r| covers(r, v))),
-            (Value::Array(a), Value::Array(b)) => {
-                a.len() == b.len() && a.iter().zip(b).all(|(r, v)| covers(r, v))
-            }
-            (Value::Number(a), Value::Number(b)) => a.as_f64() == b.as_f64(),
-            (a, b) => a == b,
-        }
-    }
-
-    #[test]
-    fn an_answer_with_all_its_members_stands_for_its_parse() {
-        let (parsed, as_sent) = ChatResponse::parse(ANSWER.as_bytes()).unwrap();
-        assert!(as_sent);
-        let raw: Value = serde_json::from_str(ANSWER).unwrap();
-        assert!(covers(&raw, &serde_json::to_value(&parsed).unwrap()));
-        for (from, to) in [
-            ("\"content\": \"Hi\"", "\"content\": [{\"type\": \"text\", \"text\": \"Hi\"}]"),
-            ("\"system_fingerprint\"", "\"x_keeptrusts\": null, \"s\""),
-            ("\"system_fingerprint\"", "\"x_keeptrusts\": {\"routing_decision_id\": \"d\", \"provider_used\": \"p\", \"cache_status\": null, \"region\": null}, \"s\""),
-        ] {
-            let body = ANSWER.replacen(from, to, 1);
-            let (_, as_sent) = ChatResponse::parse(body.as_bytes()).unwrap();
-            assert!(!as_sent, "{to}");
-        }
-        // A failed parse leaves nothing behind for the next one.
-        assert!(ChatResponse::parse(br#"{"choices": 1}"#).is_err());
-        assert!(ChatResponse::parse(ANSWER.as_bytes()).unwrap().1);
-    }
-
-    proptest! {
-        /// Whatever subset of an answer's members a provider writes, its bytes stand for
-        /// the parse exactly when they hold all the parse serialises to.
-        #[test]
-        fn bytes_stand_for_the_parse_exactly_when_they_cover_it(mask in any::<u16>()) {
-            let mut v: Value = serde_json::from_str(ANSWER).unwrap();
-            let members = [
-                "/id", "/object", "/created", "/model", "/usage", "/choices/0/index",
-                "/choices/0/finish_reason", "/choices/0/logprobs", "/choices/0/message/content",
-                "/choices/0/message/tool_calls", "/choices/0/message/refusal",
-                "/choices/0/message/tool_calls/0/type", "/usage/total_tokens",
-                "/choices/0/message/tool_calls/0/function/arguments", "/system_fingerprint",
-            ];
-            for (bit, member) in members.iter().enumerate() {
-                if mask & (1 << bit) == 0 {
-                    continue;
-                }
-                let (parent, key) = member.rsplit_once('/').unwrap();
-                if let Some(Value::Object(o)) = v.pointer_mut(parent) {
-                    o.remove(key);
-                }
-            }
-            let body = serde_json::to_string(&v).unwrap();
-            let (parsed, as_sent) = ChatResponse::parse(body.as_bytes()).unwrap();
-            let covered = covers(&v, &serde_json::to_value(&parsed).unwrap());
-            prop_assert_eq!(as_sent, covered, "{}", body);
-        }
-    }
-
     #[test]
     fn request_keeps_unknown_fields() {
         let body = r#"{"model":"gpt-4o","messages":[{"role":"user","content":"hi","x":1}],"seed":7,"stream":true}"#;
