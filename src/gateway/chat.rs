@@ -13,7 +13,7 @@ use super::http::{event_for, read_body, Reply};
 use super::transport::UpstreamResponse;
 use super::{stream, Runtime, State};
 use crate::config::Target;
-use crate::openai::{splice, ApiError, ChatRequest, ChatResponse, KeeptrustsMeta};
+use crate::openai::{splice, ApiError, AsSent, ChatRequest, ChatResponse, KeeptrustsMeta};
 use crate::policy::audit_logger::Payload;
 use crate::policy::chain::PolicyTrace;
 use crate::policy::{RequestContext, Verdict};
@@ -408,17 +408,17 @@ fn unary(state: &Arc<State>, req: Request, mut p: Prepared, mut ev: Event) {
 
 fn unary_inner(state: &State, p: &mut Prepared, ev: &mut Event) -> Result<Vec<u8>, ApiError> {
     let (ti, upstream) = call_upstream(state, p, ev)?;
-    let (resp, as_sent) = answer(state, p, ev, ti, upstream)?;
+    let answered = answer(state, p, ev, ti, upstream)?;
     // The provider's bytes with kt's member added, when they stand for the answer as
     // parsed; else the answer serialised. As a `String` (serde_json prints UTF-8): the
     // event's copy needs no re-validation.
-    let spliced = as_sent.and_then(|raw| {
-        let meta = serde_json::to_vec(&resp.x_keeptrusts).ok()?;
-        String::from_utf8(splice::with_member(&raw, "x_keeptrusts", &meta)?).ok()
+    let spliced = answered.raw.as_ref().and_then(|raw| {
+        let meta = serde_json::to_vec(&answered.resp.x_keeptrusts).ok()?;
+        String::from_utf8(splice::with_member(raw, "x_keeptrusts", &meta)?).ok()
     });
     let body = match spliced {
         Some(body) => body,
-        None => serde_json::to_string(&resp)
+        None => serde_json::to_string(&answered.into_response()?)
             .map_err(|e| ApiError::internal(format!("failed to serialize the response: {e}")))?,
     };
     if payload_mode(&p.runtime) == Payload::Redacted {
@@ -437,24 +437,54 @@ pub fn unary_answer(
     ti: usize,
     upstream: Upstream,
 ) -> Result<ChatResponse, ApiError> {
-    answer(state, p, ev, ti, upstream).map(|(resp, _)| resp)
+    answer(state, p, ev, ti, upstream)?.into_response()
+}
+
+/// A provider's answer after the output phase, with its bytes when they can stand for it.
+struct Answered {
+    resp: ChatResponse,
+    /// The provider's bytes, when the client may get them (plus `x_keeptrusts`).
+    raw: Option<Vec<u8>>,
+    /// `resp` was read lean (`AsSent::Lean`): what kt does not model is only in `raw`.
+    lean: bool,
+}
+
+impl Answered {
+    /// The answer parsed whole, for serialising or translating it.
+    fn into_response(self) -> Result<ChatResponse, ApiError> {
+        let Answered {
+            mut resp,
+            raw,
+            lean,
+        } = self;
+        if let (true, Some(raw)) = (lean, raw) {
+            restore(&mut resp, &raw)?;
+        }
+        Ok(resp)
+    }
+}
+
+fn restore(resp: &mut ChatResponse, raw: &[u8]) -> Result<(), ApiError> {
+    resp.restore(raw).map_err(|e| {
+        ApiError::bad_gateway(format!("upstream returned an invalid chat completion: {e}"))
+    })
 }
 
 /// `unary_answer`, with the provider's body when it is an OpenAI chat completion that
 /// holds everything the parsed answer would serialise to and no output policy rewrote
 /// it (`ChatResponse::parse`): the client then gets the provider's bytes (its numbers,
 /// key order and fields kt does not model, such as `refusal: null`, as sent) and kt
-/// skips a serialisation.
+/// skips a serialisation, and the parse skips building what kt does not model.
 fn answer(
     state: &State,
     p: &mut Prepared,
     ev: &mut Event,
     ti: usize,
     upstream: Upstream,
-) -> Result<(ChatResponse, Option<Vec<u8>>), ApiError> {
+) -> Result<Answered, ApiError> {
     let config = p.runtime.config.clone();
     let target = config.targets.get(ti);
-    let (mut resp, mut as_sent) = match (upstream, target) {
+    let (mut resp, mut raw, mut lean) = match (upstream, target) {
         (Upstream::Mock, _) => (
             providers::mock::respond(
                 &p.chat,
@@ -462,6 +492,7 @@ fn answer(
                 providers::unix_now(),
             ),
             None,
+            false,
         ),
         (Upstream::Http(resp), Some(target)) => {
             if !(200..300).contains(&resp.status) {
@@ -470,7 +501,11 @@ fn answer(
             let body = resp.read_all()?;
             let (parsed, as_sent) =
                 providers::adapter_for(target).parse_response_as_sent(target, &body)?;
-            (parsed, as_sent.then_some(body))
+            (
+                parsed,
+                as_sent.yes().then_some(body),
+                as_sent == AsSent::Lean,
+            )
         }
         (Upstream::Http(_), None) => {
             return Err(ApiError::internal("routing chose a missing target"))
@@ -483,7 +518,7 @@ fn answer(
     settle(state, p, ev, target);
     let payload = payload_mode(&p.runtime);
     if payload == Payload::Full {
-        ev.response_body = match &as_sent {
+        ev.response_body = match &raw {
             Some(raw) => String::from_utf8(raw.clone()).ok(),
             None => serde_json::to_string(&resp).ok(),
         };
@@ -500,10 +535,14 @@ fn answer(
         ));
     }
     if output.rewrote() {
-        as_sent = None;
+        // kt serialises the rewritten answer: with what the lean read skipped.
+        if let Some(raw) = raw.take().filter(|_| lean) {
+            restore(&mut resp, &raw)?;
+        }
+        lean = false;
     }
     resp.x_keeptrusts = Some(meta(p, target));
-    Ok((resp, as_sent))
+    Ok(Answered { resp, raw, lean })
 }
 
 /// What the audit-logger stores of bodies (nothing when it is not in the chain).

@@ -10,10 +10,18 @@
 //! missing one gets its default — noted through `filled`, as the derived `Message`,
 //! `ToolCall` and `FunctionCall` note theirs (`default = "…::de::filled"`), for
 //! `ChatResponse::parse`.
+//!
+//! `ChatResponse::parse` reads *lean*: the members of these three types that kt does not
+//! model (`extra`) and `logprobs` are skipped, not built into `serde_json::Value`s, when
+//! the bytes can go to the client as sent — they hold those members. Building them was
+//! a tenth of kt's instructions per request on OpenAI's usual answer (usage details,
+//! `service_tier`, `system_fingerprint`). `ChatResponse::restore` reads them back from the
+//! bytes when the parse is serialised after all (an output policy rewrote the answer).
 
+use std::cell::Cell;
 use std::fmt;
 
-use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
@@ -22,11 +30,23 @@ use super::types::{completion_object, function_type, ChatResponse, Choice, Conte
 std::thread_local! {
     /// Set when deserialising met a member serialising would not write back as it came:
     /// one the JSON left out that gets a default, or kt's own (`ChatResponse::parse`).
-    static FILLED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    static FILLED: Cell<bool> = const { Cell::new(false) };
+    /// Set while `ChatResponse::parse` reads lean: unmodelled members are skipped.
+    static LEAN: Cell<bool> = const { Cell::new(false) };
+    /// Set when a lean read skipped a member that was not `null`.
+    static SKIPPED: Cell<bool> = const { Cell::new(false) };
 }
 
 fn note_filled() {
     FILLED.with(|f| f.set(true));
+}
+
+fn lean() -> bool {
+    LEAN.with(Cell::get)
+}
+
+fn note_skipped() {
+    SKIPPED.with(|s| s.set(true));
 }
 
 /// The default of a member that serialising writes even when the JSON left it out: noted,
@@ -41,31 +61,99 @@ pub(super) fn filled_function_type() -> String {
     function_type()
 }
 
+/// Whether an answer's bytes can go to the client for its parse (`ChatResponse::parse`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AsSent {
+    /// No: kt serialises the parse, which holds every member.
+    No,
+    /// Yes, and the parse holds every member.
+    Whole,
+    /// Yes, and the parse skipped members kt does not model, which the bytes hold:
+    /// `ChatResponse::restore` reads them before the parse is serialised on its own.
+    Lean,
+}
+
+impl AsSent {
+    pub fn yes(self) -> bool {
+        self != AsSent::No
+    }
+}
+
 impl ChatResponse {
     /// Parses an OpenAI chat completion, and tells whether its bytes can stand for the
     /// parse: they hold every member serialising it would write (nothing kt fills in
     /// with a default, such as a missing `object` or `finish_reason`), its messages'
     /// content is text or null, and it carries no `x_keeptrusts` of its own. Then the
     /// client can get the provider's bytes (`splice::with_member`) instead of a
-    /// re-serialisation: the same members, plus what kt does not model, as sent.
-    pub fn parse(body: &[u8]) -> serde_json::Result<(ChatResponse, bool)> {
+    /// re-serialisation: the same members, plus what kt does not model, as sent — and
+    /// the parse skips those (`AsSent::Lean`). Otherwise the parse is whole.
+    pub fn parse(body: &[u8]) -> serde_json::Result<(ChatResponse, AsSent)> {
+        LEAN.with(|l| l.set(true));
+        let (resp, as_sent) = Self::read(body);
+        LEAN.with(|l| l.set(false));
+        let skipped = SKIPPED.with(|s| s.replace(false));
+        let resp = resp?;
+        match (as_sent, skipped) {
+            (true, true) => Ok((resp, AsSent::Lean)),
+            (true, false) => Ok((resp, AsSent::Whole)),
+            (false, false) => Ok((resp, AsSent::No)),
+            (false, true) => Ok((Self::read(body).0?, AsSent::No)),
+        }
+    }
+
+    /// Reads back what a lean `parse` of `body` skipped: each level's `extra` and the
+    /// choices' `logprobs`. The rest of the parse (which an output policy may have
+    /// rewritten) stays as it is.
+    pub fn restore(&mut self, body: &[u8]) -> serde_json::Result<()> {
+        let whole = Self::read(body).0?;
+        self.extra = whole.extra;
+        for (c, w) in self.choices.iter_mut().zip(whole.choices) {
+            c.extra = w.extra;
+            c.logprobs = w.logprobs;
+        }
+        if let (Some(u), Some(w)) = (&mut self.usage, whole.usage) {
+            u.extra = w.extra;
+        }
+        Ok(())
+    }
+
+    /// Deserialises `body` and whether its bytes stand for the result (see `parse`).
+    fn read(body: &[u8]) -> (serde_json::Result<ChatResponse>, bool) {
         FILLED.with(|f| f.set(false));
         let parsed = serde_json::from_slice::<ChatResponse>(body);
         let filled = FILLED.with(|f| f.replace(false));
-        let resp = parsed?;
-        let as_sent = !filled
-            && resp
-                .choices
-                .iter()
-                .all(|c| !matches!(c.message.content, Some(Content::Parts(_))));
-        Ok((resp, as_sent))
+        let as_sent = parsed.as_ref().is_ok_and(|resp| {
+            !filled
+                && resp
+                    .choices
+                    .iter()
+                    .all(|c| !matches!(c.message.content, Some(Content::Parts(_))))
+        });
+        (parsed, as_sent)
     }
 }
 
-/// A member's name: the index of a known one, or the name itself (for `extra`).
+/// `Choice::logprobs` as read: when reading lean, skipped (and noted unless `null`).
+struct Logprobs(Option<Value>);
+
+impl<'de> Deserialize<'de> for Logprobs {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Logprobs, D::Error> {
+        if lean() {
+            if Option::<IgnoredAny>::deserialize(d)?.is_some() {
+                note_skipped();
+            }
+            return Ok(Logprobs(None));
+        }
+        Option::<Value>::deserialize(d).map(Logprobs)
+    }
+}
+
+/// A member's name: the index of a known one, or the name itself (for `extra`), or
+/// neither when reading lean.
 enum Key {
     Known(usize),
     Other(String),
+    Skip,
 }
 
 /// Reads a member's name against the known `names`, allocating only for the others.
@@ -89,6 +177,7 @@ impl Visitor<'_> for Names {
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Key, E> {
         Ok(match self.0.iter().position(|n| *n == v) {
             Some(i) => Key::Known(i),
+            None if lean() => Key::Skip,
             None => Key::Other(v.to_owned()),
         })
     }
@@ -96,6 +185,7 @@ impl Visitor<'_> for Names {
     fn visit_string<E: de::Error>(self, v: String) -> Result<Key, E> {
         Ok(match self.0.iter().position(|n| *n == v) {
             Some(i) => Key::Known(i),
+            None if lean() => Key::Skip,
             None => Key::Other(v),
         })
     }
@@ -136,6 +226,10 @@ macro_rules! one_pass {
                             match key {
                                 Key::Other(k) => {
                                     $extra.insert(k, map.next_value::<Value>()?);
+                                }
+                                Key::Skip => {
+                                    map.next_value::<IgnoredAny>()?;
+                                    note_skipped();
                                 }
                                 Key::Known(i) => {
                                     let mut at = 0;
@@ -199,13 +293,13 @@ one_pass!(
         index: u32 = "index",
         message: super::types::Message = "message",
         finish_reason: Option<String> = "finish_reason",
-        logprobs: Option<Value> = "logprobs"
+        logprobs: Logprobs = "logprobs"
     ],
     |extra| Choice {
         index: index.unwrap_or_else(filled),
         message: message.ok_or_else(|| <A::Error as de::Error>::missing_field("message"))?,
         finish_reason: finish_reason.unwrap_or_else(filled),
-        logprobs: logprobs.unwrap_or_else(filled),
+        logprobs: logprobs.map_or_else(filled, |l| l.0),
         extra,
     }
 );
@@ -257,29 +351,61 @@ mod tests {
         }
     }
 
+    /// The whole parse, as `serde_json` reads it outside `ChatResponse::parse`.
+    fn whole(body: &str) -> Value {
+        serde_json::to_value(serde_json::from_str::<ChatResponse>(body).unwrap()).unwrap()
+    }
+
     #[test]
     fn an_answer_with_all_its_members_stands_for_its_parse() {
-        let (parsed, as_sent) = ChatResponse::parse(ANSWER.as_bytes()).unwrap();
-        assert!(as_sent);
+        let (mut parsed, as_sent) = ChatResponse::parse(ANSWER.as_bytes()).unwrap();
+        assert_eq!(as_sent, AsSent::Lean);
+        // Read lean: what kt does not model was skipped, not built.
+        assert!(parsed.extra.is_empty() && parsed.usage.as_ref().unwrap().extra.is_empty());
+        assert!(parsed.choices[0].logprobs.is_none());
         let raw: Value = serde_json::from_str(ANSWER).unwrap();
-        assert!(covers(&raw, &serde_json::to_value(&parsed).unwrap()));
+        assert!(covers(&raw, &whole(ANSWER)));
+        parsed.restore(ANSWER.as_bytes()).unwrap();
+        assert_eq!(serde_json::to_value(&parsed).unwrap(), whole(ANSWER));
         for (from, to) in [
             ("\"content\": \"Hi\"", "\"content\": [{\"type\": \"text\", \"text\": \"Hi\"}]"),
             ("\"system_fingerprint\"", "\"x_keeptrusts\": null, \"s\""),
             ("\"system_fingerprint\"", "\"x_keeptrusts\": {\"routing_decision_id\": \"d\", \"provider_used\": \"p\", \"cache_status\": null, \"region\": null}, \"s\""),
         ] {
             let body = ANSWER.replacen(from, to, 1);
-            let (_, as_sent) = ChatResponse::parse(body.as_bytes()).unwrap();
-            assert!(!as_sent, "{to}");
+            let (parsed, as_sent) = ChatResponse::parse(body.as_bytes()).unwrap();
+            assert_eq!(as_sent, AsSent::No, "{to}");
+            // Not as sent: the parse is whole, for kt to serialise.
+            let mut want = whole(&body);
+            want.as_object_mut().unwrap().remove("x_keeptrusts");
+            let mut got = serde_json::to_value(&parsed).unwrap();
+            got.as_object_mut().unwrap().remove("x_keeptrusts");
+            assert_eq!(got, want, "{to}");
         }
-        // A failed parse leaves nothing behind for the next one.
-        assert!(ChatResponse::parse(br#"{"choices": 1}"#).is_err());
-        assert!(ChatResponse::parse(ANSWER.as_bytes()).unwrap().1);
+        // Nothing to skip: the lean read is whole.
+        let plain = r#"{"id":"c","object":"chat.completion","created":1,"model":"m",
+            "choices":[{"index":0,"message":{"role":"assistant","content":"Hi"},
+            "finish_reason":"stop","logprobs":null}]}"#;
+        assert_eq!(
+            ChatResponse::parse(plain.as_bytes()).unwrap().1,
+            AsSent::Whole
+        );
+        // A failed parse leaves nothing behind for the next one, lean or not.
+        assert!(ChatResponse::parse(br#"{"choices": 1, "x": 2}"#).is_err());
+        assert!(!serde_json::from_str::<ChatResponse>(ANSWER)
+            .unwrap()
+            .extra
+            .is_empty());
+        assert_eq!(
+            ChatResponse::parse(ANSWER.as_bytes()).unwrap().1,
+            AsSent::Lean
+        );
     }
 
     proptest! {
         /// Whatever subset of an answer's members a provider writes, its bytes stand for
-        /// the parse exactly when they hold all the parse serialises to.
+        /// the parse exactly when they hold all the parse serialises to; and the parse,
+        /// restored when read lean, is the whole parse.
         #[test]
         fn bytes_stand_for_the_parse_exactly_when_they_cover_it(mask in any::<u16>()) {
             let mut v: Value = serde_json::from_str(ANSWER).unwrap();
@@ -289,6 +415,7 @@ mod tests {
                 "/choices/0/message/tool_calls", "/choices/0/message/refusal",
                 "/choices/0/message/tool_calls/0/type", "/usage/total_tokens",
                 "/choices/0/message/tool_calls/0/function/arguments", "/system_fingerprint",
+                "/x_big",
             ];
             for (bit, member) in members.iter().enumerate() {
                 if mask & (1 << bit) == 0 {
@@ -300,9 +427,13 @@ mod tests {
                 }
             }
             let body = serde_json::to_string(&v).unwrap();
-            let (parsed, as_sent) = ChatResponse::parse(body.as_bytes()).unwrap();
-            let covered = covers(&v, &serde_json::to_value(&parsed).unwrap());
-            prop_assert_eq!(as_sent, covered, "{}", body);
+            let whole = whole(&body);
+            let (mut parsed, as_sent) = ChatResponse::parse(body.as_bytes()).unwrap();
+            prop_assert_eq!(as_sent.yes(), covers(&v, &whole), "{}", body);
+            if as_sent == AsSent::Lean {
+                parsed.restore(body.as_bytes()).unwrap();
+            }
+            prop_assert_eq!(serde_json::to_value(&parsed).unwrap(), whole, "{}", body);
         }
     }
 

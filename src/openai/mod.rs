@@ -10,5 +10,6 @@ pub mod responses;
 pub mod splice;
 pub mod types;
 
+pub use de::AsSent;
 pub use error::{ApiError, ErrorBody};
 pub use types::*;

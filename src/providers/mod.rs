@@ -19,7 +19,7 @@ use std::time::SystemTime;
 
 use crate::config::schema::{ProviderKind, WireFormat};
 use crate::config::Target;
-use crate::openai::{ApiError, ChatChunk, ChatRequest, ChatResponse};
+use crate::openai::{ApiError, AsSent, ChatChunk, ChatRequest, ChatResponse};
 
 /// An HTTP request to send upstream.
 #[derive(Debug, Clone)]
@@ -72,13 +72,14 @@ pub trait Adapter: Send + Sync {
 
     /// `parse_response`, and whether the body can go to the client as sent (plus kt's
     /// own member): only an OpenAI chat completion that holds all its parse would
-    /// serialise to (`ChatResponse::parse`).
+    /// serialise to (`ChatResponse::parse`). With `AsSent::Lean` the parse lacks the
+    /// members kt does not model: `ChatResponse::restore` before serialising it.
     fn parse_response_as_sent(
         &self,
         target: &Target,
         body: &[u8],
-    ) -> Result<(ChatResponse, bool), ApiError> {
-        self.parse_response(target, body).map(|r| (r, false))
+    ) -> Result<(ChatResponse, AsSent), ApiError> {
+        self.parse_response(target, body).map(|r| (r, AsSent::No))
     }
 
     /// An upstream non-2xx answer in OpenAI's error shape, with the status the OpenAI SDK

@@ -7,7 +7,7 @@ use serde_json::Value;
 use super::sse::{SseEvent, SseParser};
 use super::{Adapter, BuildContext, StreamDecoder, StreamEvent, UpstreamRequest};
 use crate::config::Target;
-use crate::openai::{ApiError, ChatChunk, ChatRequest, ChatResponse};
+use crate::openai::{ApiError, AsSent, ChatChunk, ChatRequest, ChatResponse};
 
 pub const DEFAULT_AZURE_API_VERSION: &str = "2024-10-21";
 
@@ -84,23 +84,25 @@ impl Adapter for OpenAiAdapter {
         })
     }
 
-    fn parse_response(&self, target: &Target, body: &[u8]) -> Result<ChatResponse, ApiError> {
-        self.parse_response_as_sent(target, body).map(|(r, _)| r)
+    fn parse_response(&self, _target: &Target, body: &[u8]) -> Result<ChatResponse, ApiError> {
+        serde_json::from_slice(body).map_err(invalid_completion)
     }
 
     fn parse_response_as_sent(
         &self,
         _target: &Target,
         body: &[u8],
-    ) -> Result<(ChatResponse, bool), ApiError> {
-        ChatResponse::parse(body).map_err(|e| {
-            ApiError::bad_gateway(format!("upstream returned an invalid chat completion: {e}"))
-        })
+    ) -> Result<(ChatResponse, AsSent), ApiError> {
+        ChatResponse::parse(body).map_err(invalid_completion)
     }
 
     fn stream_decoder(&self, _target: &Target, _req: &ChatRequest) -> Box<dyn StreamDecoder> {
         Box::new(OpenAiStreamDecoder::default())
     }
+}
+
+fn invalid_completion(e: serde_json::Error) -> ApiError {
+    ApiError::bad_gateway(format!("upstream returned an invalid chat completion: {e}"))
 }
 
 /// OpenAI SSE: `data: <chunk>` events ending with `data: [DONE]`; an in-band
