@@ -369,7 +369,7 @@ fn speed_gauge(start: f64, prompt_4k: &str) {
 
 /// One closed-loop load direct and via kt: latency rows, requests/s, kt's CPU per request.
 /// Slices each load is cut into, direct and via kt taking turns.
-const ROUNDS: u32 = 4;
+const ROUNDS: u32 = 10;
 
 /// Runs `load` direct and via kt in alternating slices (`ROUNDS` each, `dur` in all per
 /// path), so both meet the machine in the same state: a VM's speed drifts by tens of
