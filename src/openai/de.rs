@@ -1,5 +1,6 @@
 //! Reading a provider's answer: one-pass `Deserialize` for the answer types
-//! (`ChatResponse`, `Choice`, `Usage`), and whether the answer's bytes can stand for
+//! (`ChatResponse`, `Choice`, `Usage`) and the stream's (`ChatChunk`, `ChunkChoice`,
+//! `Delta`: one per token), and whether the answer's bytes can stand for
 //! its parse (`ChatResponse::parse`).
 //!
 //! With `#[serde(flatten)]`, serde's derive buffers every member of the object into its
@@ -25,7 +26,10 @@ use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visi
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::types::{completion_object, function_type, ChatResponse, Choice, Content, Usage};
+use super::types::{
+    chunk_object, completion_object, function_type, ChatChunk, ChatResponse, Choice, ChunkChoice,
+    Content, Delta, Usage,
+};
 
 std::thread_local! {
     /// Set when deserialising met a member serialising would not write back as it came:
@@ -320,10 +324,71 @@ one_pass!(
     }
 );
 
+one_pass!(
+    ChatChunk,
+    "a chat completion chunk object",
+    [
+        id: String = "id",
+        object: String = "object",
+        created: u64 = "created",
+        model: String = "model",
+        choices: Vec<ChunkChoice> = "choices",
+        usage: Option<Usage> = "usage",
+        x_keeptrusts: Option<super::types::KeeptrustsMeta> = "x_keeptrusts"
+    ],
+    |extra| ChatChunk {
+        id: id.unwrap_or_default(),
+        object: object.unwrap_or_else(chunk_object),
+        created: created.unwrap_or_default(),
+        model: model.unwrap_or_default(),
+        choices: choices.unwrap_or_default(),
+        usage: usage.flatten(),
+        x_keeptrusts: x_keeptrusts.flatten(),
+        extra,
+    }
+);
+
+one_pass!(
+    ChunkChoice,
+    "a chunk choice object",
+    [
+        index: u32 = "index",
+        delta: Delta = "delta",
+        finish_reason: Option<String> = "finish_reason",
+        logprobs: Option<Value> = "logprobs"
+    ],
+    |extra| ChunkChoice {
+        index: index.unwrap_or_default(),
+        delta: delta.unwrap_or_default(),
+        finish_reason: finish_reason.flatten(),
+        logprobs: logprobs.flatten(),
+        extra,
+    }
+);
+
+one_pass!(
+    Delta,
+    "a delta object",
+    [
+        role: Option<super::types::Role> = "role",
+        content: Option<String> = "content",
+        tool_calls: Option<Vec<super::types::ToolCallDelta>> = "tool_calls",
+        refusal: Option<String> = "refusal"
+    ],
+    |extra| Delta {
+        role: role.flatten(),
+        content: content.flatten(),
+        tool_calls: tool_calls.flatten(),
+        refusal: refusal.flatten(),
+        extra,
+    }
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+    use serde::Serialize;
 
     /// An answer as OpenAI writes it, with members kt does not model.
     const ANSWER: &str = r#"{
@@ -493,6 +558,93 @@ mod tests {
             (d.index, &d.finish_reason, &d.message)
         );
         assert_eq!(c.extra, d.extra);
+    }
+
+    /// The chunk types as serde's derive (with `flatten`) read them, for comparison.
+    #[derive(Deserialize, Serialize)]
+    struct DerivedChunk {
+        #[serde(default)]
+        id: String,
+        #[serde(default = "chunk_object")]
+        object: String,
+        #[serde(default)]
+        created: u64,
+        #[serde(default)]
+        model: String,
+        #[serde(default)]
+        choices: Vec<DerivedChunkChoice>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        usage: Option<Usage>,
+        #[serde(flatten)]
+        extra: Map<String, Value>,
+    }
+
+    #[derive(Deserialize, Serialize)]
+    struct DerivedChunkChoice {
+        #[serde(default)]
+        index: u32,
+        #[serde(default)]
+        delta: DerivedDelta,
+        #[serde(default)]
+        finish_reason: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        logprobs: Option<Value>,
+        #[serde(flatten)]
+        extra: Map<String, Value>,
+    }
+
+    #[derive(Deserialize, Serialize, Default)]
+    struct DerivedDelta {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        role: Option<super::super::types::Role>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        content: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tool_calls: Option<Vec<super::super::types::ToolCallDelta>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        refusal: Option<String>,
+        #[serde(flatten)]
+        extra: Map<String, Value>,
+    }
+
+    #[test]
+    fn chunks_read_as_the_derive_did() {
+        for body in [
+            r#"{"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"role":"assistant","content":"Hi"},"logprobs":null,"finish_reason":null}],"system_fingerprint":"fp"}"#,
+            r#"{"choices":[{"delta":{"tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":"f","arguments":""}}]},"x":[1,{"y":null}]}],"z":true}"#,
+            r#"{"id":"c","choices":[],"usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3,"completion_tokens_details":{"reasoning_tokens":0}}}"#,
+            r#"{"choices":[{"index":1,"delta":{"content":null,"refusal":"no","annotations":[]},"finish_reason":"stop","logprobs":{"content":[]}}],"usage":null}"#,
+            r#"{"object":"","prompt_filter_results":[{"prompt_index":0}],"choices":[{"delta":{}}]}"#,
+            r#"{}"#,
+        ] {
+            let ours: ChatChunk = serde_json::from_str(body).unwrap();
+            let theirs: DerivedChunk = serde_json::from_str(body).unwrap();
+            assert_eq!(
+                serde_json::to_value(&ours).unwrap(),
+                serde_json::to_value(&theirs).unwrap(),
+                "{body}"
+            );
+        }
+        for (body, want) in [
+            (r#"{"id":"a","id":"b"}"#, "duplicate field `id`"),
+            (
+                r#"{"choices":[{"delta":null}]}"#,
+                "invalid type: null, expected a delta object",
+            ),
+            (
+                r#"{"choices":[{"delta":{"role":"robot"}}]}"#,
+                "unknown variant `robot`",
+            ),
+            (
+                r#"[1]"#,
+                "invalid type: sequence, expected a chat completion chunk object",
+            ),
+        ] {
+            let e = serde_json::from_str::<ChatChunk>(body)
+                .unwrap_err()
+                .to_string();
+            assert!(e.starts_with(want), "{body}: {e}");
+        }
     }
 
     #[test]

@@ -312,22 +312,18 @@ pub struct KeeptrustsMeta {
     pub region: Option<String>,
 }
 
-/// One `chat.completion.chunk`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+/// One `chat.completion.chunk` (deserialised in one pass, `de.rs`: a stream reads one
+/// per token).
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct ChatChunk {
-    #[serde(default)]
     pub id: String,
-    #[serde(default = "chunk_object")]
     pub object: String,
-    #[serde(default)]
     pub created: u64,
-    #[serde(default)]
     pub model: String,
-    #[serde(default)]
     pub choices: Vec<ChunkChoice>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub usage: Option<Usage>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub x_keeptrusts: Option<KeeptrustsMeta>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
@@ -337,29 +333,28 @@ pub fn chunk_object() -> String {
     "chat.completion.chunk".to_string()
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+/// One choice of a `ChatChunk` (deserialised in one pass, `de.rs`).
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct ChunkChoice {
-    #[serde(default)]
     pub index: u32,
-    #[serde(default)]
     pub delta: Delta,
-    #[serde(default)]
     pub finish_reason: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub logprobs: Option<Value>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+/// What a chunk's choice adds (deserialised in one pass, `de.rs`).
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct Delta {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub role: Option<Role>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub content: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub tool_calls: Option<Vec<ToolCallDelta>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub refusal: Option<String>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,

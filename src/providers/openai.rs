@@ -138,6 +138,13 @@ pub fn decode_openai_event(data: &str) -> Result<StreamEvent, ApiError> {
     if data == "[DONE]" {
         return Ok(StreamEvent::Done);
     }
+    // Read straight into a chunk, as nearly every event is one: an error event (or a
+    // body that is no chunk) is read again as JSON to tell which it is.
+    if let Ok(chunk) = serde_json::from_str::<ChatChunk>(data) {
+        if chunk.extra.get("error").is_none_or(Value::is_null) {
+            return Ok(StreamEvent::Chunk(chunk));
+        }
+    }
     let value: Value = serde_json::from_str(data).map_err(|e| {
         ApiError::bad_gateway(format!("upstream sent a malformed stream event: {e}"))
     })?;
