@@ -11,11 +11,11 @@ use super::admission::{self, Grant};
 use super::auth::{self, Presented};
 use super::http::{event_for, read_body, Reply};
 use super::transport::UpstreamResponse;
-use super::{stream, Runtime, State};
+use super::{stream, unary, Runtime, State};
 use crate::config::Target;
-use crate::openai::{splice, ApiError, AsSent, ChatRequest, ChatResponse, KeeptrustsMeta};
+use crate::openai::{ApiError, ChatRequest, ChatResponse, KeeptrustsMeta};
 use crate::policy::audit_logger::Payload;
-use crate::policy::chain::PolicyTrace;
+use crate::policy::chain::{ChainOutcome, PolicyTrace};
 use crate::policy::{RequestContext, Verdict};
 use crate::providers;
 use crate::router::{self, Resolution};
@@ -93,7 +93,7 @@ pub fn handle(state: &Arc<State>, mut req: Request, request_id: &str) {
     if prepared.chat.is_stream() {
         stream::run(state, req, prepared, ev);
     } else {
-        unary(state, req, prepared, ev);
+        unary::run(state, req, prepared, ev);
     }
 }
 
@@ -331,6 +331,23 @@ pub fn add_trace(ev: &mut Event, trace: &[PolicyTrace]) {
         .extend_array_with(trace, |t, buf| t.write_json(buf));
 }
 
+/// The output phase of a non-streamed answer: its trace goes on the event, and a block
+/// is the client's 409 `policy_violation`.
+pub fn output_phase(
+    p: &Prepared,
+    ev: &mut Event,
+    resp: &mut ChatResponse,
+) -> Result<ChainOutcome, ApiError> {
+    let mut output = p.runtime.chain.run_output(&p.ctx, resp);
+    add_trace(ev, &output.trace);
+    if let Some(block) = output.block.take() {
+        let e = ApiError::policy_violation(&block.policy, true, block.message);
+        ev.blocked_by = Some(block.policy);
+        return Err(e);
+    }
+    Ok(output)
+}
+
 /// Sends the request along the router's plan (strategy, retries, circuit breakers,
 /// health, fallback); see `gateway::routing`. Records the decision in `detail.routing`.
 pub fn call_upstream(
@@ -380,169 +397,6 @@ pub fn meta(p: &Prepared, target: Option<&Target>) -> KeeptrustsMeta {
         cache_status: None,
         region: target.and_then(|t| t.region.clone()),
     }
-}
-
-fn unary(state: &Arc<State>, req: Request, mut p: Prepared, mut ev: Event) {
-    let request_id = p.ctx.request_id.clone();
-    let result = unary_inner(state, &mut p, &mut ev);
-    match result {
-        Ok(body) => {
-            ev.status = 200;
-            // Strict durability: no answer leaves without its committed event.
-            let mut reply = if finish_ok(state, &mut ev, p.started).is_unavailable() {
-                Reply::error(&audit_unavailable())
-            } else {
-                Reply::json(200, body)
-            };
-            reply.headers.extend(response_headers(&p));
-            reply.send(req, &request_id);
-        }
-        Err(e) => {
-            finish_event(state, &mut ev, p.started, &e);
-            let mut reply = Reply::error(&e);
-            reply.headers.extend(response_headers(&p));
-            reply.send(req, &request_id);
-        }
-    }
-}
-
-fn unary_inner(state: &State, p: &mut Prepared, ev: &mut Event) -> Result<Vec<u8>, ApiError> {
-    let (ti, upstream) = call_upstream(state, p, ev)?;
-    let answered = answer(state, p, ev, ti, upstream)?;
-    // The provider's bytes with kt's member added, when they stand for the answer as
-    // parsed; else the answer serialised. As a `String` (serde_json prints UTF-8): the
-    // event's copy needs no re-validation.
-    let spliced = answered.raw.as_ref().and_then(|raw| {
-        let meta = serde_json::to_vec(&answered.resp.x_keeptrusts).ok()?;
-        String::from_utf8(splice::with_member(raw, "x_keeptrusts", &meta)?).ok()
-    });
-    let body = match spliced {
-        Some(body) => body,
-        None => serde_json::to_string(&answered.into_response()?)
-            .map_err(|e| ApiError::internal(format!("failed to serialize the response: {e}")))?,
-    };
-    if payload_mode(&p.runtime) == Payload::Redacted {
-        ev.response_body = Some(body.clone());
-    }
-    Ok(body.into_bytes())
-}
-
-/// Once target `ti` answered a non-streaming call: parses the answer and runs the output
-/// policies, giving the answer the client may see (a block is a 409). Shared with
-/// `/v1/responses`.
-pub fn unary_answer(
-    state: &State,
-    p: &mut Prepared,
-    ev: &mut Event,
-    ti: usize,
-    upstream: Upstream,
-) -> Result<ChatResponse, ApiError> {
-    answer(state, p, ev, ti, upstream)?.into_response()
-}
-
-/// A provider's answer after the output phase, with its bytes when they can stand for it.
-struct Answered {
-    resp: ChatResponse,
-    /// The provider's bytes, when the client may get them (plus `x_keeptrusts`).
-    raw: Option<Vec<u8>>,
-    /// `resp` was read lean (`AsSent::Lean`): what kt does not model is only in `raw`.
-    lean: bool,
-}
-
-impl Answered {
-    /// The answer parsed whole, for serialising or translating it.
-    fn into_response(self) -> Result<ChatResponse, ApiError> {
-        let Answered {
-            mut resp,
-            raw,
-            lean,
-        } = self;
-        if let (true, Some(raw)) = (lean, raw) {
-            restore(&mut resp, &raw)?;
-        }
-        Ok(resp)
-    }
-}
-
-fn restore(resp: &mut ChatResponse, raw: &[u8]) -> Result<(), ApiError> {
-    resp.restore(raw).map_err(|e| {
-        ApiError::bad_gateway(format!("upstream returned an invalid chat completion: {e}"))
-    })
-}
-
-/// `unary_answer`, with the provider's body when it is an OpenAI chat completion that
-/// holds everything the parsed answer would serialise to and no output policy rewrote
-/// it (`ChatResponse::parse`): the client then gets the provider's bytes (its numbers,
-/// key order and fields kt does not model, such as `refusal: null`, as sent) and kt
-/// skips a serialisation, and the parse skips building what kt does not model.
-fn answer(
-    state: &State,
-    p: &mut Prepared,
-    ev: &mut Event,
-    ti: usize,
-    upstream: Upstream,
-) -> Result<Answered, ApiError> {
-    let config = p.runtime.config.clone();
-    let target = config.targets.get(ti);
-    let (mut resp, mut raw, mut lean) = match (upstream, target) {
-        (Upstream::Mock, _) => (
-            providers::mock::respond(
-                &p.chat,
-                &completion_id(&p.ctx.request_id),
-                providers::unix_now(),
-            ),
-            None,
-            false,
-        ),
-        (Upstream::Http(resp), Some(target)) => {
-            if !(200..300).contains(&resp.status) {
-                return Err(upstream_error(target, resp));
-            }
-            let body = resp.read_all()?;
-            let (parsed, as_sent) =
-                providers::adapter_for(target).parse_response_as_sent(target, &body)?;
-            (
-                parsed,
-                as_sent.yes().then_some(body),
-                as_sent == AsSent::Lean,
-            )
-        }
-        (Upstream::Http(_), None) => {
-            return Err(ApiError::internal("routing chose a missing target"))
-        }
-    };
-    ev.ttft_ms = Some(ms(p.started));
-    if let Some(u) = &resp.usage {
-        set_usage(ev, u);
-    }
-    settle(state, p, ev, target);
-    let payload = payload_mode(&p.runtime);
-    if payload == Payload::Full {
-        ev.response_body = match &raw {
-            Some(raw) => String::from_utf8(raw.clone()).ok(),
-            None => serde_json::to_string(&resp).ok(),
-        };
-    }
-    let output = p.runtime.chain.run_output(&p.ctx, &mut resp);
-    add_trace(ev, &output.trace);
-
-    if let Some(block) = output.block {
-        ev.blocked_by = Some(block.policy.clone());
-        return Err(ApiError::policy_violation(
-            &block.policy,
-            true,
-            block.message,
-        ));
-    }
-    if output.rewrote() {
-        // kt serialises the rewritten answer: with what the lean read skipped.
-        if let Some(raw) = raw.take().filter(|_| lean) {
-            restore(&mut resp, &raw)?;
-        }
-        lean = false;
-    }
-    resp.x_keeptrusts = Some(meta(p, target));
-    Ok(Answered { resp, raw, lean })
 }
 
 /// What the audit-logger stores of bodies (nothing when it is not in the chain).

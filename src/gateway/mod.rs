@@ -21,6 +21,7 @@ pub mod stream;
 pub mod streaming;
 pub mod supervisor;
 pub mod transport;
+pub mod unary;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

@@ -101,7 +101,8 @@ impl Adapter for OpenAiAdapter {
     }
 }
 
-fn invalid_completion(e: serde_json::Error) -> ApiError {
+/// The error for an answer that is no chat completion.
+pub fn invalid_completion(e: serde_json::Error) -> ApiError {
     ApiError::bad_gateway(format!("upstream returned an invalid chat completion: {e}"))
 }
 

@@ -26,7 +26,7 @@ use super::chat::{self, finish_event, finish_ok, Prepared, Upstream};
 use super::http::{event_for, read_body, Reply};
 use super::stream::{self, StreamOut};
 use super::streaming::SseWriter;
-use super::State;
+use super::{unary, State};
 use crate::openai::responses::ResponsesRequest;
 use crate::openai::{ApiError, ChatChunk};
 use crate::policy::audit_logger::Payload;
@@ -140,7 +140,7 @@ fn translated(
     rreq: &ResponsesRequest,
     id: &str,
 ) -> Result<Vec<u8>, ApiError> {
-    let chat_resp = chat::unary_answer(state, p, ev, ti, upstream)?;
+    let chat_resp = unary::answer_whole(state, p, ev, ti, upstream)?;
     let mut done = translate::from_chat(&chat_resp, rreq, id, providers::unix_now());
     done.x_keeptrusts = chat_resp.x_keeptrusts.clone();
     let body = serde_json::to_string(&done)

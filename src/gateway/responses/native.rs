@@ -14,9 +14,7 @@ use serde_json::Value;
 
 use super::{error_code, failed_code, write_events};
 use crate::config::Target;
-use crate::gateway::chat::{
-    self, add_trace, finish_event, finish_ok, meta, ms, Prepared, Upstream,
-};
+use crate::gateway::chat::{self, finish_event, finish_ok, meta, ms, Prepared, Upstream};
 use crate::gateway::http::Reply;
 use crate::gateway::streaming::SseWriter;
 use crate::gateway::transport::UpstreamResponse;
@@ -75,16 +73,7 @@ pub fn unary(
         ev.response_body = Some(String::from_utf8_lossy(&bytes).into_owned());
     }
     let (mut view, origins) = native_view(&body);
-    let output = p.runtime.chain.run_output(&p.ctx, &mut view);
-    add_trace(ev, &output.trace);
-    if let Some(block) = output.block {
-        ev.blocked_by = Some(block.policy.clone());
-        return Err(ApiError::policy_violation(
-            &block.policy,
-            true,
-            block.message,
-        ));
-    }
+    chat::output_phase(p, ev, &mut view)?;
     if let Some(c) = view.choices.first() {
         write_back(&mut body, std::slice::from_ref(&c.message), &origins);
     }
