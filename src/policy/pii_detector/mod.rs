@@ -8,7 +8,7 @@
 //! dates, and never shows more than the last four digits of a card. `detect_patterns`
 //! adds named regexes. Findings are counted by kind; raw values are never kept.
 
-mod builtin;
+pub(crate) mod builtin;
 mod checks;
 mod marker;
 
