@@ -21,7 +21,7 @@ use crate::store::Event;
 /// Answers a non-streamed chat request and records its event.
 pub fn run(state: &Arc<State>, req: Request, mut p: Prepared, mut ev: Event) {
     let request_id = p.ctx.request_id.clone();
-    let result = unary_inner(state, &mut p, &mut ev);
+    let result = reply_body(state, &mut p, &mut ev);
     match result {
         Ok(body) => {
             ev.status = 200;
@@ -43,7 +43,8 @@ pub fn run(state: &Arc<State>, req: Request, mut p: Prepared, mut ev: Event) {
     }
 }
 
-fn unary_inner(state: &State, p: &mut Prepared, ev: &mut Event) -> Result<Vec<u8>, ApiError> {
+/// Calls the upstream and gives the client's body (the event is finished by `run`).
+fn reply_body(state: &State, p: &mut Prepared, ev: &mut Event) -> Result<Vec<u8>, ApiError> {
     let (ti, upstream) = call_upstream(state, p, ev)?;
     let answered = answer(state, p, ev, ti, upstream)?;
     // The provider's bytes with kt's member added, when they stand for the answer as
