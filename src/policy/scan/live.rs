@@ -74,14 +74,17 @@ fn build(patterns: &[&str], kind: MatchKind, unicode_word_boundary: bool) -> Opt
                 .unicode_word_boundary(unicode_word_boundary)
                 .skip_cache_capacity_check(true),
         )
-        .thompson(
-            thompson::Config::new()
-                .nfa_size_limit(Some(NFA_SIZE_LIMIT))
-                // A DFA reads no capture groups: without them the NFAs are smaller.
-                .which_captures(thompson::WhichCaptures::None),
-        )
+        .thompson(nfa_config())
         .build_many(patterns)
         .ok()
+}
+
+/// The NFA every liveness DFA is built from: bounded, and without capture groups (a DFA
+/// reads none; the NFAs are smaller without them).
+fn nfa_config() -> thompson::Config {
+    thompson::Config::new()
+        .nfa_size_limit(Some(NFA_SIZE_LIMIT))
+        .which_captures(thompson::WhichCaptures::None)
 }
 
 /// The DFA over all patterns, read as ASCII patterns (a smaller NFA: 0.47 MiB for the
@@ -107,11 +110,7 @@ fn any_ascii(patterns: &[&str]) -> Option<DFA> {
                 .unicode(false)
                 .utf8(false),
         )
-        .thompson(
-            thompson::Config::new()
-                .nfa_size_limit(Some(NFA_SIZE_LIMIT))
-                .which_captures(thompson::WhichCaptures::None),
-        )
+        .thompson(nfa_config())
         .build_many(patterns)
         .ok()
 }
