@@ -206,7 +206,9 @@ impl Streams {
             if reader.read_line(&mut line).unwrap_or(0) == 0 {
                 break;
             }
-            if line.contains("\"content\":\"w") {
+            // An event with text (kt's PII filter may send one whose text it holds back
+            // as `"content":""`).
+            if line.contains("\"content\":\"") && !line.contains("\"content\":\"\"") {
                 let now = t.elapsed().as_secs_f64() * 1000.0;
                 match last {
                     None => self.ttft.push(now),

@@ -1,7 +1,10 @@
 //! The bench's upstream: a minimal keep-alive HTTP/1.1 server on loopback, a thread per
 //! connection. A JSON completion at once; with `"stream":true` an SSE stream of
 //! `STREAM_EVENTS` words `STREAM_GAP` apart; with `"hold"` in the prompt a long stream of
-//! `HOLD_EVENTS` words `HOLD_GAP` apart (the open-streams measurement).
+//! `HOLD_EVENTS` words `HOLD_GAP` apart (the open-streams measurement). Each event's text
+//! is a word and the space after it (`w0 `, `w1 `…); with `"split"` in the prompt the
+//! space comes first, as OpenAI's tokens have it (`w0`, ` w1`, ` w2`…), so every event
+//! ends inside a word.
 
 use std::io::{BufReader, Write};
 use std::net::{TcpListener, TcpStream};
@@ -48,10 +51,11 @@ fn serve(stream: TcpStream) {
     while let Some(head) = crate::relay::read_message(&mut r, &mut request) {
         let body = &request[head..];
         let ok = if body.windows(13).any(|x| x == b"\"stream\":true") {
+            let split = body.windows(5).any(|x| x == b"split");
             if body.windows(4).any(|x| x == b"hold") {
-                sse(&mut w, HOLD_EVENTS, HOLD_GAP)
+                sse(&mut w, HOLD_EVENTS, HOLD_GAP, split)
             } else {
-                sse(&mut w, STREAM_EVENTS, STREAM_GAP)
+                sse(&mut w, STREAM_EVENTS, STREAM_GAP, split)
             }
         } else {
             let resp = format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{COMPLETION}", COMPLETION.len());
@@ -63,7 +67,7 @@ fn serve(stream: TcpStream) {
     }
 }
 
-fn sse(w: &mut TcpStream, events: usize, gap: Duration) -> bool {
+fn sse(w: &mut TcpStream, events: usize, gap: Duration, split: bool) -> bool {
     let head =
         "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n";
     if w.write_all(head.as_bytes()).is_err() {
@@ -73,7 +77,12 @@ fn sse(w: &mut TcpStream, events: usize, gap: Duration) -> bool {
         let ev = if i == events {
             "data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"gpt-4o\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n".to_string()
         } else {
-            format!("data: {{\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"gpt-4o\",\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"w{i} \"}},\"finish_reason\":null}}]}}\n\n")
+            let word = match (split, i) {
+                (false, _) => format!("w{i} "),
+                (true, 0) => "w0".to_string(),
+                (true, _) => format!(" w{i}"),
+            };
+            format!("data: {{\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"gpt-4o\",\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"{word}\"}},\"finish_reason\":null}}]}}\n\n")
         };
         if w.write_all(format!("{:x}\r\n{ev}\r\n", ev.len()).as_bytes())
             .is_err()

@@ -50,7 +50,7 @@ pub trait StreamOut {
 /// Chat Completions SSE: `data: <chunk>` events, then `data: [DONE]`.
 impl StreamOut for SseWriter {
     fn chunk(&mut self, c: &ChatChunk) -> io::Result<()> {
-        self.data(&serde_json::to_vec(c)?)
+        self.data_with(|buf| Ok(serde_json::to_writer(buf, c)?))
     }
 
     fn error(&mut self, e: &ApiError) -> io::Result<()> {
@@ -58,7 +58,7 @@ impl StreamOut for SseWriter {
     }
 
     fn finish(&mut self, last: &ChatChunk) -> io::Result<()> {
-        self.data(&serde_json::to_vec(last)?)
+        self.data_with(|buf| Ok(serde_json::to_writer(buf, last)?))
     }
 
     fn end(&mut self) -> io::Result<()> {

@@ -254,7 +254,7 @@ impl StreamOut for ResponsesOut {
 /// Writes typed events, each flushed at once.
 pub fn write_events(w: &mut SseWriter, events: Vec<TypedEvent>) -> io::Result<()> {
     for e in events {
-        w.event(&e.kind, &serde_json::to_vec(&e.data)?)?;
+        w.event_with(&e.kind, |buf| Ok(serde_json::to_writer(buf, &e.data)?))?;
     }
     Ok(())
 }

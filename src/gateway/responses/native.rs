@@ -254,7 +254,7 @@ fn pump(
             })?;
             for out in relay.push(value) {
                 writer
-                    .event(&out.kind, out.data.to_string().as_bytes())
+                    .event_with(&out.kind, |buf| Ok(serde_json::to_writer(buf, &out.data)?))
                     .map_err(|_| Stop::ClientGone)?;
             }
             if first_text.is_none() && relay.text_sent() {
