@@ -418,6 +418,7 @@ fn policy_block(name: &str) -> &'static str {
         "pii-detector" => {
             "    # redact: replace what was found and let the request through; block: refuse it.
     action: redact
+    # apply_to: input         # requests only: streamed answers then pass word for word
     # healthcare_mode: true   # also medical record numbers and other PHI
     # pci_mode: true          # also card numbers (Luhn-checked)
 "

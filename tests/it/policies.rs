@@ -316,6 +316,52 @@ fn stream_redaction_keeps_text_order_when_the_last_chunk_carries_content() {
     assert_eq!(last["choices"][0]["finish_reason"], "stop");
 }
 
+/// Tokens as OpenAI's split them: each event ends inside a word.
+const SPLIT_WORDS: [&str; 5] = ["Hello", " there", ",", " write", " back"];
+
+#[test]
+fn pii_holds_a_streamed_word_until_the_next_event_unless_limited_to_input() {
+    let gap = Duration::from_millis(200);
+    let up = MockUpstream::start(move |_| sse(&SPLIT_WORDS, gap, false));
+    // The default (`apply_to: both`): the last word of what arrived may begin an email
+    // address, so it waits for the next event: "Hello" leaves with " there".
+    let gw = Gateway::start(Some(&config(
+        &up.v1(),
+        "pii-detector",
+        "  pii-detector: {}\n",
+    )));
+    let (status, arrivals) = post_stream(&chat_url(&gw), &streamed(user("hi")));
+    assert_eq!(status, 200);
+    assert_eq!(joined(&arrivals), SPLIT_WORDS.concat());
+    let first = &contents(&arrivals)[0];
+    assert_eq!(first.1, "Hello ");
+    assert!(
+        first.0 - arrivals[0].at >= gap * 3 / 2,
+        "the first word left before the next event came: {arrivals:?}"
+    );
+
+    // `apply_to: input`: requests are still redacted, and every event leaves as it comes.
+    let gw = Gateway::start(Some(&config(
+        &up.v1(),
+        "pii-detector",
+        "  pii-detector: {apply_to: input}\n",
+    )));
+    let (status, arrivals) = post_stream(
+        &chat_url(&gw),
+        &streamed(user(&format!("reply to {EMAIL}"))),
+    );
+    assert_eq!(status, 200);
+    let parts = contents(&arrivals);
+    let texts: Vec<&str> = parts.iter().map(|(_, c)| c.as_str()).collect();
+    assert_eq!(texts, SPLIT_WORDS);
+    assert!(
+        parts[0].0 - arrivals[0].at < gap * 3 / 2,
+        "the first word waited for the next event: {arrivals:?}"
+    );
+    let sent: Value = serde_json::from_slice(&up.requests()[1].body).unwrap();
+    assert_eq!(sent["messages"][0]["content"], "reply to [EMAIL]");
+}
+
 #[test]
 fn pii_blocks_responses_whole_and_streamed() {
     let up = MockUpstream::start(|r| {

@@ -6,7 +6,8 @@
 //! Luhn for NPIs. `healthcare_mode` adds medical record numbers, NPIs and insurance IDs;
 //! `pci_mode` takes any Luhn-valid card number, adds card security codes and expiry
 //! dates, and never shows more than the last four digits of a card. `detect_patterns`
-//! adds named regexes. Findings are counted by kind; raw values are never kept.
+//! adds named regexes. `apply_to` limits it to requests or to responses and streams.
+//! Findings are counted by kind; raw values are never kept.
 
 pub(crate) mod builtin;
 mod checks;
@@ -17,6 +18,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use super::lists::ApplyTo;
 use super::scan::filter::ScanFilter;
 use super::scan::{self, walk, DetectorSpec, Scanner};
 use super::{Decision, Finding, Mode, Policy, PolicyError, RequestContext, TextFilter};
@@ -49,6 +51,10 @@ pub struct PiiSpec {
     pub mode: Mode,
     #[serde(default)]
     pub action: Action,
+    /// Which side it reads: `input` (what is sent upstream), `output` (answers and
+    /// streams) or `both` (the default).
+    #[serde(default)]
+    pub apply_to: ApplyTo,
     #[serde(default)]
     pub healthcare_mode: bool,
     #[serde(default)]
@@ -62,6 +68,7 @@ pub struct PiiSpec {
 pub struct PiiDetector {
     mode: Mode,
     action: Action,
+    apply_to: ApplyTo,
     scanner: Arc<Scanner>,
     markers: Arc<MarkerConfig>,
 }
@@ -111,6 +118,7 @@ impl PiiDetector {
         Ok(PiiDetector {
             mode: spec.mode,
             action: spec.action,
+            apply_to: spec.apply_to,
             scanner: Arc::new(scanner),
             markers: Arc::new(MarkerConfig {
                 spec: spec.redaction,
@@ -213,6 +221,9 @@ impl Policy for PiiDetector {
         _ctx: &RequestContext,
         req: &mut ChatRequest,
     ) -> Result<Decision, PolicyError> {
+        if !self.apply_to.input() {
+            return Ok(Decision::Allow);
+        }
         let mut markers = Markers::new(self.markers.clone());
         let mut counts = Counts::default();
         walk::request_texts(req, &mut |t| self.scan_text(t, &mut markers, &mut counts));
@@ -224,6 +235,9 @@ impl Policy for PiiDetector {
         _ctx: &RequestContext,
         resp: &mut ChatResponse,
     ) -> Result<Decision, PolicyError> {
+        if !self.apply_to.output() {
+            return Ok(Decision::Allow);
+        }
         let mut markers = Markers::new(self.markers.clone());
         let mut counts = Counts::default();
         walk::response_texts(resp, &mut |t| self.scan_text(t, &mut markers, &mut counts));
@@ -234,6 +248,9 @@ impl Policy for PiiDetector {
     /// comes at the end of the stream, and by then no raw value may have reached the
     /// client.
     fn stream_filter(&self) -> Option<Box<dyn TextFilter>> {
+        if !self.apply_to.output() {
+            return None;
+        }
         let mut markers = Markers::new(self.markers.clone());
         Some(Box::new(ScanFilter::new(
             self.scanner.clone(),

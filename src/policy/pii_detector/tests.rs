@@ -242,3 +242,52 @@ fn stream_holds_little_and_never_a_partial_value() {
         }
     }
 }
+
+#[test]
+fn apply_to_limits_the_sides_it_reads() {
+    let ctx = RequestContext::default();
+    let mut resp = ChatResponse::default();
+    resp.choices.push(crate::openai::Choice {
+        message: Message {
+            role: Role::Assistant,
+            content: Some(Content::Text("Reach me at a@b.io".into())),
+            ..Message::default()
+        },
+        ..crate::openai::Choice::default()
+    });
+
+    // Input only: requests are redacted; answers and streams pass untouched, so a
+    // stream's words are never held.
+    let p = policy("apply_to: input");
+    let mut req = user("mail a@b.io");
+    assert!(matches!(
+        p.on_input(&ctx, &mut req).unwrap(),
+        Decision::Redacted { .. }
+    ));
+    assert_eq!(req.messages[0].text_content(), "mail [EMAIL]");
+    let mut r = resp.clone();
+    assert_eq!(p.on_output(&ctx, &mut r).unwrap(), Decision::Allow);
+    assert_eq!(r.text(), "Reach me at a@b.io");
+    assert!(p.stream_filter().is_none());
+
+    // Output only: the reverse.
+    let p = policy("apply_to: output");
+    let mut req = user("mail a@b.io");
+    assert_eq!(p.on_input(&ctx, &mut req).unwrap(), Decision::Allow);
+    assert_eq!(req.messages[0].text_content(), "mail a@b.io");
+    let mut r = resp.clone();
+    assert!(matches!(
+        p.on_output(&ctx, &mut r).unwrap(),
+        Decision::Redacted { .. }
+    ));
+    assert_eq!(r.text(), "Reach me at [EMAIL]");
+    assert!(p.stream_filter().is_some());
+
+    // Both, the default, and a clear error for anything else.
+    assert_eq!(p_default().apply_to, ApplyTo::Both);
+    let block: serde_yaml::Value = serde_yaml::from_str("apply_to: outputs").unwrap();
+    let Err(e) = PiiDetector::from_block(&block) else {
+        panic!("`outputs` should fail")
+    };
+    assert!(e.contains("unknown variant `outputs`"), "{e}");
+}
