@@ -15,6 +15,9 @@ pub struct SseWriter {
     frame: Vec<u8>,
 }
 
+/// The largest frame buffer kept between events.
+const KEEP: usize = 64 * 1024;
+
 /// Room for a chunk-size line (`{len:x}\r\n`): 16 hex digits and CRLF.
 const HEAD: usize = 18;
 
@@ -123,6 +126,11 @@ impl SseWriter {
             frame.extend_from_slice(b"\n\n");
             self.send_frame(&mut frame)
         });
+        // A stream may stay open for minutes: one large event (a long tool call's
+        // arguments) must not keep its buffer for the rest of it.
+        if frame.capacity() > KEEP {
+            frame = Vec::with_capacity(512);
+        }
         self.frame = frame;
         written
     }
@@ -259,6 +267,21 @@ mod tests {
         let got = writes(&wire);
         assert!(got[0].contains("Connection: close\r\n"));
         assert_eq!(&got[1..], ["data: {}\n\n", "data: [DONE]\n\n"]);
+    }
+
+    #[test]
+    fn a_large_event_goes_whole_and_its_buffer_is_not_kept() {
+        let wire = Wire::default();
+        let mut w = SseWriter::start(Box::new(wire.clone()), false, "req-1", &[]).unwrap();
+        let big = vec![b'y'; 3 * KEEP];
+        w.data(&big).unwrap();
+        assert!(w.frame.capacity() <= KEEP, "{}", w.frame.capacity());
+        w.data(b"{}").unwrap();
+        let got = writes(&wire);
+        let len = big.len() + 8;
+        assert_eq!(got[1].len(), format!("{len:x}\r\n").len() + len + 2);
+        assert!(got[1].starts_with(&format!("{len:x}\r\ndata: yyy")));
+        assert_eq!(got[2], "a\r\ndata: {}\n\n\r\n");
     }
 
     #[test]
