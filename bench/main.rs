@@ -158,6 +158,7 @@ fn main() {
     client::warm(&direct, BODY);
     client::warm(&via, BODY);
     let rss_idle = rss_kib(pid);
+    let idle = idle_wakeups(&[kt.0.id(), pid], Duration::from_secs(3));
     let prompt_4k = std::fs::read_to_string(
         std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("testdata/prompt_injection/prompt_4k.txt"),
@@ -231,6 +232,7 @@ fn main() {
             "kt RSS idle (after warm-up)",
             format!("{:.1}MiB", rss_idle as f64 / 1024.0),
         );
+        only("kt wake-ups per second, idle", format!("{idle:.1}"));
         finish(kt, gauge_start, &prompt_4k);
         return;
     }
@@ -273,6 +275,7 @@ fn main() {
         "kt RSS idle (after warm-up)",
         format!("{:.1}MiB", rss_idle as f64 / 1024.0),
     );
+    only("kt wake-ups per second, idle", format!("{idle:.1}"));
     only(
         "kt peak RSS (VmHWM)",
         format!("{:.1}MiB", hwm as f64 / 1024.0),
@@ -601,6 +604,15 @@ fn context_switches(pid: u32) -> u64 {
         }
     }
     n
+}
+
+/// Context switches per second of the supervisor and the server together while no
+/// request comes: what an idle gateway costs a laptop's battery.
+fn idle_wakeups(pids: &[u32], over: Duration) -> f64 {
+    let count = || pids.iter().map(|&p| context_switches(p)).sum::<u64>();
+    let before = count();
+    std::thread::sleep(over);
+    count().saturating_sub(before) as f64 / over.as_secs_f64()
 }
 
 fn rss_kib(pid: u32) -> u64 {

@@ -65,6 +65,9 @@ pub fn run(
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, shutdown.clone()).map_err(GatewayError::Signals)?;
     }
+    let mut wake =
+        supervisor::SignalWake::new(&[signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM])
+            .map_err(GatewayError::Signals)?;
     let writer = EventWriter::start(&opts.db, writer_options(&opts.configs))?;
     let state = Arc::new(State::build(&opts, writer.sink()).map_err(GatewayError::Config)?);
 
@@ -86,9 +89,10 @@ pub fn run(
         .map_err(|e| GatewayError::Server(format!("failed to start the server threads: {e}")))?;
     on_ready(addr);
 
+    // Idle, this thread wakes once per watchdog period (or for SIGINT/SIGTERM).
     let mut last_check = Instant::now();
     while !shutdown.load(Ordering::Relaxed) && !state.listener_dead.load(Ordering::Relaxed) {
-        std::thread::sleep(Duration::from_millis(50));
+        wake.wait(Some(WATCHDOG_PERIOD.saturating_sub(last_check.elapsed())));
         if last_check.elapsed() >= WATCHDOG_PERIOD {
             last_check = Instant::now();
             listener_watchdog(addr);

@@ -5,8 +5,9 @@
 //! into a restart of a few milliseconds instead of an outage. SIGINT/SIGTERM are forwarded, and the child gets
 //! SIGTERM if the supervisor itself dies (PR_SET_PDEATHSIG).
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::SocketAddr;
+use std::os::unix::net::UnixStream;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
@@ -41,6 +42,35 @@ pub fn worker_setup(listen: SocketAddr) -> SocketAddr {
         .unwrap_or(listen)
 }
 
+/// Sleeps until one of a set of signals arrives (the self-pipe pattern): an idle gateway
+/// wakes for nothing, instead of polling a flag every few milliseconds. The signals'
+/// `signal_hook::flag`s must be registered first, so a flag is set when its wake-up comes.
+pub struct SignalWake {
+    rx: UnixStream,
+}
+
+impl SignalWake {
+    pub fn new(signals: &[std::os::raw::c_int]) -> std::io::Result<SignalWake> {
+        let (rx, tx) = UnixStream::pair()?;
+        for &sig in signals {
+            signal_hook::low_level::pipe::register(sig, tx.try_clone()?)?;
+        }
+        Ok(SignalWake { rx })
+    }
+
+    /// Returns when a signal came (since the last call) or after `timeout` (`None`: no
+    /// limit).
+    pub fn wait(&mut self, timeout: Option<Duration>) {
+        let timeout = timeout.map(|t| t.max(Duration::from_millis(1)));
+        if self.rx.set_read_timeout(timeout).is_err() {
+            std::thread::sleep(timeout.unwrap_or(Duration::from_millis(50)));
+            return;
+        }
+        // One read takes every byte the signals wrote so far; a timeout is no error here.
+        let _ = self.rx.read(&mut [0u8; 64]);
+    }
+}
+
 /// Raises the soft open-file limit to the hard limit: every connection is a descriptor.
 pub fn raise_fd_limit() {
     let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile);
@@ -65,6 +95,13 @@ pub fn supervise(on_ready: impl FnOnce(SocketAddr)) -> Result<ExitStatus, Gatewa
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, shutdown.clone()).map_err(GatewayError::Signals)?;
     }
+    // Woken by a signal to forward or by the child's exit (SIGCHLD), nothing else.
+    let mut wake = SignalWake::new(&[
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGCHLD,
+    ])
+    .map_err(GatewayError::Signals)?;
     let exe = std::env::current_exe()
         .map_err(|e| GatewayError::Server(format!("failed to find the kt binary: {e}")))?;
     let args: Vec<_> = std::env::args_os().skip(1).collect();
@@ -115,7 +152,9 @@ pub fn supervise(on_ready: impl FnOnce(SocketAddr)) -> Result<ExitStatus, Gatewa
             }
             match child.try_wait() {
                 Ok(Some(status)) => break status,
-                Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+                // Until the child says where it listens, look every 20 ms; then sleep
+                // until a signal or its exit.
+                Ok(None) => wake.wait((!announced).then_some(Duration::from_millis(20))),
                 Err(e) => return Err(GatewayError::Server(format!("failed to wait: {e}"))),
             }
         };
@@ -166,4 +205,29 @@ fn forward_stdout(child: &mut Child) -> mpsc::Receiver<SocketAddr> {
         });
     }
     rx
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signal_wake_returns_on_a_signal_and_else_at_its_timeout() {
+        let sig = signal_hook::consts::SIGUSR2;
+        let flag = Arc::new(AtomicBool::new(false));
+        signal_hook::flag::register(sig, flag.clone()).unwrap();
+        let mut wake = SignalWake::new(&[sig]).unwrap();
+
+        let t = Instant::now();
+        wake.wait(Some(Duration::from_millis(30)));
+        assert!(t.elapsed() >= Duration::from_millis(30));
+        assert!(!flag.load(Ordering::SeqCst));
+
+        // A signal raised before the wait is not lost (the byte waits in the pipe).
+        rustix::process::kill_process(rustix::process::getpid(), Signal::USR2).unwrap();
+        let t = Instant::now();
+        wake.wait(Some(Duration::from_secs(60)));
+        assert!(t.elapsed() < Duration::from_secs(30), "{:?}", t.elapsed());
+        assert!(flag.load(Ordering::SeqCst));
+    }
 }
