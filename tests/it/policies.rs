@@ -61,6 +61,15 @@ fn sse(pieces: &[&str], delay: Duration, last_with_finish: bool) -> MockReply {
     MockReply::openai_sse(&chunks, delay)
 }
 
+/// The gateway with the chain `pii-detector` configured by `fields` (a YAML mapping).
+fn pii_gateway(up: &MockUpstream, fields: &str) -> Gateway {
+    Gateway::start(Some(&config(
+        &up.v1(),
+        "pii-detector",
+        &format!("  pii-detector: {fields}\n"),
+    )))
+}
+
 fn user(text: &str) -> Value {
     json!({"model": "gpt-4o", "messages": [{"role": "user", "content": text}]})
 }
@@ -153,11 +162,7 @@ const KEY: &str = "sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4z";
 #[test]
 fn pii_redacted_values_never_reach_the_upstream() {
     let up = MockUpstream::start(|_| MockReply::json(200, completion("noted")));
-    let gw = Gateway::start(Some(&config(
-        &up.v1(),
-        "pii-detector",
-        "  pii-detector: {action: redact}\n",
-    )));
+    let gw = pii_gateway(&up, "{action: redact}");
     let body = json!({"model": "gpt-4o", "messages": [
         {"role": "system", "content": format!("Escalate to {EMAIL}.")},
         {"role": "user", "content": [{"type": "text", "text": format!("My SSN is {SSN} and my key is {KEY}")}]},
@@ -200,11 +205,7 @@ fn pii_redacted_values_never_reach_the_upstream() {
 #[test]
 fn pii_block_never_reaches_the_upstream() {
     let up = MockUpstream::start(|_| MockReply::json(200, completion("noted")));
-    let gw = Gateway::start(Some(&config(
-        &up.v1(),
-        "pii-detector",
-        "  pii-detector: {action: block}\n",
-    )));
+    let gw = pii_gateway(&up, "{action: block}");
     let (status, _, body) = post_json(&chat_url(&gw), &user(&format!("card {CARD}")), &[]);
     assert_eq!(status, 409);
     assert_blocked(&body, "pii-detector", "input_blocked");
@@ -248,11 +249,7 @@ fn pii_redacts_responses_whole_and_streamed() {
             MockReply::json(200, completion(&pieces.concat()))
         }
     });
-    let gw = Gateway::start(Some(&config(
-        &up.v1(),
-        "pii-detector",
-        "  pii-detector: {}\n",
-    )));
+    let gw = pii_gateway(&up, "{}");
     let expected = "Sure. Contact [EMAIL] or pay with [CREDIT_CARD] today.";
 
     let (status, _, body) = post_json(&chat_url(&gw), &user("hi"), &[]);
@@ -304,11 +301,7 @@ fn stream_redaction_keeps_text_order_when_the_last_chunk_carries_content() {
             true,
         )
     });
-    let gw = Gateway::start(Some(&config(
-        &up.v1(),
-        "pii-detector",
-        "  pii-detector: {}\n",
-    )));
+    let gw = pii_gateway(&up, "{}");
     let (status, arrivals) = post_stream(&chat_url(&gw), &streamed(user("hi")));
     assert_eq!(status, 200);
     assert_eq!(joined(&arrivals), "Write to [EMAIL] thanks");
@@ -325,11 +318,7 @@ fn pii_holds_a_streamed_word_until_the_next_event_unless_limited_to_input() {
     let up = MockUpstream::start(move |_| sse(&SPLIT_WORDS, gap, false));
     // The default (`apply_to: both`): the last word of what arrived may begin an email
     // address, so it waits for the next event: "Hello" leaves with " there".
-    let gw = Gateway::start(Some(&config(
-        &up.v1(),
-        "pii-detector",
-        "  pii-detector: {}\n",
-    )));
+    let gw = pii_gateway(&up, "{}");
     let (status, arrivals) = post_stream(&chat_url(&gw), &streamed(user("hi")));
     assert_eq!(status, 200);
     assert_eq!(joined(&arrivals), SPLIT_WORDS.concat());
@@ -341,11 +330,7 @@ fn pii_holds_a_streamed_word_until_the_next_event_unless_limited_to_input() {
     );
 
     // `apply_to: input`: requests are still redacted, and every event leaves as it comes.
-    let gw = Gateway::start(Some(&config(
-        &up.v1(),
-        "pii-detector",
-        "  pii-detector: {apply_to: input}\n",
-    )));
+    let gw = pii_gateway(&up, "{apply_to: input}");
     let (status, arrivals) = post_stream(
         &chat_url(&gw),
         &streamed(user(&format!("reply to {EMAIL}"))),
@@ -379,11 +364,7 @@ fn pii_blocks_responses_whole_and_streamed() {
             MockReply::json(200, completion(&format!("Your key: {KEY}")))
         }
     });
-    let gw = Gateway::start(Some(&config(
-        &up.v1(),
-        "pii-detector",
-        "  pii-detector: {action: block}\n",
-    )));
+    let gw = pii_gateway(&up, "{action: block}");
     let (status, _, body) = post_json(&chat_url(&gw), &user("what is my key?"), &[]);
     assert_eq!(status, 409);
     assert_blocked(&body, "pii-detector", "output_blocked");

@@ -37,6 +37,20 @@ fn user(text: &str) -> ChatRequest {
     }
 }
 
+/// An assistant's answer of `text`.
+fn answer(text: &str) -> ChatResponse {
+    let mut resp = ChatResponse::default();
+    resp.choices.push(crate::openai::Choice {
+        message: Message {
+            role: Role::Assistant,
+            content: Some(Content::Text(text.into())),
+            ..Message::default()
+        },
+        ..crate::openai::Choice::default()
+    });
+    resp
+}
+
 fn findings_map(f: &[Finding]) -> BTreeMap<String, u32> {
     f.iter().map(|f| (f.kind.clone(), f.count)).collect()
 }
@@ -157,15 +171,7 @@ fn p_default() -> PiiDetector {
 
 #[test]
 fn output_is_redacted_or_blocked() {
-    let mut resp = ChatResponse::default();
-    resp.choices.push(crate::openai::Choice {
-        message: Message {
-            role: Role::Assistant,
-            content: Some(Content::Text("Reach me at a@b.io".into())),
-            ..Message::default()
-        },
-        ..crate::openai::Choice::default()
-    });
+    let resp = answer("Reach me at a@b.io");
     let ctx = RequestContext::default();
     let mut r = resp.clone();
     let d = p_default().on_output(&ctx, &mut r).unwrap();
@@ -246,15 +252,7 @@ fn stream_holds_little_and_never_a_partial_value() {
 #[test]
 fn apply_to_limits_the_sides_it_reads() {
     let ctx = RequestContext::default();
-    let mut resp = ChatResponse::default();
-    resp.choices.push(crate::openai::Choice {
-        message: Message {
-            role: Role::Assistant,
-            content: Some(Content::Text("Reach me at a@b.io".into())),
-            ..Message::default()
-        },
-        ..crate::openai::Choice::default()
-    });
+    let resp = answer("Reach me at a@b.io");
 
     // Input only: requests are redacted; answers and streams pass untouched, so a
     // stream's words are never held.
