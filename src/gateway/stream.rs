@@ -21,9 +21,10 @@ use crate::config::Target;
 use crate::openai::{ApiError, ChatChunk, ChunkChoice, Delta, StreamAccumulator};
 use crate::policy::audit_logger::Payload;
 use crate::policy::chain::PolicyTrace;
-use crate::policy::{StreamFilter, Verdict};
+use crate::policy::{StreamFilter, TokenHold, Verdict};
 use crate::providers::{self, StreamEvent};
 use crate::store::Event;
+use serde_json::{json, Value};
 
 /// Why a stream stopped early.
 enum Stop {
@@ -182,7 +183,7 @@ struct Pump<O: StreamOut, F: Fn() -> StreamFilter> {
     writer: O,
     acc: StreamAccumulator,
     /// One redaction filter per choice index.
-    filters: Vec<StreamFilter>,
+    filters: Vec<ChoiceFilter>,
     held: Option<ChatChunk>,
     hide_usage: bool,
     first_token: Option<f64>,
@@ -202,24 +203,10 @@ impl<O: StreamOut, F: Fn() -> StreamFilter> Pump<O, F> {
         for choice in &mut c.choices {
             let idx = choice.index as usize;
             while self.filters.len() <= idx {
-                self.filters.push((self.make_filter)());
+                self.filters.push(ChoiceFilter::new((self.make_filter)()));
             }
-            if let (Some(text), Some(f)) = (&choice.delta.content, self.filters.get_mut(idx)) {
-                if !f.is_empty() {
-                    choice.delta.content = Some(f.push(text));
-                }
-            }
-            // A choice that finishes here releases what its filter still holds in this
-            // very chunk: sent later, it would land after this chunk's own text.
-            if let (Some(_), Some(f)) = (&choice.finish_reason, self.filters.get_mut(idx)) {
-                let rest = f.finish();
-                if !rest.is_empty() {
-                    choice
-                        .delta
-                        .content
-                        .get_or_insert_with(String::new)
-                        .push_str(&rest);
-                }
+            if let Some(f) = self.filters.get_mut(idx) {
+                f.filter(choice);
             }
         }
         let closes = c.choices.iter().any(|ch| ch.finish_reason.is_some())
@@ -245,6 +232,85 @@ impl<O: StreamOut, F: Fn() -> StreamFilter> Pump<O, F> {
             self.first_token = Some(ms(self.started));
         }
         Ok(())
+    }
+}
+
+/// One choice's output filter: its text through the chain's stream filter, and its
+/// token `logprobs` held with that text (`TokenHold`: they spell what a redaction removes).
+struct ChoiceFilter {
+    text: StreamFilter,
+    tokens: TokenHold,
+}
+
+impl ChoiceFilter {
+    fn new(text: StreamFilter) -> ChoiceFilter {
+        ChoiceFilter {
+            text,
+            tokens: TokenHold::default(),
+        }
+    }
+
+    /// Filters a chunk's choice in place: its text, and its logprobs with it. A choice
+    /// that finishes here releases what the filter still holds in this very chunk: sent
+    /// later, it would land after this chunk's own text.
+    fn filter(&mut self, choice: &mut ChunkChoice) {
+        if self.text.is_empty() {
+            return;
+        }
+        let (had, entries) = take_entries(&mut choice.logprobs);
+        let text = choice.delta.content.as_deref().unwrap_or_default();
+        self.tokens.pushed(text, entries);
+        let mut released = Vec::new();
+        if choice.delta.content.is_some() {
+            let shown = self.text.push(text);
+            released = self.tokens.shown(&shown);
+            choice.delta.content = Some(shown);
+        }
+        if choice.finish_reason.is_some() {
+            let (rest, more) = self.finish();
+            released.extend(more);
+            if !rest.is_empty() {
+                choice
+                    .delta
+                    .content
+                    .get_or_insert_with(String::new)
+                    .push_str(&rest);
+            }
+        }
+        put_entries(&mut choice.logprobs, had, released);
+    }
+
+    /// What the filter still holds: its text and the entries that go with it.
+    fn finish(&mut self) -> (String, Vec<Value>) {
+        if self.text.is_empty() {
+            return (String::new(), Vec::new());
+        }
+        let rest = self.text.finish();
+        let released = self.tokens.shown(&rest);
+        (rest, released)
+    }
+}
+
+/// Takes the token entries out of a choice's `logprobs` (`{"content": [...], "refusal":
+/// ...}`); whether it had a `content` list.
+fn take_entries(logprobs: &mut Option<Value>) -> (bool, Vec<Value>) {
+    match logprobs.as_mut().and_then(|v| v.get_mut("content")) {
+        Some(Value::Array(a)) => (true, std::mem::take(a)),
+        _ => (false, Vec::new()),
+    }
+}
+
+/// Puts the entries released for this chunk back into its `logprobs` (a `content` list
+/// that came empty stays there, empty).
+fn put_entries(logprobs: &mut Option<Value>, had: bool, released: Vec<Value>) {
+    if !had && released.is_empty() {
+        return;
+    }
+    match logprobs {
+        Some(Value::Object(o)) => {
+            o.insert("content".to_string(), Value::Array(released));
+        }
+        _ => *logprobs = Some(json!({"content": released, "refusal": null})),
     }
 }
 
@@ -379,7 +445,7 @@ fn finish_stream<O: StreamOut>(
     mut ev: Event,
     mut writer: O,
     acc: StreamAccumulator,
-    mut filters: Vec<StreamFilter>,
+    mut filters: Vec<ChoiceFilter>,
     held: Option<ChatChunk>,
 ) {
     let id = acc.id.clone();
@@ -388,22 +454,24 @@ fn finish_stream<O: StreamOut>(
     let usage = acc.usage.clone();
     // Text the redaction filters held back.
     for (i, f) in filters.iter_mut().enumerate() {
-        let rest = f.finish();
-        if rest.is_empty() {
+        let (rest, released) = f.finish();
+        if rest.is_empty() && released.is_empty() {
             continue;
         }
+        let mut choice = ChunkChoice {
+            index: u32::try_from(i).unwrap_or(0),
+            delta: Delta {
+                content: Some(rest),
+                ..Delta::default()
+            },
+            ..ChunkChoice::default()
+        };
+        put_entries(&mut choice.logprobs, false, released);
         let c = ChatChunk {
             id: id.clone(),
             created,
             model: model.clone(),
-            choices: vec![ChunkChoice {
-                index: u32::try_from(i).unwrap_or(0),
-                delta: Delta {
-                    content: Some(rest),
-                    ..Delta::default()
-                },
-                ..ChunkChoice::default()
-            }],
+            choices: vec![choice],
             ..ChatChunk::default()
         };
         let _ = writer.chunk(&c); // A gone client shows up on the final write below.
@@ -417,7 +485,7 @@ fn finish_stream<O: StreamOut>(
     if payload == Payload::Redacted {
         ev.response_body = serde_json::to_string(&resp).ok();
     }
-    let streamed: Vec<_> = filters.iter().flat_map(StreamFilter::trace).collect();
+    let streamed: Vec<_> = filters.iter().flat_map(|f| f.text.trace()).collect();
     add_stream_traces(&mut ev, &output.trace, &streamed);
 
     if let Some(u) = &usage {

@@ -166,6 +166,11 @@ fn answer(
             restore(&mut resp, &raw)?;
         }
         lean = false;
+        // Token logprobs spell the text as the provider wrote it, what was redacted
+        // included: they go with a rewrite.
+        for c in &mut resp.choices {
+            c.logprobs = None;
+        }
     }
     resp.x_keeptrusts = Some(meta(p, target));
     Ok(Answered { resp, raw, lean })

@@ -16,12 +16,14 @@ pub mod pii_detector;
 pub mod prompt_injection;
 pub mod safety_filter;
 pub mod scan;
+pub mod token_hold;
 
 use serde::{Deserialize, Serialize};
 
 use crate::openai::{ChatRequest, ChatResponse};
 
 pub use chain::{ChainOutcome, PolicyChain, StreamFilter};
+pub use token_hold::TokenHold;
 
 /// Policy names kt knows (the public product's names).
 pub const KNOWN: &[&str] = &[

@@ -626,3 +626,116 @@ fn openai_python_sdk_sees_policy_blocks_and_redactions() {
     let out = run_python("sdk_policies.py", &gw.base_url(), &[]);
     assert!(out.contains("ALL OK"), "{out}");
 }
+
+/// A token's `logprobs` entry, as OpenAI writes one.
+fn logprob(token: &str) -> Value {
+    json!({"token": token, "logprob": -0.1, "bytes": token.as_bytes(),
+           "top_logprobs": [{"token": token, "logprob": -0.1, "bytes": token.as_bytes()}]})
+}
+
+/// Chunks of `tokens`, each with its logprobs entry, then the finish chunk.
+fn logprob_stream(tokens: &[&str]) -> MockReply {
+    let mut chunks = vec![chunk(json!({"role": "assistant", "content": ""}), None)];
+    for t in tokens {
+        let mut c = chunk(json!({"content": t}), None);
+        c["choices"][0]["logprobs"] = json!({"content": [logprob(t)], "refusal": null});
+        chunks.push(c);
+    }
+    chunks.push(chunk(json!({}), Some("stop")));
+    MockReply::openai_sse(&chunks, Duration::from_millis(5))
+}
+
+/// The tokens of a stream's logprobs entries, in the order they arrived.
+fn streamed_tokens(arrivals: &[Arrival]) -> Vec<String> {
+    arrivals
+        .iter()
+        .filter_map(|a| serde_json::from_str::<Value>(&a.data).ok())
+        .flat_map(|v| {
+            let entries = v["choices"][0]["logprobs"]["content"].as_array().cloned();
+            entries.unwrap_or_default()
+        })
+        .filter_map(|e| e["token"].as_str().map(str::to_string))
+        .collect()
+}
+
+#[test]
+fn pii_redaction_keeps_logprobs_from_spelling_what_it_removed() {
+    const WITH_EMAIL: [&str; 9] = [
+        "Write", " to", " john", ".doe", "@", "example", ".com", " today", ".",
+    ];
+    const PLAIN: [&str; 4] = ["Hello", " there", ",", " friend"];
+    let up = MockUpstream::start(|r| {
+        let tokens: &[&str] = if r.json()["messages"][0]["content"] == "email" {
+            &WITH_EMAIL
+        } else {
+            &PLAIN
+        };
+        if r.json()["stream"] == true {
+            return logprob_stream(tokens);
+        }
+        let mut body = completion(&tokens.concat());
+        body["choices"][0]["logprobs"] = json!({"content": tokens.iter().map(|t| logprob(t)).collect::<Vec<_>>(), "refusal": null});
+        MockReply::json(200, body)
+    });
+    let gw = pii_gateway(&up, "{}");
+    let url = chat_url(&gw);
+    let ask = |what: &str| {
+        let mut b = user(what);
+        b["logprobs"] = json!(true);
+        b["top_logprobs"] = json!(1);
+        b
+    };
+
+    // Whole answers: a redacted one loses its logprobs; an untouched one keeps them.
+    let (status, _, body) = post_json(&url, &ask("email"), &[]);
+    assert_eq!(status, 200);
+    assert_eq!(
+        body["choices"][0]["message"]["content"],
+        "Write to [EMAIL] today."
+    );
+    assert_eq!(body["choices"][0]["logprobs"], Value::Null, "{body}");
+    assert!(!body.to_string().contains("john"), "{body}");
+    let (status, _, body) = post_json(&url, &ask("plain"), &[]);
+    assert_eq!(status, 200);
+    let tokens: Vec<&str> = body["choices"][0]["logprobs"]["content"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["token"].as_str().unwrap())
+        .collect();
+    assert_eq!(tokens, PLAIN);
+
+    // Streams: an entry leaves only with its text, as written; none after a redaction.
+    let (status, arrivals) = post_stream(&url, &streamed(ask("email")));
+    assert_eq!(status, 200);
+    assert_eq!(streamed_text(&arrivals), "Write to [EMAIL] today.");
+    assert_eq!(streamed_tokens(&arrivals), ["Write", " to"]);
+    for a in &arrivals {
+        for leaked in ["john", "doe", "@", "example"] {
+            assert!(!a.data.contains(leaked), "{leaked} in {}", a.data);
+        }
+    }
+    let (status, arrivals) = post_stream(&url, &streamed(ask("plain")));
+    assert_eq!(status, 200);
+    assert_eq!(streamed_text(&arrivals), PLAIN.concat());
+    assert_eq!(streamed_tokens(&arrivals), PLAIN);
+    // Each entry comes with (or after) the text it spells, never before it.
+    let mut shown = String::new();
+    let mut spelled = String::new();
+    for a in &arrivals {
+        let v: Value = serde_json::from_str(&a.data).unwrap_or_default();
+        shown.push_str(
+            v["choices"][0]["delta"]["content"]
+                .as_str()
+                .unwrap_or_default(),
+        );
+        for e in v["choices"][0]["logprobs"]["content"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            spelled.push_str(e["token"].as_str().unwrap());
+        }
+        assert!(shown.starts_with(&spelled), "{spelled:?} before {shown:?}");
+    }
+}

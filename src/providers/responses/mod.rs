@@ -96,7 +96,8 @@ impl Place {
 }
 
 /// Writes every text of `messages` that differs from what was translated back into
-/// `body` at its origin. Returns how many texts were rewritten.
+/// `body` at its origin (an `output_text` part's `logprobs` are emptied with it). Returns
+/// how many texts were rewritten.
 pub fn write_back(body: &mut Value, messages: &[Message], origins: &[Origin]) -> usize {
     let mut n = 0;
     for o in origins {
@@ -109,6 +110,12 @@ pub fn write_back(body: &mut Value, messages: &[Message], origins: &[Origin]) ->
         if let Some(slot) = body.pointer_mut(&o.pointer) {
             *slot = Value::String(text.to_string());
             n += 1;
+        }
+        // An answer's `output_text` part: its token logprobs spell the original text.
+        if let Some(part) = o.pointer.strip_suffix("/text") {
+            if let Some(lp) = body.pointer_mut(&format!("{part}/logprobs")) {
+                *lp = Value::Array(Vec::new());
+            }
         }
     }
     n

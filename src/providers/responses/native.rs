@@ -215,13 +215,19 @@ mod tests {
         if let Some(Content::Parts(parts)) = &mut chat.choices[0].message.content {
             parts[0].text = Some("Your card: [CARD]".to_string());
         }
+        // The part's token logprobs spell the card: they go with the rewrite.
+        let mut body = body;
+        body["output"][1]["content"][0]["logprobs"] = json!([{"token": "4111", "logprob": -0.1, "bytes": [52, 49, 49, 49], "top_logprobs": []}]);
         let mut out = body.clone();
         assert_eq!(
             write_back(&mut out, &[chat.choices[0].message.clone()], &origins),
             1
         );
         assert_eq!(out["output"][1]["content"][0]["text"], "Your card: [CARD]");
+        assert_eq!(out["output"][1]["content"][0]["logprobs"], json!([]));
         out["output"][1]["content"][0]["text"] = body["output"][1]["content"][0]["text"].clone();
+        out["output"][1]["content"][0]["logprobs"] =
+            body["output"][1]["content"][0]["logprobs"].clone();
         assert_eq!(out, body, "nothing else changes, unknown fields included");
     }
 }

@@ -3,7 +3,8 @@
 //! (unknown types and fields included) with two changes: output text goes through a
 //! `Rewriter` (the output phase's stream filter, which may hold text back and redact it),
 //! so every text an event carries (`output_text.delta`/`.done`, `content_part.done`,
-//! `output_item.done`, the final `response`) is what the client was shown; and since
+//! `output_item.done`, the final `response`) is what the client was shown, its token
+//! `logprobs` held with the text and emptied once a rewrite changed it; and since
 //! held-back text may need an extra delta, the events are renumbered (`sequence_number`).
 //!
 //! The terminal event (`response.completed`, `.incomplete`, `.failed`) is held until the
@@ -14,6 +15,7 @@ use serde_json::{json, Value};
 
 use super::stream::error_body;
 use super::{Sequence, TypedEvent};
+use crate::policy::TokenHold;
 
 /// Rewrites streamed text: `push` returns what may be shown now, `finish` the rest.
 pub trait Rewriter {
@@ -38,6 +40,8 @@ struct Slot<F> {
     at: (u64, u64),
     item_id: String,
     rewriter: F,
+    /// The deltas' token logprobs, held with their text.
+    tokens: TokenHold,
     shown: String,
     closed: bool,
 }
@@ -87,6 +91,10 @@ impl<F: Rewriter, M: FnMut() -> F> Relay<F, M> {
             }
             "error" => self.upstream_error = Some(data.clone()),
             "response.output_text.delta" => {
+                let (had, entries) = match data.get_mut("logprobs") {
+                    Some(Value::Array(a)) => (true, std::mem::take(a)),
+                    _ => (false, Vec::new()),
+                };
                 let delta = data
                     .get("delta")
                     .and_then(Value::as_str)
@@ -95,23 +103,30 @@ impl<F: Rewriter, M: FnMut() -> F> Relay<F, M> {
                 let Some(slot) = self.slots.get_mut(at) else {
                     return out;
                 };
+                slot.tokens.pushed(delta, entries);
                 let shown = slot.rewriter.push(delta);
+                let released = slot.tokens.shown(&shown);
                 slot.shown.push_str(&shown);
-                if shown.is_empty() {
+                if shown.is_empty() && released.is_empty() {
                     return out;
                 }
-                self.text_sent = true;
+                self.text_sent |= !shown.is_empty();
                 data["delta"] = json!(shown);
+                if had || !released.is_empty() {
+                    data["logprobs"] = Value::Array(released);
+                }
             }
             "response.output_text.done" => {
                 let text = self.close(o, c, &item_id, pointer_str(&data, "/text"), &mut out);
-                data["text"] = json!(text);
+                show(&mut data, text);
             }
             "response.content_part.done"
                 if data.pointer("/part/type").and_then(Value::as_str) == Some("output_text") =>
             {
                 let text = self.close(o, c, &item_id, pointer_str(&data, "/part/text"), &mut out);
-                data["part"]["text"] = json!(text);
+                if let Some(part) = data.get_mut("part") {
+                    show(part, text);
+                }
             }
             "response.output_item.done" => {
                 if let Some(item) = data.get_mut("item") {
@@ -133,6 +148,7 @@ impl<F: Rewriter, M: FnMut() -> F> Relay<F, M> {
             at: (o, c),
             item_id: item_id.to_string(),
             rewriter: (self.make)(),
+            tokens: TokenHold::default(),
             shown: String::new(),
             closed: false,
         });
@@ -166,16 +182,17 @@ impl<F: Rewriter, M: FnMut() -> F> Relay<F, M> {
             return slot.shown.clone();
         }
         let rest = slot.rewriter.finish();
-        if rest.is_empty() {
+        let released = slot.tokens.shown(&rest);
+        if rest.is_empty() && released.is_empty() {
             return slot.shown.clone();
         }
         slot.shown.push_str(&rest);
         let (shown, id) = (slot.shown.clone(), slot.item_id.clone());
-        self.text_sent = true;
+        self.text_sent |= !rest.is_empty();
         out.push(self.seq.event(
             "response.output_text.delta",
             json!({"item_id": id, "output_index": o, "content_index": c,
-                "delta": rest, "logprobs": []}),
+                "delta": rest, "logprobs": released}),
         ));
         shown
     }
@@ -196,7 +213,8 @@ impl<F: Rewriter, M: FnMut() -> F> Relay<F, M> {
             }
             let text = part.get("text").and_then(Value::as_str).map(str::to_string);
             let c = u64::try_from(j).unwrap_or(u64::MAX);
-            part["text"] = json!(self.close(o, c, &id, text, out));
+            let shown = self.close(o, c, &id, text, out);
+            show(part, shown);
         }
     }
 
@@ -285,6 +303,18 @@ impl<F: Rewriter, M: FnMut() -> F> Relay<F, M> {
         self.terminal = Some(("response.failed".to_string(), Value::Null));
         out
     }
+}
+
+/// Puts the text shown into `part` (an object with `text`, and `logprobs` when the client
+/// asked for them). Logprobs spell the text as the upstream wrote it: when the text shown
+/// differs, they are emptied.
+fn show(part: &mut Value, shown: String) {
+    if part.get("text").and_then(Value::as_str) != Some(shown.as_str()) {
+        if let Some(lp) = part.get_mut("logprobs") {
+            *lp = Value::Array(Vec::new());
+        }
+    }
+    part["text"] = Value::String(shown);
 }
 
 fn pointer_str(v: &Value, p: &str) -> Option<String> {
@@ -405,6 +435,105 @@ mod tests {
             .push(json!({"type": "response.in_progress"}))
             .is_empty());
         assert!(relay.text_sent());
+    }
+
+    /// A native stream of `deltas`, each with its token's logprobs entry.
+    fn with_logprobs(deltas: &[&str]) -> Vec<Value> {
+        let lp = |t: &str| json!({"token": t, "logprob": -0.5, "bytes": t.as_bytes(), "top_logprobs": []});
+        let text = deltas.concat();
+        let all: Vec<Value> = deltas.iter().map(|t| lp(t)).collect();
+        let part = json!({"type": "output_text", "text": text, "annotations": [], "logprobs": all});
+        let item = json!({"id": "m", "type": "message", "role": "assistant", "content": [part]});
+        let at = json!({"item_id": "m", "output_index": 0, "content_index": 0});
+        let mut events = vec![json!({"type": "response.created", "response": {"output": []}})];
+        for d in deltas {
+            let mut e = at.clone();
+            e["type"] = json!("response.output_text.delta");
+            e["delta"] = json!(d);
+            e["logprobs"] = json!([lp(d)]);
+            events.push(e);
+        }
+        let mut done = at.clone();
+        done["type"] = json!("response.output_text.done");
+        done["text"] = json!(text);
+        done["logprobs"] = json!(all);
+        events.push(done);
+        let mut part_done = at;
+        part_done["type"] = json!("response.content_part.done");
+        part_done["part"] = part;
+        events.push(part_done);
+        events.push(json!({"type": "response.output_item.done", "output_index": 0, "item": item}));
+        events.push(json!({"type": "response.completed", "response": {"output": [item]}}));
+        events
+    }
+
+    fn relay_all(input: Vec<Value>) -> Vec<TypedEvent> {
+        let mut relay = Relay::new(DigitMask::default);
+        let mut out: Vec<TypedEvent> = input.into_iter().flat_map(|e| relay.push(e)).collect();
+        out.extend(relay.finish(Vec::new()));
+        out
+    }
+
+    fn tokens(v: &Value) -> Vec<&str> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["token"].as_str().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn token_logprobs_go_with_their_text_and_never_spell_a_rewrite() {
+        let deltas = ["Hi ", "Bob", ", code ", "12", "34", " ok"];
+        let out = relay_all(with_logprobs(&deltas));
+        let sent: Vec<(&str, Vec<&str>)> = out
+            .iter()
+            .filter(|e| e.kind == "response.output_text.delta")
+            .map(|e| {
+                (
+                    e.data["delta"].as_str().unwrap(),
+                    tokens(&e.data["logprobs"]),
+                )
+            })
+            .collect();
+        // The masked digits were held, then rewritten: no entry follows from there.
+        assert_eq!(
+            sent,
+            [
+                ("Hi ", vec!["Hi "]),
+                ("Bob", vec!["Bob"]),
+                (", code ", vec![", code "]),
+                ("#### ok", vec![])
+            ]
+        );
+        for e in &out {
+            assert!(!e.data.to_string().contains("12"), "{}", e.data);
+        }
+        let by_kind = |k: &str| &out.iter().find(|e| e.kind == k).unwrap().data;
+        assert_eq!(by_kind("response.output_text.done")["logprobs"], json!([]));
+        assert_eq!(
+            by_kind("response.content_part.done")["part"]["logprobs"],
+            json!([])
+        );
+        assert_eq!(
+            by_kind("response.output_item.done")["item"]["content"][0]["logprobs"],
+            json!([])
+        );
+        let last = &out.last().unwrap().data["response"]["output"][0]["content"][0];
+        assert_eq!(last["text"], "Hi Bob, code #### ok");
+        assert_eq!(last["logprobs"], json!([]));
+
+        // Nothing rewritten: every entry arrives, and the whole lists stay as sent.
+        let plain = ["Hi ", "Bob", ", all", " fine"];
+        let out = relay_all(with_logprobs(&plain));
+        let streamed: Vec<&str> = out
+            .iter()
+            .filter(|e| e.kind == "response.output_text.delta")
+            .flat_map(|e| tokens(&e.data["logprobs"]))
+            .collect();
+        assert_eq!(streamed, plain);
+        let last = &out.last().unwrap().data["response"]["output"][0]["content"][0];
+        assert_eq!(tokens(&last["logprobs"]), plain);
     }
 
     #[test]
