@@ -6,6 +6,7 @@ pub mod admin;
 pub mod admission;
 pub mod auth;
 pub mod chat;
+pub mod choice_filter;
 pub mod conn;
 pub mod handlers;
 pub mod http;

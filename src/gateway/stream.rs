@@ -15,16 +15,16 @@ use crate::gateway::conn::Request;
 use super::chat::{
     self, add_trace, call_upstream, finish_event, finish_ok, meta, ms, Prepared, Upstream,
 };
+use super::choice_filter::{shows_nothing, ChoiceFilter};
 use super::streaming::SseWriter;
 use super::State;
 use crate::config::Target;
-use crate::openai::{ApiError, ChatChunk, ChunkChoice, Delta, StreamAccumulator};
+use crate::openai::{ApiError, ChatChunk, StreamAccumulator};
 use crate::policy::audit_logger::Payload;
 use crate::policy::chain::PolicyTrace;
-use crate::policy::{StreamFilter, TokenHold, Verdict};
+use crate::policy::{StreamFilter, Verdict};
 use crate::providers::{self, StreamEvent};
 use crate::store::Event;
-use serde_json::{json, Value};
 
 /// Why a stream stopped early.
 enum Stop {
@@ -152,6 +152,7 @@ pub fn deliver<O: StreamOut>(
         acc,
         filters,
         held,
+        make_filter,
         ..
     } = pump;
     match result {
@@ -175,7 +176,17 @@ pub fn deliver<O: StreamOut>(
             finish_ok(state, &mut ev, p.started);
             let _ = writer.end();
         }
-        Ok(()) => finish_stream(state, &mut p, target, ev, writer, acc, filters, held),
+        Ok(()) => finish_stream(
+            state,
+            &mut p,
+            target,
+            ev,
+            writer,
+            acc,
+            filters,
+            &make_filter,
+            held,
+        ),
     }
 }
 
@@ -200,14 +211,19 @@ impl<O: StreamOut, F: Fn() -> StreamFilter> Pump<O, F> {
             }
             c.usage = None;
         }
+        let mut held = false;
         for choice in &mut c.choices {
             let idx = choice.index as usize;
             while self.filters.len() <= idx {
                 self.filters.push(ChoiceFilter::new((self.make_filter)()));
             }
             if let Some(f) = self.filters.get_mut(idx) {
-                f.filter(choice);
+                held |= f.filter(choice, &self.make_filter);
             }
+        }
+        // A chunk whose every part the filters hold back is not sent empty.
+        if held && c.usage.is_none() && c.choices.iter().all(shows_nothing) {
+            return Ok(());
         }
         let closes = c.choices.iter().any(|ch| ch.finish_reason.is_some())
             || (c.choices.is_empty() && c.usage.is_some());
@@ -232,85 +248,6 @@ impl<O: StreamOut, F: Fn() -> StreamFilter> Pump<O, F> {
             self.first_token = Some(ms(self.started));
         }
         Ok(())
-    }
-}
-
-/// One choice's output filter: its text through the chain's stream filter, and its
-/// token `logprobs` held with that text (`TokenHold`: they spell what a redaction removes).
-struct ChoiceFilter {
-    text: StreamFilter,
-    tokens: TokenHold,
-}
-
-impl ChoiceFilter {
-    fn new(text: StreamFilter) -> ChoiceFilter {
-        ChoiceFilter {
-            text,
-            tokens: TokenHold::default(),
-        }
-    }
-
-    /// Filters a chunk's choice in place: its text, and its logprobs with it. A choice
-    /// that finishes here releases what the filter still holds in this very chunk: sent
-    /// later, it would land after this chunk's own text.
-    fn filter(&mut self, choice: &mut ChunkChoice) {
-        if self.text.is_empty() {
-            return;
-        }
-        let (had, entries) = take_entries(&mut choice.logprobs);
-        let text = choice.delta.content.as_deref().unwrap_or_default();
-        self.tokens.pushed(text, entries);
-        let mut released = Vec::new();
-        if choice.delta.content.is_some() {
-            let shown = self.text.push(text);
-            released = self.tokens.shown(&shown);
-            choice.delta.content = Some(shown);
-        }
-        if choice.finish_reason.is_some() {
-            let (rest, more) = self.finish();
-            released.extend(more);
-            if !rest.is_empty() {
-                choice
-                    .delta
-                    .content
-                    .get_or_insert_with(String::new)
-                    .push_str(&rest);
-            }
-        }
-        put_entries(&mut choice.logprobs, had, released);
-    }
-
-    /// What the filter still holds: its text and the entries that go with it.
-    fn finish(&mut self) -> (String, Vec<Value>) {
-        if self.text.is_empty() {
-            return (String::new(), Vec::new());
-        }
-        let rest = self.text.finish();
-        let released = self.tokens.shown(&rest);
-        (rest, released)
-    }
-}
-
-/// Takes the token entries out of a choice's `logprobs` (`{"content": [...], "refusal":
-/// ...}`); whether it had a `content` list.
-fn take_entries(logprobs: &mut Option<Value>) -> (bool, Vec<Value>) {
-    match logprobs.as_mut().and_then(|v| v.get_mut("content")) {
-        Some(Value::Array(a)) => (true, std::mem::take(a)),
-        _ => (false, Vec::new()),
-    }
-}
-
-/// Puts the entries released for this chunk back into its `logprobs` (a `content` list
-/// that came empty stays there, empty).
-fn put_entries(logprobs: &mut Option<Value>, had: bool, released: Vec<Value>) {
-    if !had && released.is_empty() {
-        return;
-    }
-    match logprobs {
-        Some(Value::Object(o)) => {
-            o.insert("content".to_string(), Value::Array(released));
-        }
-        _ => *logprobs = Some(json!({"content": released, "refusal": null})),
     }
 }
 
@@ -446,36 +383,27 @@ fn finish_stream<O: StreamOut>(
     mut writer: O,
     acc: StreamAccumulator,
     mut filters: Vec<ChoiceFilter>,
+    make_filter: &dyn Fn() -> StreamFilter,
     held: Option<ChatChunk>,
 ) {
     let id = acc.id.clone();
     let model = acc.model.clone();
     let created = acc.created;
     let usage = acc.usage.clone();
-    // Text the redaction filters held back.
-    for (i, f) in filters.iter_mut().enumerate() {
-        let (rest, released) = f.finish();
-        if rest.is_empty() && released.is_empty() {
-            continue;
-        }
-        let mut choice = ChunkChoice {
-            index: u32::try_from(i).unwrap_or(0),
-            delta: Delta {
-                content: Some(rest),
-                ..Delta::default()
-            },
-            ..ChunkChoice::default()
-        };
-        put_entries(&mut choice.logprobs, false, released);
-        let c = ChatChunk {
+    // What the redaction filters held back: sent after the output phase, unless it
+    // refuses the answer (a held tool call never reaches the client then).
+    let rest: Vec<ChatChunk> = filters
+        .iter_mut()
+        .enumerate()
+        .filter_map(|(i, f)| f.finish(u32::try_from(i).unwrap_or(0), make_filter))
+        .map(|choice| ChatChunk {
             id: id.clone(),
             created,
             model: model.clone(),
             choices: vec![choice],
             ..ChatChunk::default()
-        };
-        let _ = writer.chunk(&c); // A gone client shows up on the final write below.
-    }
+        })
+        .collect();
     let mut resp = acc.into_response();
     let payload = chat::payload_mode(&p.runtime);
     if payload == Payload::Full {
@@ -485,7 +413,7 @@ fn finish_stream<O: StreamOut>(
     if payload == Payload::Redacted {
         ev.response_body = serde_json::to_string(&resp).ok();
     }
-    let streamed: Vec<_> = filters.iter().flat_map(|f| f.text.trace()).collect();
+    let streamed: Vec<_> = filters.iter().flat_map(ChoiceFilter::trace).collect();
     add_stream_traces(&mut ev, &output.trace, &streamed);
 
     if let Some(u) = &usage {
@@ -500,6 +428,9 @@ fn finish_stream<O: StreamOut>(
         finish_ok(state, &mut ev, p.started);
         let _ = writer.end();
         return;
+    }
+    for c in &rest {
+        let _ = writer.chunk(c); // A gone client shows up on the final write below.
     }
     let mut last = held.unwrap_or_else(|| ChatChunk {
         id,

@@ -558,6 +558,25 @@ fn agent_firewall_checks_offered_tools_and_calls() {
         post_stream(&chat_url(&gw), &streamed(with_tools(&["transfer_funds"])));
     assert_eq!(status, 200);
     assert_stream_blocked(&arrivals, "agent-firewall");
+    // Alone, the firewall lets the fragments pass as they come; with an output redaction
+    // in the chain the call is held whole, so the refused call never reaches the client.
+    assert!(arrivals.iter().any(|a| a.data.contains("5000")));
+    let both = config(
+        &up.v1(),
+        "pii-detector, agent-firewall",
+        &format!("  pii-detector: {{}}\n{FIREWALL}"),
+    );
+    let gw2 = Gateway::start(Some(&both));
+    let (status, arrivals) =
+        post_stream(&chat_url(&gw2), &streamed(with_tools(&["transfer_funds"])));
+    assert_eq!(status, 200);
+    assert_stream_blocked(&arrivals, "agent-firewall");
+    assert!(
+        arrivals
+            .iter()
+            .all(|a| !a.data.contains("tool_calls") && !a.data.contains("5000")),
+        "{arrivals:?}"
+    );
 
     let evs = gw.events(4);
     assert_eq!(
@@ -738,4 +757,92 @@ fn pii_redaction_keeps_logprobs_from_spelling_what_it_removed() {
         }
         assert!(shown.starts_with(&spelled), "{spelled:?} before {shown:?}");
     }
+}
+
+#[test]
+fn pii_redacts_streamed_tool_calls_and_refusals_before_they_leave() {
+    let up = MockUpstream::start(|r| {
+        let first = |delta: Value| chunk(delta, None);
+        let chunks = if r.json()["messages"][0]["content"] == "refuse" {
+            vec![
+                first(json!({"role": "assistant", "refusal": ""})),
+                first(json!({"refusal": "I can't email john"})),
+                first(json!({"refusal": ".doe@example.com, sorry."})),
+                chunk(json!({}), Some("stop")),
+            ]
+        } else {
+            // Two calls, their arguments cut inside the value and inside a number.
+            let call = |i: u32, id: &str, name: &str| {
+                json!({"tool_calls": [{"index": i, "id": id, "type": "function",
+                    "function": {"name": name, "arguments": ""}}]})
+            };
+            let args = |i: u32, a: &str| json!({"tool_calls": [{"index": i, "function": {"arguments": a}}]});
+            vec![
+                first(json!({"role": "assistant", "content": null})),
+                first(call(0, "call_a", "send_email")),
+                first(args(0, "{\"to\": \"john.d")),
+                first(args(0, "oe@example.com\", \"subject\": \"hi\"}")),
+                first(call(1, "call_b", "charge")),
+                first(args(1, "{\"card\": 41111111")),
+                first(args(1, "11111111, \"note\": \"ok\"}")),
+                chunk(json!({}), Some("tool_calls")),
+            ]
+        };
+        MockReply::openai_sse(&chunks, Duration::from_millis(5))
+    });
+    let gw = pii_gateway(&up, "{}");
+    let url = chat_url(&gw);
+
+    let (status, arrivals) = post_stream(&url, &streamed(user("call")));
+    assert_eq!(status, 200);
+    for a in &arrivals {
+        for leaked in ["john", "doe@", "41111111", "11111111"] {
+            assert!(!a.data.contains(leaked), "{leaked} in {}", a.data);
+        }
+    }
+    // Each call arrives whole, its arguments still a JSON document, with the finish.
+    let mut calls = Vec::new();
+    for a in &arrivals {
+        let Ok(v) = serde_json::from_str::<Value>(&a.data) else {
+            continue;
+        };
+        if let Some(list) = v["choices"][0]["delta"]["tool_calls"].as_array() {
+            assert_eq!(v["choices"][0]["finish_reason"], "tool_calls");
+            calls.extend(list.iter().cloned());
+        }
+    }
+    assert_eq!(calls.len(), 2, "{arrivals:?}");
+    assert_eq!(calls[0]["id"], "call_a");
+    assert_eq!(calls[0]["function"]["name"], "send_email");
+    let a: Value =
+        serde_json::from_str(calls[0]["function"]["arguments"].as_str().unwrap()).unwrap();
+    assert_eq!(a, json!({"to": "[EMAIL]", "subject": "hi"}));
+    assert_eq!(calls[1]["index"], 1);
+    let b: Value =
+        serde_json::from_str(calls[1]["function"]["arguments"].as_str().unwrap()).unwrap();
+    assert_eq!(b, json!({"card": "[CREDIT_CARD]", "note": "ok"}));
+    // No empty chunk stands in for a held fragment.
+    let chunks = arrivals.iter().filter(|a| a.data.starts_with('{')).count();
+    assert_eq!(
+        chunks, 2,
+        "the role chunk, then the calls with the finish: {arrivals:?}"
+    );
+    let events = gw.events(1);
+    let trace = events[0]["policies"].to_string();
+    assert!(trace.contains("stream_redaction"), "{trace}");
+    assert!(trace.contains("credit_card"), "{trace}");
+
+    // A refusal is redacted as it flows, like the content.
+    let (status, arrivals) = post_stream(&url, &streamed(user("refuse")));
+    assert_eq!(status, 200);
+    let refusal: String = arrivals
+        .iter()
+        .filter_map(|a| serde_json::from_str::<Value>(&a.data).ok())
+        .filter_map(|v| {
+            v["choices"][0]["delta"]["refusal"]
+                .as_str()
+                .map(str::to_string)
+        })
+        .collect();
+    assert_eq!(refusal, "I can't email [EMAIL], sorry.");
 }

@@ -1,0 +1,352 @@
+//! The output phase's redaction of one streamed choice: everything in its deltas that the
+//! non-streamed path redacts, redacted before the client sees it.
+//!
+//! - `content` flows through the chain's stream filter, which holds back only what a
+//!   match could still span; the token `logprobs` that spell it wait with it
+//!   ([`TokenHold`]) and are dropped once the filter rewrites.
+//! - `refusal` flows through a filter of its own, the same way, with its logprobs.
+//! - Tool calls are held whole until the choice finishes: their arguments are a JSON
+//!   document whose values are redacted one by one, as in a whole answer (a value cut
+//!   across fragments, or a number, cannot be rewritten in flight without breaking the
+//!   document). The client gets each call as one delta on the finishing chunk.
+//!
+//! With no redaction in the chain (`StreamFilter::is_empty`) nothing is touched.
+
+use serde_json::{json, Value};
+
+use crate::openai::{ChunkChoice, FunctionCallDelta, ToolCallDelta};
+use crate::policy::chain::PolicyTrace;
+use crate::policy::scan::walk;
+use crate::policy::{StreamFilter, TokenHold};
+
+pub struct ChoiceFilter {
+    text: StreamFilter,
+    tokens: TokenHold,
+    refusal: Option<StreamFilter>,
+    refusal_tokens: TokenHold,
+    /// Redacts tool-call argument values, one whole value at a time.
+    arguments: Option<StreamFilter>,
+    /// Tool calls held until the choice finishes, by their `index`.
+    calls: Vec<ToolCallDelta>,
+}
+
+impl ChoiceFilter {
+    pub fn new(text: StreamFilter) -> ChoiceFilter {
+        ChoiceFilter {
+            text,
+            tokens: TokenHold::default(),
+            refusal: None,
+            refusal_tokens: TokenHold::default(),
+            arguments: None,
+            calls: Vec::new(),
+        }
+    }
+
+    /// Filters a chunk's choice in place; `make` gives the chain's filter for a second
+    /// text. Returns whether the choice had something to show that is now held back.
+    /// A choice that finishes here releases what is still held in this very chunk: sent
+    /// later, it would land after this chunk's own text.
+    pub fn filter(&mut self, choice: &mut ChunkChoice, make: &dyn Fn() -> StreamFilter) -> bool {
+        if self.text.is_empty() {
+            return false;
+        }
+        let mut held = false;
+        let (had, entries) = take_entries(&mut choice.logprobs, "content");
+        let (had_refusal, refusal_entries) = take_entries(&mut choice.logprobs, "refusal");
+        let delta = &mut choice.delta;
+        self.tokens
+            .pushed(delta.content.as_deref().unwrap_or_default(), entries);
+        self.refusal_tokens.pushed(
+            delta.refusal.as_deref().unwrap_or_default(),
+            refusal_entries,
+        );
+        let mut released = Vec::new();
+        let mut released_refusal = Vec::new();
+        if let Some(text) = &delta.content {
+            let shown = self.text.push(text);
+            held |= shown.is_empty() && !text.is_empty();
+            released = self.tokens.shown(&shown);
+            delta.content = Some(shown);
+        }
+        if let Some(r) = &delta.refusal {
+            let shown = self.refusal.get_or_insert_with(make).push(r);
+            held |= shown.is_empty() && !r.is_empty();
+            released_refusal = self.refusal_tokens.shown(&shown);
+            delta.refusal = Some(shown);
+        }
+        if let Some(calls) = delta.tool_calls.take() {
+            held |= !calls.is_empty();
+            for c in calls {
+                self.hold_call(c);
+            }
+        }
+        if choice.finish_reason.is_some() {
+            let rest = self.rest(make);
+            released.extend(rest.logprobs);
+            released_refusal.extend(rest.refusal_logprobs);
+            let delta = &mut choice.delta;
+            if !rest.content.is_empty() {
+                delta
+                    .content
+                    .get_or_insert_with(String::new)
+                    .push_str(&rest.content);
+            }
+            if !rest.refusal.is_empty() {
+                delta
+                    .refusal
+                    .get_or_insert_with(String::new)
+                    .push_str(&rest.refusal);
+            }
+            if !rest.calls.is_empty() {
+                delta.tool_calls = Some(rest.calls);
+            }
+        }
+        put_entries(&mut choice.logprobs, "content", had, released);
+        put_entries(
+            &mut choice.logprobs,
+            "refusal",
+            had_refusal,
+            released_refusal,
+        );
+        held
+    }
+
+    /// What is still held at the end of the stream, as one more choice delta (`None` when
+    /// nothing is).
+    pub fn finish(&mut self, index: u32, make: &dyn Fn() -> StreamFilter) -> Option<ChunkChoice> {
+        if self.text.is_empty() {
+            return None;
+        }
+        let rest = self.rest(make);
+        if rest.content.is_empty()
+            && rest.refusal.is_empty()
+            && rest.calls.is_empty()
+            && rest.logprobs.is_empty()
+            && rest.refusal_logprobs.is_empty()
+        {
+            return None;
+        }
+        let mut choice = ChunkChoice {
+            index,
+            ..ChunkChoice::default()
+        };
+        let delta = &mut choice.delta;
+        delta.content = (!rest.content.is_empty()).then_some(rest.content);
+        delta.refusal = (!rest.refusal.is_empty()).then_some(rest.refusal);
+        delta.tool_calls = (!rest.calls.is_empty()).then_some(rest.calls);
+        put_entries(&mut choice.logprobs, "content", false, rest.logprobs);
+        put_entries(
+            &mut choice.logprobs,
+            "refusal",
+            false,
+            rest.refusal_logprobs,
+        );
+        Some(choice)
+    }
+
+    /// The redactions made, for the event.
+    pub fn trace(&self) -> Vec<PolicyTrace> {
+        [
+            Some(&self.text),
+            self.refusal.as_ref(),
+            self.arguments.as_ref(),
+        ]
+        .into_iter()
+        .flatten()
+        .flat_map(StreamFilter::trace)
+        .collect()
+    }
+
+    /// Adds a fragment to the held call with its index (the first fragment names it).
+    fn hold_call(&mut self, part: ToolCallDelta) {
+        let Some(call) = self.calls.iter_mut().find(|c| c.index == part.index) else {
+            self.calls.push(part);
+            return;
+        };
+        if call.id.is_none() {
+            call.id = part.id;
+        }
+        if call.kind.is_none() {
+            call.kind = part.kind;
+        }
+        let Some(f) = part.function else {
+            return;
+        };
+        let into = call.function.get_or_insert_with(FunctionCallDelta::default);
+        if into.name.is_none() {
+            into.name = f.name;
+        }
+        if let Some(a) = f.arguments {
+            into.arguments.get_or_insert_with(String::new).push_str(&a);
+        }
+    }
+
+    /// Releases everything held: the filters' text, the logprobs that go with it, and the
+    /// tool calls with their arguments redacted.
+    fn rest(&mut self, make: &dyn Fn() -> StreamFilter) -> Rest {
+        let content = self.text.finish();
+        let logprobs = self.tokens.shown(&content);
+        let refusal = self
+            .refusal
+            .as_mut()
+            .map(StreamFilter::finish)
+            .unwrap_or_default();
+        let refusal_logprobs = self.refusal_tokens.shown(&refusal);
+        let mut calls = std::mem::take(&mut self.calls);
+        if !calls.is_empty() {
+            let f = self.arguments.get_or_insert_with(make);
+            for c in &mut calls {
+                if let Some(args) = c.function.as_mut().and_then(|f| f.arguments.as_mut()) {
+                    walk::arguments(args, &mut |value| {
+                        let mut shown = f.push(value);
+                        shown.push_str(&f.finish());
+                        let changed = shown != *value;
+                        *value = shown;
+                        changed
+                    });
+                }
+            }
+        }
+        Rest {
+            content,
+            logprobs,
+            refusal,
+            refusal_logprobs,
+            calls,
+        }
+    }
+}
+
+struct Rest {
+    content: String,
+    logprobs: Vec<Value>,
+    refusal: String,
+    refusal_logprobs: Vec<Value>,
+    calls: Vec<ToolCallDelta>,
+}
+
+/// Takes the token entries of `key` (`content` or `refusal`) out of a choice's
+/// `logprobs`; whether it had that list.
+fn take_entries(logprobs: &mut Option<Value>, key: &str) -> (bool, Vec<Value>) {
+    match logprobs.as_mut().and_then(|v| v.get_mut(key)) {
+        Some(Value::Array(a)) => (true, std::mem::take(a)),
+        _ => (false, Vec::new()),
+    }
+}
+
+/// Puts the entries of `key` released for this chunk back into its `logprobs` (a list
+/// that came empty stays there, empty).
+fn put_entries(logprobs: &mut Option<Value>, key: &str, had: bool, released: Vec<Value>) {
+    if !had && released.is_empty() {
+        return;
+    }
+    match logprobs {
+        Some(Value::Object(o)) => {
+            o.insert(key.to_string(), Value::Array(released));
+        }
+        _ => {
+            let mut o = json!({"content": null, "refusal": null});
+            o[key] = Value::Array(released);
+            *logprobs = Some(o);
+        }
+    }
+}
+
+/// Whether a filtered choice shows nothing: no text, no call, no finish, no logprobs
+/// entry, nothing kt does not model.
+pub fn shows_nothing(choice: &ChunkChoice) -> bool {
+    let d = &choice.delta;
+    d.role.is_none()
+        && d.content.as_deref().unwrap_or_default().is_empty()
+        && d.refusal.as_deref().unwrap_or_default().is_empty()
+        && d.tool_calls.is_none()
+        && d.extra.is_empty()
+        && choice.finish_reason.is_none()
+        && choice.extra.is_empty()
+        && choice.logprobs.as_ref().is_none_or(|l| {
+            ["content", "refusal"]
+                .iter()
+                .all(|k| l.get(k).and_then(Value::as_array).is_none_or(Vec::is_empty))
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::openai::Delta;
+    use crate::policy::chain::{FailMode, PolicyChain};
+
+    fn chain() -> PolicyChain {
+        let pii = crate::policy::build("pii-detector", None).unwrap();
+        PolicyChain::from_policies(vec![pii], FailMode::Block)
+    }
+
+    fn choice(delta: Value, finish: Option<&str>) -> ChunkChoice {
+        ChunkChoice {
+            delta: serde_json::from_value::<Delta>(delta).unwrap(),
+            finish_reason: finish.map(str::to_string),
+            ..ChunkChoice::default()
+        }
+    }
+
+    fn call(i: u32, first: Option<(&str, &str)>, args: &str) -> Value {
+        let mut c = json!({"index": i, "function": {"arguments": args}});
+        if let Some((id, name)) = first {
+            c["id"] = json!(id);
+            c["type"] = json!("function");
+            c["function"]["name"] = json!(name);
+        }
+        json!({"tool_calls": [c]})
+    }
+
+    #[test]
+    fn calls_are_held_and_released_whole_at_the_end_of_a_cut_stream() {
+        let chain = chain();
+        let make = || chain.stream_filter();
+        let mut f = ChoiceFilter::new(make());
+        let mut parts = vec![
+            choice(call(0, Some(("c1", "mail")), "{\"to\":\"jane@exa"), None),
+            choice(call(0, None, "mple.org\"}"), None),
+        ];
+        for c in &mut parts {
+            assert!(f.filter(c, &make), "the fragment is held");
+            assert!(shows_nothing(c));
+        }
+        // No finish reason came: the end of the stream releases the call.
+        let last = f.finish(0, &make).unwrap();
+        let calls = last.delta.tool_calls.unwrap();
+        assert_eq!(calls.len(), 1);
+        assert_eq!(calls[0].id.as_deref(), Some("c1"));
+        let function = calls[0].function.as_ref().unwrap();
+        assert_eq!(function.name.as_deref(), Some("mail"));
+        assert_eq!(function.arguments.as_deref(), Some(r#"{"to":"[EMAIL]"}"#));
+        assert!(f.finish(0, &make).is_none(), "released once");
+        let trace = f.trace();
+        assert_eq!(trace.len(), 1);
+        assert_eq!(trace[0].findings[0].kind, "email");
+    }
+
+    #[test]
+    fn nothing_is_touched_without_a_redaction_in_the_chain() {
+        let empty = PolicyChain::from_policies(Vec::new(), FailMode::Block);
+        let make = || empty.stream_filter();
+        let mut f = ChoiceFilter::new(make());
+        let mut c = choice(call(0, Some(("c1", "mail")), "{\"to\":\"jane@exa"), None);
+        let before = c.delta.clone();
+        assert!(!f.filter(&mut c, &make));
+        assert_eq!(c.delta, before);
+        assert!(f.finish(0, &make).is_none());
+    }
+
+    #[test]
+    fn what_a_chunk_shows() {
+        assert!(shows_nothing(&choice(json!({"content": ""}), None)));
+        assert!(!shows_nothing(&choice(json!({"role": "assistant"}), None)));
+        assert!(!shows_nothing(&choice(json!({}), Some("stop"))));
+        let mut c = choice(json!({}), None);
+        c.logprobs = Some(json!({"content": [], "refusal": null}));
+        assert!(shows_nothing(&c));
+        c.logprobs = Some(json!({"content": [{"token": "a"}], "refusal": null}));
+        assert!(!shows_nothing(&c));
+    }
+}
