@@ -36,6 +36,10 @@ impl Rewriter for StreamFilter {
     fn finish(&mut self) -> String {
         StreamFilter::finish(self)
     }
+
+    fn is_empty(&self) -> bool {
+        StreamFilter::is_empty(self)
+    }
 }
 
 fn http(upstream: Upstream) -> Result<UpstreamResponse, ApiError> {

@@ -7,6 +7,9 @@
 //! `logprobs` held with the text and emptied once a rewrite changed it; and since
 //! held-back text may need an extra delta, the events are renumbered (`sequence_number`).
 //!
+//! While a redaction is active, a function call's argument deltas are held and its
+//! arguments go out whole, redacted value by value, as one delta before `.done`.
+//!
 //! The terminal event (`response.completed`, `.incomplete`, `.failed`) is held until the
 //! gateway has run the output phase on the whole answer: `finish` sends it, `fail` ends
 //! the stream with `error` and `response.failed` instead.
@@ -15,12 +18,18 @@ use serde_json::{json, Value};
 
 use super::stream::error_body;
 use super::{Sequence, TypedEvent};
+use crate::policy::scan::walk;
 use crate::policy::TokenHold;
 
 /// Rewrites streamed text: `push` returns what may be shown now, `finish` the rest.
 pub trait Rewriter {
     fn push(&mut self, text: &str) -> String;
     fn finish(&mut self) -> String;
+    /// Whether it never changes anything (no redaction in the chain): what it would
+    /// hold back then passes as it comes.
+    fn is_empty(&self) -> bool {
+        false
+    }
 }
 
 /// The relay of one stream; `make` gives a fresh rewriter per content part.
@@ -28,6 +37,7 @@ pub struct Relay<F, M> {
     seq: Sequence,
     make: M,
     slots: Vec<Slot<F>>,
+    calls: Vec<Call<F>>,
     /// The `response` of `response.created`, for a failure before the end.
     created: Option<Value>,
     terminal: Option<(String, Value)>,
@@ -46,12 +56,23 @@ struct Slot<F> {
     closed: bool,
 }
 
+/// One `function_call` output item: its arguments are held until complete and then
+/// redacted value by value, as in a whole answer (a value cut across deltas, or a
+/// number, cannot be rewritten in flight and leave the arguments valid JSON).
+struct Call<F> {
+    at: u64,
+    rewriter: F,
+    /// The arguments shown, once complete.
+    shown: Option<String>,
+}
+
 impl<F: Rewriter, M: FnMut() -> F> Relay<F, M> {
     pub fn new(make: M) -> Relay<F, M> {
         Relay {
             seq: Sequence::default(),
             make,
             slots: Vec::new(),
+            calls: Vec::new(),
             created: None,
             terminal: None,
             upstream_error: None,
@@ -128,6 +149,25 @@ impl<F: Rewriter, M: FnMut() -> F> Relay<F, M> {
                     show(part, text);
                 }
             }
+            "response.function_call_arguments.delta" => {
+                let at = self.call(o);
+                if self.calls.get(at).is_some_and(|c| !c.rewriter.is_empty()) {
+                    return out; // Held: the whole arguments go out with `.done`.
+                }
+            }
+            "response.function_call_arguments.done" => {
+                let at = self.call(o);
+                if self.calls.get(at).is_some_and(|c| !c.rewriter.is_empty()) {
+                    let args = pointer_str(&data, "/arguments").unwrap_or_default();
+                    let shown = self.call_arguments(o, args);
+                    let delta = json!({"item_id": item_id, "output_index": o, "delta": shown});
+                    out.push(
+                        self.seq
+                            .event("response.function_call_arguments.delta", delta),
+                    );
+                    data["arguments"] = json!(shown);
+                }
+            }
             "response.output_item.done" => {
                 if let Some(item) = data.get_mut("item") {
                     self.rewrite_item(o, item, &mut out);
@@ -197,8 +237,53 @@ impl<F: Rewriter, M: FnMut() -> F> Relay<F, M> {
         shown
     }
 
-    /// Puts the shown text into every `output_text` part of output item `o`.
+    /// The index of the call of output item `o`, made on first use.
+    fn call(&mut self, o: u64) -> usize {
+        if let Some(at) = self.calls.iter().position(|c| c.at == o) {
+            return at;
+        }
+        self.calls.push(Call {
+            at: o,
+            rewriter: (self.make)(),
+            shown: None,
+        });
+        self.calls.len() - 1
+    }
+
+    /// The arguments of call `o` as shown: `args` (complete) redacted value by value, once.
+    fn call_arguments(&mut self, o: u64, args: String) -> String {
+        let at = self.call(o);
+        let Some(call) = self.calls.get_mut(at) else {
+            return args;
+        };
+        if let Some(shown) = &call.shown {
+            return shown.clone();
+        }
+        let mut shown = args;
+        if !call.rewriter.is_empty() {
+            let r = &mut call.rewriter;
+            walk::arguments(&mut shown, &mut |value| {
+                let mut v = r.push(value);
+                v.push_str(&r.finish());
+                let changed = v != *value;
+                *value = v;
+                changed
+            });
+        }
+        call.shown = Some(shown.clone());
+        shown
+    }
+
+    /// Puts the shown text into every `output_text` part of output item `o`, or the
+    /// shown arguments into a `function_call` item.
     fn rewrite_item(&mut self, o: u64, item: &mut Value, out: &mut Vec<TypedEvent>) {
+        if item.get("type").and_then(Value::as_str) == Some("function_call") {
+            if let Some(args) = item.get("arguments").and_then(Value::as_str) {
+                let shown = self.call_arguments(o, args.to_string());
+                item["arguments"] = Value::String(shown);
+            }
+            return;
+        }
         let id = item
             .get("id")
             .and_then(Value::as_str)
@@ -247,7 +332,10 @@ impl<F: Rewriter, M: FnMut() -> F> Relay<F, M> {
 
     /// The rewriters, for what they found.
     pub fn rewriters(&self) -> impl Iterator<Item = &F> {
-        self.slots.iter().map(|s| &s.rewriter)
+        self.slots
+            .iter()
+            .map(|s| &s.rewriter)
+            .chain(self.calls.iter().map(|c| &c.rewriter))
     }
 
     /// Sends the held terminal event with the shown texts and `extra` fields added to its
@@ -534,6 +622,82 @@ mod tests {
         assert_eq!(streamed, plain);
         let last = &out.last().unwrap().data["response"]["output"][0]["content"][0];
         assert_eq!(tokens(&last["logprobs"]), plain);
+    }
+
+    /// A stream of one function call whose arguments come in `deltas`.
+    fn function_call(deltas: &[&str]) -> Vec<Value> {
+        let args = deltas.concat();
+        let item = |a: &str| json!({"id": "fc", "type": "function_call", "call_id": "call_1", "name": "charge", "arguments": a});
+        let mut events = vec![
+            json!({"type": "response.created", "response": {"output": []}}),
+            json!({"type": "response.output_item.added", "output_index": 0, "item": item("")}),
+        ];
+        for d in deltas {
+            events.push(json!({"type": "response.function_call_arguments.delta", "item_id": "fc", "output_index": 0, "delta": d}));
+        }
+        events.push(json!({"type": "response.function_call_arguments.done", "item_id": "fc", "output_index": 0, "arguments": args}));
+        events.push(
+            json!({"type": "response.output_item.done", "output_index": 0, "item": item(&args)}),
+        );
+        events.push(json!({"type": "response.completed", "response": {"output": [item(&args)]}}));
+        events
+    }
+
+    /// Changes nothing, like a chain without redaction.
+    struct Pass;
+
+    impl Rewriter for Pass {
+        fn push(&mut self, text: &str) -> String {
+            text.to_string()
+        }
+        fn finish(&mut self) -> String {
+            String::new()
+        }
+        fn is_empty(&self) -> bool {
+            true
+        }
+    }
+
+    #[test]
+    fn function_call_arguments_are_held_whole_and_redacted_value_by_value() {
+        let deltas = ["{\"card\": 41", "11, \"memo\": \"order 7", "\"}"];
+        let out = relay_all(function_call(&deltas));
+        let shown = "{\"card\":\"####\",\"memo\":\"order #\"}";
+        let sent: Vec<&str> = out
+            .iter()
+            .filter(|e| e.kind == "response.function_call_arguments.delta")
+            .map(|e| e.data["delta"].as_str().unwrap())
+            .collect();
+        assert_eq!(sent, [shown], "one delta with the whole arguments");
+        let by_kind = |k: &str| &out.iter().find(|e| e.kind == k).unwrap().data;
+        assert_eq!(
+            by_kind("response.function_call_arguments.done")["arguments"],
+            shown
+        );
+        assert_eq!(
+            by_kind("response.output_item.done")["item"]["arguments"],
+            shown
+        );
+        let last = &out.last().unwrap().data["response"]["output"][0];
+        assert_eq!(last["arguments"], shown);
+        assert_eq!(last["call_id"], "call_1");
+        for (n, e) in out.iter().enumerate() {
+            assert_eq!(e.data["sequence_number"], n);
+            assert!(!e.data.to_string().contains("411"), "{}", e.data);
+        }
+
+        // No redaction in the chain: each delta passes as it comes.
+        let mut relay = Relay::new(|| Pass);
+        let out: Vec<TypedEvent> = function_call(&deltas)
+            .into_iter()
+            .flat_map(|e| relay.push(e))
+            .collect();
+        let sent: Vec<&str> = out
+            .iter()
+            .filter(|e| e.kind == "response.function_call_arguments.delta")
+            .map(|e| e.data["delta"].as_str().unwrap())
+            .collect();
+        assert_eq!(sent, deltas);
     }
 
     #[test]
