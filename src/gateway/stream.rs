@@ -239,16 +239,18 @@ impl<O: StreamOut, F: Fn() -> StreamFilter> Pump<O, F> {
 
     fn emit(&mut self, c: &ChatChunk) -> Result<(), Stop> {
         self.writer.chunk(c).map_err(|_| Stop::ClientGone)?;
-        if self.first_token.is_none()
-            && c.choices.iter().any(|ch| {
-                ch.delta.content.as_deref().is_some_and(|s| !s.is_empty())
-                    || ch.delta.tool_calls.is_some()
-            })
-        {
+        if self.first_token.is_none() && shows_a_token(c) {
             self.first_token = Some(ms(self.started));
         }
         Ok(())
     }
+}
+
+/// Whether a chunk carries text or a tool call: the client's first token, the first time.
+fn shows_a_token(c: &ChatChunk) -> bool {
+    c.choices.iter().any(|ch| {
+        ch.delta.content.as_deref().is_some_and(|s| !s.is_empty()) || ch.delta.tool_calls.is_some()
+    })
 }
 
 fn pump_mock<O: StreamOut, F: Fn() -> StreamFilter>(
@@ -438,6 +440,10 @@ fn finish_stream<O: StreamOut>(
         model,
         ..ChatChunk::default()
     });
+    // The filters may have held everything until now (a tool call is held whole).
+    if ev.ttft_ms.is_none() && rest.iter().chain([&last]).any(shows_a_token) {
+        ev.ttft_ms = Some(ms(p.started));
+    }
     last.x_keeptrusts = Some(meta(p, Some(target)));
     if writer.finish(&last).is_err() {
         ev.status = 499;

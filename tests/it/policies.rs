@@ -831,6 +831,10 @@ fn pii_redacts_streamed_tool_calls_and_refusals_before_they_leave() {
     let trace = events[0]["policies"].to_string();
     assert!(trace.contains("stream_redaction"), "{trace}");
     assert!(trace.contains("credit_card"), "{trace}");
+    assert!(
+        events[0]["ttft_ms"].is_number(),
+        "the calls were the first token"
+    );
 
     // A refusal is redacted as it flows, like the content.
     let (status, arrivals) = post_stream(&url, &streamed(user("refuse")));
