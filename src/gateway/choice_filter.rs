@@ -20,23 +20,63 @@ use crate::policy::scan::walk;
 use crate::policy::{StreamFilter, TokenHold};
 
 pub struct ChoiceFilter {
-    text: StreamFilter,
-    tokens: TokenHold,
-    refusal: Option<StreamFilter>,
-    refusal_tokens: TokenHold,
+    /// The chain redacts output: without that, nothing is touched.
+    active: bool,
+    content: Flow,
+    refusal: Flow,
     /// Redacts tool-call argument values, one whole value at a time.
     arguments: Option<StreamFilter>,
     /// Tool calls held until the choice finishes, by their `index`.
     calls: Vec<ToolCallDelta>,
 }
 
+/// One text of a choice (its content or its refusal) through a filter (made on first
+/// use), with the logprobs entries that spell it held in step ([`TokenHold`]).
+#[derive(Default)]
+struct Flow {
+    filter: Option<StreamFilter>,
+    tokens: TokenHold,
+}
+
+impl Flow {
+    /// A delta's text, if it has one, and the entries that came with it: the text shown
+    /// now and the entries released with it.
+    fn push(
+        &mut self,
+        text: Option<&str>,
+        entries: Vec<Value>,
+        make: &dyn Fn() -> StreamFilter,
+    ) -> (Option<String>, Vec<Value>) {
+        self.tokens.pushed(text.unwrap_or_default(), entries);
+        let Some(text) = text else {
+            return (None, Vec::new());
+        };
+        let shown = self.filter.get_or_insert_with(make).push(text);
+        let released = self.tokens.shown(&shown);
+        (Some(shown), released)
+    }
+
+    /// Everything still held: the text and its entries.
+    fn finish(&mut self) -> (String, Vec<Value>) {
+        let rest = self
+            .filter
+            .as_mut()
+            .map(StreamFilter::finish)
+            .unwrap_or_default();
+        let released = self.tokens.shown(&rest);
+        (rest, released)
+    }
+}
+
 impl ChoiceFilter {
     pub fn new(text: StreamFilter) -> ChoiceFilter {
         ChoiceFilter {
-            text,
-            tokens: TokenHold::default(),
-            refusal: None,
-            refusal_tokens: TokenHold::default(),
+            active: !text.is_empty(),
+            content: Flow {
+                filter: Some(text),
+                tokens: TokenHold::default(),
+            },
+            refusal: Flow::default(),
             arguments: None,
             calls: Vec::new(),
         }
@@ -47,33 +87,23 @@ impl ChoiceFilter {
     /// A choice that finishes here releases what is still held in this very chunk: sent
     /// later, it would land after this chunk's own text.
     pub fn filter(&mut self, choice: &mut ChunkChoice, make: &dyn Fn() -> StreamFilter) -> bool {
-        if self.text.is_empty() {
+        if !self.active {
             return false;
         }
-        let mut held = false;
         let (had, entries) = take_entries(&mut choice.logprobs, "content");
         let (had_refusal, refusal_entries) = take_entries(&mut choice.logprobs, "refusal");
         let delta = &mut choice.delta;
-        self.tokens
-            .pushed(delta.content.as_deref().unwrap_or_default(), entries);
-        self.refusal_tokens.pushed(
-            delta.refusal.as_deref().unwrap_or_default(),
-            refusal_entries,
-        );
-        let mut released = Vec::new();
-        let mut released_refusal = Vec::new();
-        if let Some(text) = &delta.content {
-            let shown = self.text.push(text);
-            held |= shown.is_empty() && !text.is_empty();
-            released = self.tokens.shown(&shown);
-            delta.content = Some(shown);
-        }
-        if let Some(r) = &delta.refusal {
-            let shown = self.refusal.get_or_insert_with(make).push(r);
-            held |= shown.is_empty() && !r.is_empty();
-            released_refusal = self.refusal_tokens.shown(&shown);
-            delta.refusal = Some(shown);
-        }
+        let (content, mut released) = self.content.push(delta.content.as_deref(), entries, make);
+        let (refusal, mut released_refusal) =
+            self.refusal
+                .push(delta.refusal.as_deref(), refusal_entries, make);
+        let hides = |before: &Option<String>, after: &Option<String>| {
+            before.as_deref().is_some_and(|b| !b.is_empty())
+                && after.as_deref().is_some_and(str::is_empty)
+        };
+        let mut held = hides(&delta.content, &content) || hides(&delta.refusal, &refusal);
+        delta.content = content;
+        delta.refusal = refusal;
         if let Some(calls) = delta.tool_calls.take() {
             held |= !calls.is_empty();
             for c in calls {
@@ -82,20 +112,15 @@ impl ChoiceFilter {
         }
         if choice.finish_reason.is_some() {
             let rest = self.rest(make);
-            released.extend(rest.logprobs);
-            released_refusal.extend(rest.refusal_logprobs);
             let delta = &mut choice.delta;
-            if !rest.content.is_empty() {
-                delta
-                    .content
-                    .get_or_insert_with(String::new)
-                    .push_str(&rest.content);
-            }
-            if !rest.refusal.is_empty() {
-                delta
-                    .refusal
-                    .get_or_insert_with(String::new)
-                    .push_str(&rest.refusal);
+            for (field, (text, entries), out) in [
+                (&mut delta.content, rest.content, &mut released),
+                (&mut delta.refusal, rest.refusal, &mut released_refusal),
+            ] {
+                if !text.is_empty() {
+                    field.get_or_insert_with(String::new).push_str(&text);
+                }
+                out.extend(entries);
             }
             if !rest.calls.is_empty() {
                 delta.tool_calls = Some(rest.calls);
@@ -114,15 +139,19 @@ impl ChoiceFilter {
     /// What is still held at the end of the stream, as one more choice delta (`None` when
     /// nothing is).
     pub fn finish(&mut self, index: u32, make: &dyn Fn() -> StreamFilter) -> Option<ChunkChoice> {
-        if self.text.is_empty() {
+        if !self.active {
             return None;
         }
-        let rest = self.rest(make);
-        if rest.content.is_empty()
-            && rest.refusal.is_empty()
-            && rest.calls.is_empty()
-            && rest.logprobs.is_empty()
-            && rest.refusal_logprobs.is_empty()
+        let Rest {
+            content: (content, released),
+            refusal: (refusal, released_refusal),
+            calls,
+        } = self.rest(make);
+        if content.is_empty()
+            && refusal.is_empty()
+            && calls.is_empty()
+            && released.is_empty()
+            && released_refusal.is_empty()
         {
             return None;
         }
@@ -131,24 +160,19 @@ impl ChoiceFilter {
             ..ChunkChoice::default()
         };
         let delta = &mut choice.delta;
-        delta.content = (!rest.content.is_empty()).then_some(rest.content);
-        delta.refusal = (!rest.refusal.is_empty()).then_some(rest.refusal);
-        delta.tool_calls = (!rest.calls.is_empty()).then_some(rest.calls);
-        put_entries(&mut choice.logprobs, "content", false, rest.logprobs);
-        put_entries(
-            &mut choice.logprobs,
-            "refusal",
-            false,
-            rest.refusal_logprobs,
-        );
+        delta.content = (!content.is_empty()).then_some(content);
+        delta.refusal = (!refusal.is_empty()).then_some(refusal);
+        delta.tool_calls = (!calls.is_empty()).then_some(calls);
+        put_entries(&mut choice.logprobs, "content", false, released);
+        put_entries(&mut choice.logprobs, "refusal", false, released_refusal);
         Some(choice)
     }
 
     /// The redactions made, for the event.
     pub fn trace(&self) -> Vec<PolicyTrace> {
         [
-            Some(&self.text),
-            self.refusal.as_ref(),
+            self.content.filter.as_ref(),
+            self.refusal.filter.as_ref(),
             self.arguments.as_ref(),
         ]
         .into_iter()
@@ -181,17 +205,9 @@ impl ChoiceFilter {
         }
     }
 
-    /// Releases everything held: the filters' text, the logprobs that go with it, and the
-    /// tool calls with their arguments redacted.
+    /// Releases everything held: the texts, the logprobs that go with them, and the tool
+    /// calls with their arguments redacted.
     fn rest(&mut self, make: &dyn Fn() -> StreamFilter) -> Rest {
-        let content = self.text.finish();
-        let logprobs = self.tokens.shown(&content);
-        let refusal = self
-            .refusal
-            .as_mut()
-            .map(StreamFilter::finish)
-            .unwrap_or_default();
-        let refusal_logprobs = self.refusal_tokens.shown(&refusal);
         let mut calls = std::mem::take(&mut self.calls);
         if !calls.is_empty() {
             let f = self.arguments.get_or_insert_with(make);
@@ -208,20 +224,17 @@ impl ChoiceFilter {
             }
         }
         Rest {
-            content,
-            logprobs,
-            refusal,
-            refusal_logprobs,
+            content: self.content.finish(),
+            refusal: self.refusal.finish(),
             calls,
         }
     }
 }
 
+/// What was held: each text with its logprobs entries, and the tool calls.
 struct Rest {
-    content: String,
-    logprobs: Vec<Value>,
-    refusal: String,
-    refusal_logprobs: Vec<Value>,
+    content: (String, Vec<Value>),
+    refusal: (String, Vec<Value>),
     calls: Vec<ToolCallDelta>,
 }
 
