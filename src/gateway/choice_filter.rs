@@ -9,11 +9,16 @@
 //!   document whose values are redacted one by one, as in a whole answer (a value cut
 //!   across fragments, or a number, cannot be rewritten in flight without breaking the
 //!   document). The client gets each call as one delta on the finishing chunk.
+//! - Audio output (`delta.audio`) is held until the choice finishes too: its speech says
+//!   what its transcript says, and only the output phase, on the whole transcript, can
+//!   tell whether it may go (a redaction there blocks the answer:
+//!   `PolicyChain::run_output`). It goes as one `audio` on the finishing chunk.
 //!
 //! With no redaction in the chain (`StreamFilter::is_empty`) nothing is touched.
 
 use serde_json::{json, Value};
 
+use crate::openai::audio::AudioParts;
 use crate::openai::{ChunkChoice, FunctionCallDelta, ToolCallDelta};
 use crate::policy::chain::PolicyTrace;
 use crate::policy::scan::walk;
@@ -28,6 +33,8 @@ pub struct ChoiceFilter {
     arguments: Option<StreamFilter>,
     /// Tool calls held until the choice finishes, by their `index`.
     calls: Vec<ToolCallDelta>,
+    /// Audio output held until the choice finishes.
+    audio: Option<AudioParts>,
 }
 
 /// One text of a choice (its content or its refusal) through a filter (made on first
@@ -79,6 +86,7 @@ impl ChoiceFilter {
             refusal: Flow::default(),
             arguments: None,
             calls: Vec::new(),
+            audio: None,
         }
     }
 
@@ -110,6 +118,13 @@ impl ChoiceFilter {
                 self.hold_call(c);
             }
         }
+        if let Some(Value::Object(part)) = delta.extra.get("audio") {
+            self.audio
+                .get_or_insert_with(AudioParts::default)
+                .push(part, true);
+            delta.extra.remove("audio");
+            held = true;
+        }
         if choice.finish_reason.is_some() {
             let rest = self.rest(make);
             let delta = &mut choice.delta;
@@ -124,6 +139,9 @@ impl ChoiceFilter {
             }
             if !rest.calls.is_empty() {
                 delta.tool_calls = Some(rest.calls);
+            }
+            if let Some(audio) = rest.audio {
+                delta.extra.insert("audio".to_string(), audio);
             }
         }
         put_entries(&mut choice.logprobs, "content", had, released);
@@ -146,10 +164,12 @@ impl ChoiceFilter {
             content: (content, released),
             refusal: (refusal, released_refusal),
             calls,
+            audio,
         } = self.rest(make);
         if content.is_empty()
             && refusal.is_empty()
             && calls.is_empty()
+            && audio.is_none()
             && released.is_empty()
             && released_refusal.is_empty()
         {
@@ -163,6 +183,9 @@ impl ChoiceFilter {
         delta.content = (!content.is_empty()).then_some(content);
         delta.refusal = (!refusal.is_empty()).then_some(refusal);
         delta.tool_calls = (!calls.is_empty()).then_some(calls);
+        if let Some(audio) = audio {
+            delta.extra.insert("audio".to_string(), audio);
+        }
         put_entries(&mut choice.logprobs, "content", false, released);
         put_entries(&mut choice.logprobs, "refusal", false, released_refusal);
         Some(choice)
@@ -205,8 +228,8 @@ impl ChoiceFilter {
         }
     }
 
-    /// Releases everything held: the texts, the logprobs that go with them, and the tool
-    /// calls with their arguments redacted.
+    /// Releases everything held: the texts, the logprobs that go with them, the tool
+    /// calls with their arguments redacted, and the audio.
     fn rest(&mut self, make: &dyn Fn() -> StreamFilter) -> Rest {
         let mut calls = std::mem::take(&mut self.calls);
         if !calls.is_empty() {
@@ -227,15 +250,17 @@ impl ChoiceFilter {
             content: self.content.finish(),
             refusal: self.refusal.finish(),
             calls,
+            audio: self.audio.take().map(AudioParts::into_value),
         }
     }
 }
 
-/// What was held: each text with its logprobs entries, and the tool calls.
+/// What was held: each text with its logprobs entries, the tool calls, the audio.
 struct Rest {
     content: (String, Vec<Value>),
     refusal: (String, Vec<Value>),
     calls: Vec<ToolCallDelta>,
+    audio: Option<Value>,
 }
 
 /// Takes the token entries of `key` (`content` or `refusal`) out of a choice's
@@ -340,14 +365,63 @@ mod tests {
     }
 
     #[test]
+    fn audio_is_held_until_the_choice_finishes_and_goes_as_one() {
+        use base64::engine::general_purpose::STANDARD;
+        use base64::Engine;
+        let chain = chain();
+        let make = || chain.stream_filter();
+        let mut f = ChoiceFilter::new(make());
+        let mut first = choice(
+            json!({"role": "assistant", "audio": {"id": "audio_1", "transcript": "Hi "}}),
+            None,
+        );
+        assert!(f.filter(&mut first, &make));
+        assert!(!first.delta.extra.contains_key("audio"));
+        assert!(!shows_nothing(&first), "the role still goes");
+        let mut second = choice(
+            json!({"audio": {"transcript": "there", "data": STANDARD.encode(b"one")}}),
+            None,
+        );
+        assert!(f.filter(&mut second, &make));
+        assert!(shows_nothing(&second));
+        let mut third = choice(json!({"audio": {"data": STANDARD.encode(b"two")}}), None);
+        assert!(f.filter(&mut third, &make));
+        let mut last = choice(json!({"audio": {"expires_at": 5}}), Some("stop"));
+        f.filter(&mut last, &make);
+        let audio = &last.delta.extra["audio"];
+        assert_eq!(audio["id"], "audio_1");
+        assert_eq!(audio["transcript"], "Hi there");
+        assert_eq!(audio["expires_at"], 5);
+        let speech = STANDARD.decode(audio["data"].as_str().unwrap()).unwrap();
+        assert_eq!(speech, b"onetwo");
+        assert!(f.finish(0, &make).is_none(), "released once");
+
+        // No finish reason: the end of the stream releases it.
+        let mut f = ChoiceFilter::new(make());
+        let mut only = choice(json!({"audio": {"id": "a", "transcript": "x"}}), None);
+        assert!(f.filter(&mut only, &make));
+        let rest = f.finish(2, &make).unwrap();
+        assert_eq!(rest.index, 2);
+        assert_eq!(
+            rest.delta.extra["audio"],
+            json!({"id": "a", "transcript": "x"})
+        );
+    }
+
+    #[test]
     fn nothing_is_touched_without_a_redaction_in_the_chain() {
         let empty = PolicyChain::from_policies(Vec::new(), FailMode::Block);
         let make = || empty.stream_filter();
         let mut f = ChoiceFilter::new(make());
-        let mut c = choice(call(0, Some(("c1", "mail")), "{\"to\":\"jane@exa"), None);
-        let before = c.delta.clone();
-        assert!(!f.filter(&mut c, &make));
-        assert_eq!(c.delta, before);
+        for delta in [
+            call(0, Some(("c1", "mail")), "{\"to\":\"jane@exa"),
+            json!({"audio": {"id": "a", "transcript": "jane@example.org", "data": "AAAA"}}),
+        ] {
+            let mut c = choice(delta, None);
+            let before = c.delta.clone();
+            assert!(!f.filter(&mut c, &make));
+            assert_eq!(c.delta, before);
+        }
         assert!(f.finish(0, &make).is_none());
     }
 

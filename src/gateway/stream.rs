@@ -249,7 +249,9 @@ impl<O: StreamOut, F: Fn() -> StreamFilter> Pump<O, F> {
 /// Whether a chunk carries text or a tool call: the client's first token, the first time.
 fn shows_a_token(c: &ChatChunk) -> bool {
     c.choices.iter().any(|ch| {
-        ch.delta.content.as_deref().is_some_and(|s| !s.is_empty()) || ch.delta.tool_calls.is_some()
+        ch.delta.content.as_deref().is_some_and(|s| !s.is_empty())
+            || ch.delta.tool_calls.is_some()
+            || ch.delta.extra.contains_key("audio")
     })
 }
 

@@ -4,6 +4,7 @@
 //! Unknown fields are kept (`extra`) so a request is passed through without losing what a
 //! newer SDK sent.
 
+pub mod audio;
 mod de;
 pub mod error;
 pub mod responses;

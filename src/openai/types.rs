@@ -3,6 +3,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use super::audio::AudioParts;
+
 /// A `POST /v1/chat/completions` body.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ChatRequest {
@@ -389,6 +391,9 @@ pub struct StreamAccumulator {
     pub model: String,
     pub created: u64,
     choices: Vec<Choice>,
+    /// Each choice's audio output, without its speech (`data`): the transcript is what
+    /// the output phase reads.
+    audio: Vec<Option<AudioParts>>,
     pub usage: Option<Usage>,
     pub chunks: u64,
 }
@@ -424,6 +429,22 @@ impl StreamAccumulator {
                 match &mut choice.message.content {
                     Some(Content::Text(s)) => s.push_str(text),
                     _ => choice.message.content = Some(Content::Text(text.clone())),
+                }
+            }
+            if let Some(text) = &c.delta.refusal {
+                choice
+                    .message
+                    .refusal
+                    .get_or_insert_with(String::new)
+                    .push_str(text);
+            }
+            if let Some(Value::Object(part)) = c.delta.extra.get("audio") {
+                if self.audio.len() <= idx {
+                    self.audio.resize_with(idx + 1, || None);
+                }
+                if let Some(slot) = self.audio.get_mut(idx) {
+                    slot.get_or_insert_with(AudioParts::default)
+                        .push(part, false);
                 }
             }
             if let Some(calls) = &c.delta.tool_calls {
@@ -466,12 +487,21 @@ impl StreamAccumulator {
     }
 
     pub fn into_response(self) -> ChatResponse {
+        let mut choices = self.choices;
+        for (choice, audio) in choices.iter_mut().zip(self.audio) {
+            if let Some(audio) = audio {
+                choice
+                    .message
+                    .extra
+                    .insert("audio".to_string(), audio.into_value());
+            }
+        }
         ChatResponse {
             id: self.id,
             object: completion_object(),
             created: self.created,
             model: self.model,
-            choices: self.choices,
+            choices,
             usage: self.usage,
             x_keeptrusts: None,
             extra: Map::new(),
@@ -528,5 +558,31 @@ mod tests {
         assert_eq!(call.id, "call_a");
         assert_eq!(call.function.arguments, "{\"a\":1}");
         assert_eq!(resp.choices[0].finish_reason.as_deref(), Some("tool_calls"));
+    }
+
+    #[test]
+    fn accumulator_joins_refusals_and_audio_transcripts() {
+        let chunks = [
+            r#"{"id":"c","model":"m","choices":[{"index":1,"delta":{"role":"assistant","refusal":"I can"}}]}"#,
+            r#"{"id":"c","model":"m","choices":[{"index":1,"delta":{"refusal":"not."}}]}"#,
+            r#"{"id":"c","model":"m","choices":[{"index":0,"delta":{"audio":{"id":"audio_1","transcript":"Hel"}}}]}"#,
+            r#"{"id":"c","model":"m","choices":[{"index":0,"delta":{"audio":{"data":"AAAA","transcript":"lo"}}}]}"#,
+            r#"{"id":"c","model":"m","choices":[{"index":0,"delta":{"audio":{"expires_at":9}},"finish_reason":"stop"}]}"#,
+        ];
+        let mut acc = StreamAccumulator::default();
+        for c in chunks {
+            acc.push(&serde_json::from_str(c).unwrap());
+        }
+        let resp = acc.into_response();
+        assert_eq!(
+            resp.choices[1].message.refusal.as_deref(),
+            Some("I cannot.")
+        );
+        // The transcript, for the output phase; the speech is not kept.
+        assert_eq!(
+            resp.choices[0].message.extra["audio"],
+            serde_json::json!({"id": "audio_1", "transcript": "Hello", "expires_at": 9})
+        );
+        assert!(!resp.choices[1].message.extra.contains_key("audio"));
     }
 }

@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::scan::walk;
 use super::{
     build, Decision, Finding, Mode, Phase, Policy, PolicyError, RequestContext, TextFilter, Verdict,
 };
@@ -97,6 +98,34 @@ impl ChainOutcome {
     }
 }
 
+/// The transcripts of an answer's audio, by choice; empty when it has no audio.
+fn transcripts(resp: &mut ChatResponse) -> Vec<Option<String>> {
+    if !resp
+        .choices
+        .iter()
+        .any(|c| c.message.extra.contains_key("audio"))
+    {
+        return Vec::new();
+    }
+    resp.choices
+        .iter_mut()
+        .map(|c| walk::transcript_mut(&mut c.message).map(|t| t.clone()))
+        .collect()
+}
+
+/// The client's message when an answer's audio says what a policy redacts.
+fn unspeakable(findings: &[Finding]) -> String {
+    let kinds: Vec<&str> = findings.iter().map(|f| f.kind.as_str()).collect();
+    let what = if kinds.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", kinds.join(", "))
+    };
+    format!(
+        "The response was withheld because its audio says something that must be redacted{what}, and speech cannot be redacted. Ask for a text-only answer to receive it redacted."
+    )
+}
+
 pub struct PolicyChain {
     policies: Vec<Box<dyn Policy>>,
     fail_mode: FailMode,
@@ -152,14 +181,33 @@ impl PolicyChain {
         })
     }
 
+    /// The output phase. An answer's audio (`message.audio`) says what its transcript
+    /// says, and kt cannot rewrite speech: a policy that would redact a transcript
+    /// blocks the answer instead (reason `audio_not_redactable`), so a redaction never
+    /// lets the spoken value through.
     pub fn run_output(&self, ctx: &RequestContext, resp: &mut ChatResponse) -> ChainOutcome {
         self.run(Phase::Output, |p| {
-            if p.mode() == Mode::Observe {
-                let mut copy = resp.clone();
-                p.on_output(ctx, &mut copy)
+            let mut copy;
+            let resp = if p.mode() == Mode::Observe {
+                copy = resp.clone();
+                &mut copy
             } else {
-                p.on_output(ctx, resp)
+                &mut *resp
+            };
+            let before = transcripts(resp);
+            let decision = p.on_output(ctx, resp)?;
+            if before.is_empty() || transcripts(resp) == before {
+                return Ok(decision);
             }
+            Ok(match decision {
+                Decision::Redacted { findings, .. } => Decision::Block {
+                    reason: "audio_not_redactable".to_string(),
+                    message: unspeakable(&findings),
+                    score: None,
+                    findings,
+                },
+                other => other,
+            })
         })
     }
 
@@ -485,6 +533,77 @@ mod tests {
         ])
         .rewrote());
         assert!(out(vec![trace(Verdict::Flag, false, Some("boom"))]).rewrote());
+    }
+
+    /// Speech cannot be redacted: a redaction that would rewrite an answer's audio
+    /// transcript blocks the answer; the same value in text is redacted; audio that says
+    /// nothing to redact goes through untouched.
+    #[test]
+    fn a_redaction_of_spoken_audio_blocks_the_answer() {
+        let ctx = RequestContext::default();
+        let answer = |content: Option<&str>, transcript: Option<&str>| -> ChatResponse {
+            let mut message = serde_json::json!({"role": "assistant", "content": content});
+            if let Some(t) = transcript {
+                message["audio"] = serde_json::json!({"id": "audio_1", "data": "UklGRg==",
+                    "expires_at": 1, "transcript": t});
+            }
+            serde_json::from_value(serde_json::json!({"id": "c", "object": "chat.completion",
+                "created": 1, "model": "m", "choices": [{"index": 0, "message": message,
+                "finish_reason": "stop"}]}))
+            .unwrap()
+        };
+        let chain_of = |yaml: &str| {
+            let block: serde_yaml::Value = serde_yaml::from_str(yaml).unwrap();
+            let pii = super::super::build("pii-detector", Some(&block)).unwrap();
+            PolicyChain::from_policies(vec![pii], FailMode::Block)
+        };
+        let chain = chain_of("{}");
+        let email = "Write to jane.doe@example.com today.";
+
+        let mut spoken = answer(None, Some(email));
+        let out = chain.run_output(&ctx, &mut spoken);
+        let block = out.block.expect("blocked");
+        assert_eq!(block.policy, "pii-detector");
+        assert!(
+            block.message.contains("speech cannot be redacted"),
+            "{}",
+            block.message
+        );
+        assert!(block.message.contains("(email)"), "{}", block.message);
+        assert!(!block.message.contains("jane"), "{}", block.message);
+        assert_eq!(out.trace[0].verdict, Verdict::Block);
+        assert_eq!(out.trace[0].reason.as_deref(), Some("audio_not_redactable"));
+        assert_eq!(out.trace[0].findings[0].kind, "email");
+
+        // In text, the same value is redacted.
+        let mut written = answer(Some(email), None);
+        let out = chain.run_output(&ctx, &mut written);
+        assert!(out.block.is_none());
+        assert_eq!(out.trace[0].verdict, Verdict::Redact);
+
+        // Audio with nothing to redact: untouched, transcript and speech.
+        let clean = answer(None, Some("Paris is the capital of France."));
+        let mut got = clean.clone();
+        let out = chain.run_output(&ctx, &mut got);
+        assert!(out.block.is_none());
+        assert_eq!(out.verdict(), Verdict::Allow);
+        let json = |r: &ChatResponse| serde_json::to_value(r).unwrap();
+        assert_eq!(json(&got), json(&clean));
+
+        // Observe: recorded as the block it would have been, the answer goes on as sent.
+        let observe = chain_of("mode: observe");
+        let original = answer(None, Some(email));
+        let mut got = original.clone();
+        let out = observe.run_output(&ctx, &mut got);
+        assert!(out.block.is_none());
+        assert!(out.trace[0].observed);
+        assert_eq!(out.trace[0].reason.as_deref(), Some("audio_not_redactable"));
+        assert_eq!(json(&got), json(&original));
+
+        // A policy limited to input does not read the answer.
+        let out = chain_of("apply_to: input").run_output(&ctx, &mut answer(None, Some(email)));
+        assert!(out.block.is_none());
+        assert_eq!(out.verdict(), Verdict::Allow);
     }
 
     #[test]

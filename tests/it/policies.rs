@@ -759,6 +759,131 @@ fn pii_redaction_keeps_logprobs_from_spelling_what_it_removed() {
     }
 }
 
+/// Speech cannot be redacted: an answer whose audio says what `pii-detector` redacts is
+/// withheld (409 `output_blocked`, or the stream's error event), whole or streamed, and
+/// none of its speech reaches the client; audio with nothing to redact arrives as sent
+/// (streamed: held until the choice finishes, then as one `audio`).
+#[test]
+fn pii_withholds_audio_that_says_what_it_would_redact() {
+    use base64::engine::general_purpose::STANDARD;
+    use base64::Engine;
+    const SPEECH: [&[u8]; 2] = [b"SPOKEN-ONE", b"SPOKEN-TWO"];
+    let up = MockUpstream::start(|r| {
+        let transcript: [&str; 2] = if r.json()["messages"][0]["content"] == "email" {
+            ["Write to john", ".doe@example.com today."]
+        } else {
+            ["Paris is the capital", " of France."]
+        };
+        if r.json()["stream"] != true {
+            let mut body = completion("");
+            body["choices"][0]["message"] = json!({"role": "assistant", "content": null,
+                "refusal": null, "audio": {"id": "audio_1", "expires_at": 1700000000,
+                "data": STANDARD.encode(SPEECH.concat()), "transcript": transcript.concat()}});
+            return MockReply::json(200, body);
+        }
+        let audio = |a: Value| chunk(json!({"audio": a}), None);
+        let chunks = vec![
+            chunk(
+                json!({"role": "assistant", "content": null, "refusal": null,
+                "audio": {"id": "audio_1", "transcript": transcript[0]}}),
+                None,
+            ),
+            audio(json!({"data": STANDARD.encode(SPEECH[0])})),
+            audio(json!({"transcript": transcript[1]})),
+            audio(json!({"data": STANDARD.encode(SPEECH[1])})),
+            audio(json!({"expires_at": 1700000000})),
+            chunk(json!({}), Some("stop")),
+        ];
+        MockReply::openai_sse(&chunks, Duration::from_millis(5))
+    });
+    let gw = pii_gateway(&up, "{}");
+    let url = chat_url(&gw);
+    let ask = |what: &str| {
+        let mut b = user(what);
+        b["modalities"] = json!(["text", "audio"]);
+        b["audio"] = json!({"voice": "alloy", "format": "pcm16"});
+        b
+    };
+    let leaks = |text: &str| {
+        [
+            "john",
+            "doe@",
+            "SPOKEN",
+            &STANDARD.encode(SPEECH[0]),
+            &STANDARD.encode(SPEECH.concat()),
+        ]
+        .iter()
+        .any(|l| text.contains(*l))
+    };
+
+    // Whole answers.
+    let (status, _, body) = post_json(&url, &ask("email"), &[]);
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["error"]["code"], "output_blocked");
+    assert_eq!(body["error"]["policy"], "pii-detector");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("speech cannot be redacted"), "{message}");
+    assert!(!leaks(&body.to_string()), "{body}");
+    let (status, _, body) = post_json(&url, &ask("plain"), &[]);
+    assert_eq!(status, 200, "{body}");
+    let audio = &body["choices"][0]["message"]["audio"];
+    assert_eq!(audio["transcript"], "Paris is the capital of France.");
+    assert_eq!(audio["data"], STANDARD.encode(SPEECH.concat()));
+    assert_eq!(audio["id"], "audio_1");
+
+    // Streams: the audio waits for the end of the choice; a redaction there ends the
+    // stream with the error instead.
+    let (status, arrivals) = post_stream(&url, &streamed(ask("email")));
+    assert_eq!(status, 200);
+    for a in &arrivals {
+        assert!(!leaks(&a.data), "{}", a.data);
+    }
+    let last: Value = serde_json::from_str(&arrivals[arrivals.len() - 2].data).unwrap();
+    assert_eq!(last["error"]["code"], "output_blocked", "{arrivals:?}");
+    assert_eq!(arrivals.last().unwrap().data, "[DONE]");
+
+    let (status, arrivals) = post_stream(&url, &streamed(ask("plain")));
+    assert_eq!(status, 200);
+    let audios: Vec<Value> = arrivals
+        .iter()
+        .filter_map(|a| serde_json::from_str::<Value>(&a.data).ok())
+        .filter(|v| v["choices"][0]["delta"]["audio"].is_object())
+        .collect();
+    assert_eq!(
+        audios.len(),
+        1,
+        "one audio, on the finishing chunk: {arrivals:?}"
+    );
+    assert_eq!(audios[0]["choices"][0]["finish_reason"], "stop");
+    let audio = &audios[0]["choices"][0]["delta"]["audio"];
+    assert_eq!(audio["transcript"], "Paris is the capital of France.");
+    assert_eq!(audio["expires_at"], 1700000000);
+    let speech = STANDARD.decode(audio["data"].as_str().unwrap()).unwrap();
+    assert_eq!(speech, SPEECH.concat());
+
+    let events = gw.events(4);
+    assert_eq!(events.len(), 4);
+    let blocked: Vec<&Value> = events.iter().filter(|e| e["status"] == 409).collect();
+    assert_eq!(blocked.len(), 2, "{events:?}");
+    for e in blocked {
+        assert_eq!(e["blocked_by"], "pii-detector");
+        assert!(
+            e["policies"].to_string().contains("audio_not_redactable"),
+            "{e}"
+        );
+    }
+
+    // Limited to input, the policy leaves answers alone: audio streams as it comes.
+    let gw = pii_gateway(&up, "{apply_to: input}");
+    let (status, arrivals) = post_stream(&chat_url(&gw), &streamed(ask("email")));
+    assert_eq!(status, 200);
+    let pieces = arrivals
+        .iter()
+        .filter(|a| a.data.contains("\"audio\""))
+        .count();
+    assert_eq!(pieces, 5, "{arrivals:?}");
+}
+
 #[test]
 fn pii_redacts_streamed_tool_calls_and_refusals_before_they_leave() {
     let up = MockUpstream::start(|r| {

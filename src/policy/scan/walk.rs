@@ -1,7 +1,9 @@
 //! Where the free text of a request or a response lives, for the content policies to
-//! read and rewrite: message contents of every role (text parts), refusals, and the string
+//! read and rewrite: message contents of every role (text parts), refusals, the string
 //! and number values inside tool-call arguments (parsed as JSON, so a rewrite keeps the
-//! arguments valid JSON).
+//! arguments valid JSON), and the transcript of an answer's audio (`message.audio`:
+//! what the speech says; a rewrite of it cannot reach the speech, see
+//! `chain::PolicyChain::run_output`).
 
 use serde_json::Value;
 
@@ -32,6 +34,17 @@ pub fn message_texts(m: &mut Message, f: &mut dyn FnMut(&mut String) -> bool) {
     }
     for call in m.tool_calls.iter_mut().flatten() {
         arguments(&mut call.function.arguments, f);
+    }
+    if let Some(t) = transcript_mut(m) {
+        f(t);
+    }
+}
+
+/// The transcript of a message's audio output (`audio.transcript`), if it has one.
+pub fn transcript_mut(m: &mut Message) -> Option<&mut String> {
+    match m.extra.get_mut("audio")?.get_mut("transcript")? {
+        Value::String(t) => Some(t),
+        _ => None,
     }
 }
 
@@ -95,7 +108,8 @@ mod tests {
                 {"role":"system","content":"s secret"},
                 {"role":"user","content":[{"type":"text","text":"u secret"},{"type":"image_url","image_url":{"url":"http://x/secret.png"}}]},
                 {"role":"assistant","content":null,"tool_calls":[{"id":"c","type":"function","function":{"name":"f","arguments":"{\"q\":\"a secret\",\"n\":[42,{\"deep\":\"secret\"}]}"}}]},
-                {"role":"tool","tool_call_id":"c","content":"t secret"}
+                {"role":"tool","tool_call_id":"c","content":"t secret"},
+                {"role":"assistant","content":null,"audio":{"id":"audio_1","transcript":"a secret"}}
             ]}"#,
         )
         .unwrap();
@@ -109,7 +123,7 @@ mod tests {
                 t == "42"
             }
         });
-        assert_eq!(seen, 6);
+        assert_eq!(seen, 7);
         let back = serde_json::to_value(&req).unwrap();
         assert_eq!(back["messages"][0]["content"], "s [X]");
         assert_eq!(back["messages"][1]["content"][0]["text"], "u [X]");
@@ -128,6 +142,8 @@ mod tests {
             serde_json::json!({"q": "a [X]", "n": ["42", {"deep": "[X]"}]})
         );
         assert_eq!(back["messages"][3]["content"], "t [X]");
+        assert_eq!(back["messages"][4]["audio"]["transcript"], "a [X]");
+        assert_eq!(back["messages"][4]["audio"]["id"], "audio_1");
     }
 
     #[test]
