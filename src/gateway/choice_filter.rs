@@ -8,7 +8,8 @@
 //! - Tool calls are held whole until the choice finishes: their arguments are a JSON
 //!   document whose values are redacted one by one, as in a whole answer (a value cut
 //!   across fragments, or a number, cannot be rewritten in flight without breaking the
-//!   document). The client gets each call as one delta on the finishing chunk.
+//!   document). The client gets each call as one delta on the finishing chunk. A
+//!   deprecated `function_call` is held and released the same way.
 //! - Audio output (`delta.audio`) is held until the choice finishes too: its speech says
 //!   what its transcript says, and only the output phase, on the whole transcript, can
 //!   tell whether it may go (a redaction there blocks the answer:
@@ -16,10 +17,10 @@
 //!
 //! With no redaction in the chain (`StreamFilter::is_empty`) nothing is touched.
 
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 use crate::openai::audio::AudioParts;
-use crate::openai::{ChunkChoice, FunctionCallDelta, ToolCallDelta};
+use crate::openai::{join_function_call, ChunkChoice, FunctionCallDelta, ToolCallDelta};
 use crate::policy::chain::PolicyTrace;
 use crate::policy::scan::walk;
 use crate::policy::{StreamFilter, TokenHold};
@@ -33,6 +34,8 @@ pub struct ChoiceFilter {
     arguments: Option<StreamFilter>,
     /// Tool calls held until the choice finishes, by their `index`.
     calls: Vec<ToolCallDelta>,
+    /// A deprecated `function_call` held until the choice finishes.
+    function_call: Option<Map<String, Value>>,
     /// Audio output held until the choice finishes.
     audio: Option<AudioParts>,
 }
@@ -86,6 +89,7 @@ impl ChoiceFilter {
             refusal: Flow::default(),
             arguments: None,
             calls: Vec::new(),
+            function_call: None,
             audio: None,
         }
     }
@@ -118,6 +122,11 @@ impl ChoiceFilter {
                 self.hold_call(c);
             }
         }
+        if let Some(Value::Object(part)) = delta.extra.get("function_call") {
+            join_function_call(self.function_call.get_or_insert_with(Map::new), part);
+            delta.extra.remove("function_call");
+            held = true;
+        }
         if let Some(Value::Object(part)) = delta.extra.get("audio") {
             self.audio
                 .get_or_insert_with(AudioParts::default)
@@ -140,9 +149,7 @@ impl ChoiceFilter {
             if !rest.calls.is_empty() {
                 delta.tool_calls = Some(rest.calls);
             }
-            if let Some(audio) = rest.audio {
-                delta.extra.insert("audio".to_string(), audio);
-            }
+            put_held(&mut delta.extra, rest.function_call, rest.audio);
         }
         put_entries(&mut choice.logprobs, "content", had, released);
         put_entries(
@@ -164,11 +171,13 @@ impl ChoiceFilter {
             content: (content, released),
             refusal: (refusal, released_refusal),
             calls,
+            function_call,
             audio,
         } = self.rest(make);
         if content.is_empty()
             && refusal.is_empty()
             && calls.is_empty()
+            && function_call.is_none()
             && audio.is_none()
             && released.is_empty()
             && released_refusal.is_empty()
@@ -183,9 +192,7 @@ impl ChoiceFilter {
         delta.content = (!content.is_empty()).then_some(content);
         delta.refusal = (!refusal.is_empty()).then_some(refusal);
         delta.tool_calls = (!calls.is_empty()).then_some(calls);
-        if let Some(audio) = audio {
-            delta.extra.insert("audio".to_string(), audio);
-        }
+        put_held(&mut delta.extra, function_call, audio);
         put_entries(&mut choice.logprobs, "content", false, released);
         put_entries(&mut choice.logprobs, "refusal", false, released_refusal);
         Some(choice)
@@ -232,35 +239,54 @@ impl ChoiceFilter {
     /// calls with their arguments redacted, and the audio.
     fn rest(&mut self, make: &dyn Fn() -> StreamFilter) -> Rest {
         let mut calls = std::mem::take(&mut self.calls);
-        if !calls.is_empty() {
+        let mut function_call = self.function_call.take();
+        let legacy_args = function_call
+            .as_mut()
+            .and_then(|c| match c.get_mut("arguments") {
+                Some(Value::String(args)) => Some(args),
+                _ => None,
+            });
+        let args = calls
+            .iter_mut()
+            .filter_map(|c| c.function.as_mut().and_then(|f| f.arguments.as_mut()))
+            .chain(legacy_args);
+        for args in args {
             let f = self.arguments.get_or_insert_with(make);
-            for c in &mut calls {
-                if let Some(args) = c.function.as_mut().and_then(|f| f.arguments.as_mut()) {
-                    walk::arguments(args, &mut |value| {
-                        let mut shown = f.push(value);
-                        shown.push_str(&f.finish());
-                        let changed = shown != *value;
-                        *value = shown;
-                        changed
-                    });
-                }
-            }
+            walk::arguments(args, &mut |value| {
+                let mut shown = f.push(value);
+                shown.push_str(&f.finish());
+                let changed = shown != *value;
+                *value = shown;
+                changed
+            });
         }
         Rest {
             content: self.content.finish(),
             refusal: self.refusal.finish(),
             calls,
+            function_call: function_call.map(Value::Object),
             audio: self.audio.take().map(AudioParts::into_value),
         }
     }
 }
 
-/// What was held: each text with its logprobs entries, the tool calls, the audio.
+/// What was held: each text with its logprobs entries, the tool calls, a deprecated
+/// `function_call`, the audio.
 struct Rest {
     content: (String, Vec<Value>),
     refusal: (String, Vec<Value>),
     calls: Vec<ToolCallDelta>,
+    function_call: Option<Value>,
     audio: Option<Value>,
+}
+
+/// Puts the held members kt does not model into a delta's `extra`.
+fn put_held(extra: &mut Map<String, Value>, function_call: Option<Value>, audio: Option<Value>) {
+    for (key, held) in [("function_call", function_call), ("audio", audio)] {
+        if let Some(v) = held {
+            extra.insert(key.to_string(), v);
+        }
+    }
 }
 
 /// Takes the token entries of `key` (`content` or `refusal`) out of a choice's
@@ -362,6 +388,37 @@ mod tests {
         let trace = f.trace();
         assert_eq!(trace.len(), 1);
         assert_eq!(trace[0].findings[0].kind, "email");
+    }
+
+    #[test]
+    fn a_deprecated_function_call_is_held_and_released_redacted() {
+        let chain = chain();
+        let make = || chain.stream_filter();
+        let mut f = ChoiceFilter::new(make());
+        let mut parts = vec![
+            choice(
+                json!({"role": "assistant", "content": null,
+                "function_call": {"name": "mail", "arguments": ""}}),
+                None,
+            ),
+            choice(
+                json!({"function_call": {"arguments": "{\"to\":\"jane@exa"}}),
+                None,
+            ),
+            choice(json!({"function_call": {"arguments": "mple.org\"}"}}), None),
+        ];
+        for c in &mut parts {
+            assert!(f.filter(c, &make), "the fragment is held");
+            assert!(!c.delta.extra.contains_key("function_call"));
+        }
+        let mut last = choice(json!({}), Some("function_call"));
+        f.filter(&mut last, &make);
+        assert_eq!(
+            last.delta.extra["function_call"],
+            json!({"name": "mail", "arguments": "{\"to\":\"[EMAIL]\"}"})
+        );
+        assert!(f.finish(0, &make).is_none(), "released once");
+        assert_eq!(f.trace()[0].findings[0].kind, "email");
     }
 
     #[test]

@@ -251,6 +251,7 @@ fn shows_a_token(c: &ChatChunk) -> bool {
     c.choices.iter().any(|ch| {
         ch.delta.content.as_deref().is_some_and(|s| !s.is_empty())
             || ch.delta.tool_calls.is_some()
+            || ch.delta.extra.contains_key("function_call")
             || ch.delta.extra.contains_key("audio")
     })
 }

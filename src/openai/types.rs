@@ -128,6 +128,20 @@ pub struct Message {
 }
 
 impl Message {
+    /// The deprecated `function_call` (legacy function calling: one call a turn, no id),
+    /// when it names a function.
+    pub fn function_call(&self) -> Option<FunctionCall> {
+        let call = self.extra.get("function_call")?;
+        Some(FunctionCall {
+            name: call.get("name")?.as_str()?.to_string(),
+            arguments: call
+                .get("arguments")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string(),
+        })
+    }
+
     pub fn text(role: Role, text: impl Into<String>) -> Message {
         Message {
             role,
@@ -383,6 +397,19 @@ pub struct FunctionCallDelta {
     pub arguments: Option<String>,
 }
 
+/// Adds a streamed piece of a deprecated `function_call` (`delta.function_call`: the
+/// `name` once, then `arguments` in fragments) to the call held so far.
+pub fn join_function_call(into: &mut Map<String, Value>, part: &Map<String, Value>) {
+    for (k, v) in part {
+        match (into.get_mut(k), v) {
+            (Some(Value::String(held)), Value::String(more)) => held.push_str(more),
+            _ => {
+                into.insert(k.clone(), v.clone());
+            }
+        }
+    }
+}
+
 /// Assembles a streamed response back into a complete one (for the output phase of the
 /// policy chain and for the event).
 #[derive(Debug, Default)]
@@ -437,6 +464,16 @@ impl StreamAccumulator {
                     .refusal
                     .get_or_insert_with(String::new)
                     .push_str(text);
+            }
+            if let Some(Value::Object(part)) = c.delta.extra.get("function_call") {
+                let into = choice
+                    .message
+                    .extra
+                    .entry("function_call")
+                    .or_insert_with(|| Value::Object(Map::new()));
+                if let Value::Object(into) = into {
+                    join_function_call(into, part);
+                }
             }
             if let Some(Value::Object(part)) = c.delta.extra.get("audio") {
                 if self.audio.len() <= idx {
@@ -561,13 +598,16 @@ mod tests {
     }
 
     #[test]
-    fn accumulator_joins_refusals_and_audio_transcripts() {
+    fn accumulator_joins_refusals_audio_transcripts_and_function_calls() {
         let chunks = [
             r#"{"id":"c","model":"m","choices":[{"index":1,"delta":{"role":"assistant","refusal":"I can"}}]}"#,
             r#"{"id":"c","model":"m","choices":[{"index":1,"delta":{"refusal":"not."}}]}"#,
             r#"{"id":"c","model":"m","choices":[{"index":0,"delta":{"audio":{"id":"audio_1","transcript":"Hel"}}}]}"#,
             r#"{"id":"c","model":"m","choices":[{"index":0,"delta":{"audio":{"data":"AAAA","transcript":"lo"}}}]}"#,
             r#"{"id":"c","model":"m","choices":[{"index":0,"delta":{"audio":{"expires_at":9}},"finish_reason":"stop"}]}"#,
+            r#"{"id":"c","model":"m","choices":[{"index":2,"delta":{"role":"assistant","function_call":{"name":"get","arguments":""}}}]}"#,
+            r#"{"id":"c","model":"m","choices":[{"index":2,"delta":{"function_call":{"arguments":"{\"a\":"}}}]}"#,
+            r#"{"id":"c","model":"m","choices":[{"index":2,"delta":{"function_call":{"arguments":"1}"}},"finish_reason":"function_call"}]}"#,
         ];
         let mut acc = StreamAccumulator::default();
         for c in chunks {
@@ -584,5 +624,10 @@ mod tests {
             serde_json::json!({"id": "audio_1", "transcript": "Hello", "expires_at": 9})
         );
         assert!(!resp.choices[1].message.extra.contains_key("audio"));
+        let call = resp.choices[2].message.function_call().unwrap();
+        assert_eq!(
+            (call.name.as_str(), call.arguments.as_str()),
+            ("get", "{\"a\":1}")
+        );
     }
 }

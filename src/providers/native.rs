@@ -152,6 +152,21 @@ fn invalid_part(message: &str) -> ApiError {
     ApiError::bad_request(message.to_string()).with_param("messages")
 }
 
+/// The deprecated function calling (`functions`, `function_call`): only the
+/// OpenAI-format providers take it; translated, the model would never see the functions.
+pub fn no_legacy_functions(req: &ChatRequest, provider: &str) -> Result<(), ApiError> {
+    match ["functions", "function_call"]
+        .into_iter()
+        .find(|k| req.extra.contains_key(*k))
+    {
+        Some(key) => Err(ApiError::bad_request(format!(
+            "the deprecated `{key}` parameter cannot be sent to {provider}; use `tools` and `tool_choice`"
+        ))
+        .with_param(key)),
+        None => Ok(()),
+    }
+}
+
 /// Every `system` / `developer` message's text, in order (empty ones skipped).
 pub fn system_texts(req: &ChatRequest) -> Vec<String> {
     req.messages
@@ -369,6 +384,22 @@ impl MultiChunkBuilder {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn deprecated_function_calling_is_refused_by_name() {
+        let req = |extra: Value| -> ChatRequest {
+            let mut v = json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]});
+            v.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            serde_json::from_value(v).unwrap()
+        };
+        assert!(no_legacy_functions(&req(json!({"tools": []})), "Gemini").is_ok());
+        let e = no_legacy_functions(&req(json!({"function_call": "auto"})), "Gemini").unwrap_err();
+        assert_eq!(e.status, 400);
+        assert_eq!(e.body.param.as_deref(), Some("function_call"));
+        assert!(e.body.message.contains("to Gemini"), "{}", e.body.message);
+    }
 
     #[test]
     fn urls_and_mime_types() {

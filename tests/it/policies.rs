@@ -884,6 +884,113 @@ fn pii_withholds_audio_that_says_what_it_would_redact() {
     assert_eq!(pieces, 5, "{arrivals:?}");
 }
 
+/// The deprecated function calling (`functions`, `message.function_call`), which OpenAI
+/// still serves, is no way around the policies: the firewall checks the functions
+/// offered and the calls made, and the PII detector redacts their arguments, whole and
+/// streamed (a streamed call held until complete, as a tool call is).
+#[test]
+fn deprecated_function_calls_pass_the_same_policies_as_tool_calls() {
+    let up = MockUpstream::start(|r| {
+        let body = r.json();
+        let (name, args) = match body["messages"][0]["content"].as_str().unwrap_or_default() {
+            "reset" => ("reset_admin", "{}"),
+            _ => (
+                "send_email",
+                r#"{"to": "john.doe@example.com", "subject": "hi"}"#,
+            ),
+        };
+        if body["stream"] == true {
+            let (a, b) = args.split_at(args.len().min(14));
+            let call = |v: Value| chunk(json!({"function_call": v}), None);
+            let chunks = vec![
+                chunk(
+                    json!({"role": "assistant", "content": null,
+                    "function_call": {"name": name, "arguments": ""}}),
+                    None,
+                ),
+                call(json!({"arguments": a})),
+                call(json!({"arguments": b})),
+                chunk(json!({}), Some("function_call")),
+            ];
+            return MockReply::openai_sse(&chunks, Duration::from_millis(5));
+        }
+        let mut reply = completion("");
+        reply["choices"][0]["message"] = json!({"role": "assistant", "content": null,
+            "function_call": {"name": name, "arguments": args}});
+        reply["choices"][0]["finish_reason"] = json!("function_call");
+        MockReply::json(200, reply)
+    });
+    let both = config(
+        &up.v1(),
+        "pii-detector, agent-firewall",
+        &format!("  pii-detector: {{}}\n{FIREWALL}"),
+    );
+    let gw = Gateway::start(Some(&both));
+    let url = chat_url(&gw);
+    let legacy = |text: &str, functions: &[&str]| {
+        let mut b = user(text);
+        b["functions"] = functions
+            .iter()
+            .map(|n| json!({"name": n, "parameters": {"type": "object"}}))
+            .collect();
+        b
+    };
+
+    // Offered a denied function: refused before anything goes upstream.
+    let (status, _, body) = post_json(&url, &legacy("mail", &["send_email", "shell"]), &[]);
+    assert_eq!(status, 409, "{body}");
+    assert_blocked(&body, "agent-firewall", "input_blocked");
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("`shell`"));
+    assert_eq!(up.count(), 0);
+
+    // A call to a denied function: refused on the way out.
+    let (status, _, body) = post_json(&url, &legacy("reset", &["reset_admin2"]), &[]);
+    assert_eq!(status, 409, "{body}");
+    assert_blocked(&body, "agent-firewall", "output_blocked");
+
+    // A call's arguments are redacted, and stay valid JSON.
+    let (status, _, body) = post_json(&url, &legacy("mail", &["send_email"]), &[]);
+    assert_eq!(status, 200, "{body}");
+    let call = &body["choices"][0]["message"]["function_call"];
+    assert_eq!(call["name"], "send_email");
+    let args: Value = serde_json::from_str(call["arguments"].as_str().unwrap()).unwrap();
+    assert_eq!(args, json!({"to": "[EMAIL]", "subject": "hi"}));
+    assert_eq!(body["choices"][0]["finish_reason"], "function_call");
+
+    // Streamed: held until complete, then one delta with the finish; nothing leaks.
+    let (status, arrivals) = post_stream(&url, &streamed(legacy("mail", &["send_email"])));
+    assert_eq!(status, 200);
+    assert!(
+        !arrivals.iter().any(|a| a.data.contains("john")),
+        "{arrivals:?}"
+    );
+    let calls: Vec<Value> = arrivals
+        .iter()
+        .filter_map(|a| serde_json::from_str::<Value>(&a.data).ok())
+        .filter(|v| v["choices"][0]["delta"]["function_call"].is_object())
+        .collect();
+    assert_eq!(calls.len(), 1, "{arrivals:?}");
+    assert_eq!(calls[0]["choices"][0]["finish_reason"], "function_call");
+    let call = &calls[0]["choices"][0]["delta"]["function_call"];
+    assert_eq!(call["name"], "send_email");
+    let args: Value = serde_json::from_str(call["arguments"].as_str().unwrap()).unwrap();
+    assert_eq!(args, json!({"to": "[EMAIL]", "subject": "hi"}));
+
+    // Streamed call to a denied function: the stream ends with the block, the call unseen.
+    let (status, arrivals) = post_stream(&url, &streamed(legacy("reset", &["reset_admin2"])));
+    assert_eq!(status, 200);
+    assert_stream_blocked(&arrivals, "agent-firewall");
+    assert!(
+        !arrivals
+            .iter()
+            .any(|a| a.data.contains("\"function_call\":{")),
+        "{arrivals:?}"
+    );
+}
+
 #[test]
 fn pii_redacts_streamed_tool_calls_and_refusals_before_they_leave() {
     let up = MockUpstream::start(|r| {

@@ -280,6 +280,18 @@ fn anthropic_errors_and_streams_seen_by_a_plain_http_client() {
     assert_eq!(body["error"]["type"], "server_error");
     assert_eq!(body["error"]["message"], "Overloaded");
 
+    // The deprecated function calling has no Anthropic form: a 400 naming it, not a
+    // request whose functions the model would never see.
+    let mut legacy = ask("scenario:chat");
+    legacy["functions"] = json!([{"name": "get_weather", "parameters": {"type": "object"}}]);
+    let (status, _, body) = post_json(&url, &legacy, &[]);
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["param"], "functions");
+    assert_eq!(
+        body["error"]["message"],
+        "the deprecated `functions` parameter cannot be sent to Anthropic; use `tools` and `tool_choice`"
+    );
+
     // Streaming with no include_usage: the usage chunk is not passed on.
     let mut req = ask("scenario:chat");
     req["stream"] = json!(true);
@@ -308,7 +320,7 @@ fn anthropic_errors_and_streams_seen_by_a_plain_http_client() {
     assert_eq!(text, "Bonjour, ça va? 🌍");
 
     // The event records the provider and the token counts the stream reported.
-    let events = gw.events(3);
+    let events = gw.events(4);
     let ev = events.iter().find(|e| e["stream"] == true).unwrap();
     assert_eq!(ev["provider"], "anthropic");
     assert_eq!(ev["total_tokens"], 44);

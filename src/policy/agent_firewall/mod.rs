@@ -9,6 +9,8 @@
 //!
 //! Input: the `tools` offered (blocked, or removed with `remove_denied_tools: true`) and
 //! every assistant `tool_calls` in the history. Output: the `tool_calls` of the response.
+//! The deprecated function calling is read alike: `functions` are offered tools, a
+//! message's `function_call` is a call (OpenAI still serves both).
 
 mod schema;
 
@@ -18,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{Decision, Finding, Mode, Policy, PolicyError, RequestContext};
-use crate::openai::{ChatRequest, ChatResponse, Role, ToolCall};
+use crate::openai::{ChatRequest, ChatResponse, FunctionCall, Message, Role};
 pub use schema::{ArgRule, ArgRuleSpec, SchemaSpec};
 
 pub const NAME: &str = "agent-firewall";
@@ -184,8 +186,8 @@ impl AgentFirewall {
                 .is_none_or(|allow| allow.iter().any(|g| glob(g, tool)))
     }
 
-    fn check_call(&self, call: &ToolCall) -> Option<Refusal> {
-        let name = call.function.name.as_str();
+    fn check_call(&self, call: &FunctionCall) -> Option<Refusal> {
+        let name = call.name.as_str();
         if !self.is_allowed(name) {
             return Some(Refusal::NotAllowed);
         }
@@ -196,7 +198,7 @@ impl AgentFirewall {
             .flat_map(|(_, rules)| rules.iter())
             .peekable();
         applicable.peek()?;
-        let args: Value = match serde_json::from_str(&call.function.arguments) {
+        let args: Value = match serde_json::from_str(&call.arguments) {
             Ok(v @ Value::Object(_)) => v,
             _ => return Some(Refusal::InvalidArguments),
         };
@@ -236,36 +238,12 @@ impl AgentFirewall {
 
     /// Offered tools: denied ones are refused, or removed.
     fn check_definitions(&self, req: &mut ChatRequest, v: &mut Violations) -> u32 {
-        let Some(tools) = &mut req.tools else {
-            return 0;
-        };
         if self.spec.remove_denied_tools {
-            let before = tools.len();
-            tools.retain(|t| self.is_allowed(&t.function.name));
-            let removed = u32::try_from(before - tools.len()).unwrap_or(u32::MAX);
-            if removed == 0 {
-                // Nothing removed: the request stays exactly as sent (a policy that
-                // changes it says so with `Redacted`, see `Policy::on_input`).
-                return 0;
-            }
-            let names: Vec<String> = tools.iter().map(|t| t.function.name.clone()).collect();
-            if tools.is_empty() {
-                req.tools = None;
-                req.tool_choice = None;
-            } else if let Some(forced) = req
-                .tool_choice
-                .as_ref()
-                .and_then(|c| c.pointer("/function/name"))
-                .and_then(Value::as_str)
-            {
-                if !names.iter().any(|n| n == forced) {
-                    req.tool_choice = None;
-                }
-            }
-            return removed;
+            let removed = self.remove_tools(req) + self.remove_functions(req);
+            return u32::try_from(removed).unwrap_or(u32::MAX);
         }
-        for t in tools.iter() {
-            let name = &t.function.name;
+        let tools = req.tools.iter().flatten().map(|t| t.function.name.as_str());
+        for name in tools.chain(function_names(req)) {
             if !self.is_allowed(name) {
                 v.add("tool_not_allowed", || {
                     format!("Your request was blocked because it offers the tool `{name}`, which the agent firewall does not allow.")
@@ -274,6 +252,109 @@ impl AgentFirewall {
         }
         0
     }
+
+    /// `remove_denied_tools` on `tools` (and a `tool_choice` that forces a removed one).
+    /// Nothing removed: the request stays exactly as sent (a policy that changes it says
+    /// so with `Redacted`, see `Policy::on_input`).
+    fn remove_tools(&self, req: &mut ChatRequest) -> usize {
+        let Some(tools) = &mut req.tools else {
+            return 0;
+        };
+        let before = tools.len();
+        tools.retain(|t| self.is_allowed(&t.function.name));
+        let removed = before - tools.len();
+        if removed == 0 {
+            return 0;
+        }
+        if tools.is_empty() {
+            req.tools = None;
+            req.tool_choice = None;
+        } else if let Some(forced) = req
+            .tool_choice
+            .as_ref()
+            .and_then(|c| c.pointer("/function/name"))
+            .and_then(Value::as_str)
+        {
+            if !tools.iter().any(|t| t.function.name == forced) {
+                req.tool_choice = None;
+            }
+        }
+        removed
+    }
+
+    /// The same on the deprecated `functions` (and a `function_call` that forces one).
+    fn remove_functions(&self, req: &mut ChatRequest) -> usize {
+        let Some(Value::Array(list)) = req.extra.get_mut("functions") else {
+            return 0;
+        };
+        let before = list.len();
+        list.retain(|f| function_name(f).is_some_and(|n| self.is_allowed(n)));
+        let removed = before - list.len();
+        if removed == 0 {
+            return 0;
+        }
+        let forced = req
+            .extra
+            .get("function_call")
+            .and_then(|c| c.get("name"))
+            .and_then(Value::as_str);
+        let offered = function_names(req);
+        let keep_choice = match forced {
+            Some(name) => offered.clone().any(|n| n == name),
+            None => true,
+        };
+        let none_left = offered.count() == 0;
+        if none_left {
+            req.extra.remove("functions");
+        }
+        if none_left || !keep_choice {
+            req.extra.remove("function_call");
+        }
+        removed
+    }
+
+    /// Checks one turn's calls (its tool calls and its deprecated `function_call`).
+    fn check_turn(&self, m: &Message, v: &mut Violations, output: bool) -> usize {
+        let legacy = m.function_call();
+        let tools = m.tool_calls.iter().flatten().map(|c| &c.function);
+        let calls: Vec<&FunctionCall> = tools.chain(legacy.as_ref()).collect();
+        if let Some(max) = self.spec.max_tool_calls.filter(|max| calls.len() > *max) {
+            v.add("too_many_tool_calls", || {
+                if output {
+                    format!("The response was blocked because the model made {} tool calls at once, more than the {max} the agent firewall allows.", calls.len())
+                } else {
+                    format!("Your request was blocked because one assistant turn makes {} tool calls, more than the {max} the agent firewall allows.", calls.len())
+                }
+            });
+        }
+        for call in &calls {
+            if let Some(r) = self.check_call(call) {
+                v.add(r.kind(), || {
+                    let what = r.describe(&call.name, output);
+                    if output {
+                        format!("The response was blocked because the model tried to call {what}.")
+                    } else {
+                        format!("Your request was blocked because the conversation contains a call to {what}.")
+                    }
+                });
+            }
+        }
+        calls.len()
+    }
+}
+
+/// The names of the deprecated `functions` a request offers.
+fn function_names(req: &ChatRequest) -> impl Iterator<Item = &str> + Clone {
+    req.extra
+        .get("functions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(function_name)
+}
+
+fn function_name(f: &Value) -> Option<&str> {
+    f.get("name").and_then(Value::as_str)
 }
 
 impl Policy for AgentFirewall {
@@ -294,23 +375,7 @@ impl Policy for AgentFirewall {
         let removed = self.check_definitions(req, &mut v);
         let mut total = 0;
         for m in req.messages.iter().filter(|m| m.role == Role::Assistant) {
-            let calls = m.tool_calls.as_deref().unwrap_or_default();
-            total += calls.len();
-            if let Some(max) = self.spec.max_tool_calls.filter(|max| calls.len() > *max) {
-                v.add("too_many_tool_calls", || {
-                    format!("Your request was blocked because one assistant turn makes {} tool calls, more than the {max} the agent firewall allows.", calls.len())
-                });
-            }
-            for call in calls {
-                if let Some(r) = self.check_call(call) {
-                    v.add(r.kind(), || {
-                        format!(
-                            "Your request was blocked because the conversation contains a call to {}.",
-                            r.describe(&call.function.name, false)
-                        )
-                    });
-                }
-            }
+            total += self.check_turn(m, &mut v, false);
         }
         if let Some(max) = self.spec.max_total_tool_calls.filter(|max| total > *max) {
             v.add("too_many_tool_calls", || {
@@ -327,22 +392,7 @@ impl Policy for AgentFirewall {
     ) -> Result<Decision, PolicyError> {
         let mut v = Violations::default();
         for c in &resp.choices {
-            let calls = c.message.tool_calls.as_deref().unwrap_or_default();
-            if let Some(max) = self.spec.max_tool_calls.filter(|max| calls.len() > *max) {
-                v.add("too_many_tool_calls", || {
-                    format!("The response was blocked because the model made {} tool calls at once, more than the {max} the agent firewall allows.", calls.len())
-                });
-            }
-            for call in calls {
-                if let Some(r) = self.check_call(call) {
-                    v.add(r.kind(), || {
-                        format!(
-                            "The response was blocked because the model tried to call {}.",
-                            r.describe(&call.function.name, true)
-                        )
-                    });
-                }
-            }
+            self.check_turn(&c.message, &mut v, true);
         }
         Ok(self.decide(&v, 0))
     }

@@ -6,7 +6,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::*;
-use crate::openai::{Choice, FunctionCall, FunctionDef, Message, Tool};
+use crate::openai::{Choice, FunctionCall, FunctionDef, Message, Tool, ToolCall};
 
 #[derive(Deserialize)]
 struct Case {
@@ -184,6 +184,84 @@ fn denied_tools_can_be_removed_instead() {
         req.tool_choice, None,
         "a forced removed tool is no longer forced"
     );
+}
+
+/// The deprecated function calling (`functions`, `function_call`) is checked like tools:
+/// OpenAI still serves it, so it must not be a way around the firewall.
+#[test]
+fn deprecated_functions_are_checked_like_tools() {
+    let fw = fixture();
+    let ctx = RequestContext::default();
+    let request = |v: serde_json::Value| -> ChatRequest { serde_json::from_value(v).unwrap() };
+    let user = json!([{"role": "user", "content": "hi"}]);
+
+    let mut offered = request(json!({"model": "m", "messages": user,
+        "functions": [{"name": "get_weather"}, {"name": "shell"}]}));
+    let d = fw.on_input(&ctx, &mut offered).unwrap();
+    let Decision::Block {
+        reason, message, ..
+    } = d
+    else {
+        panic!("{d:?}")
+    };
+    assert_eq!(reason, "tool_not_allowed");
+    assert!(message.contains("`shell`"), "{message}");
+
+    let fine = json!({"model": "m", "messages": user, "functions": [{"name": "get_weather"}]});
+    assert_eq!(
+        fw.on_input(&ctx, &mut request(fine)).unwrap(),
+        Decision::Allow
+    );
+
+    // A call in the history, and one in the answer, with their argument rules.
+    let mut history = request(json!({"model": "m", "messages": [
+        {"role": "user", "content": "pay"},
+        {"role": "assistant", "content": null, "function_call": {"name": "transfer_funds",
+            "arguments": "{\"amount\": 5000, \"currency\": \"USD\"}"}},
+        {"role": "function", "name": "transfer_funds", "content": "ok"}]}));
+    let d = fw.on_input(&ctx, &mut history).unwrap();
+    assert!(
+        matches!(&d, Decision::Block { reason, .. } if reason == "argument_not_allowed"),
+        "{d:?}"
+    );
+    let mut resp = ChatResponse {
+        choices: vec![Choice {
+            message: serde_json::from_value(json!({"role": "assistant", "content": null,
+                "function_call": {"name": "reset_admin", "arguments": "{}"}}))
+            .unwrap(),
+            ..Choice::default()
+        }],
+        ..ChatResponse::default()
+    };
+    let d = fw.on_output(&ctx, &mut resp).unwrap();
+    let Decision::Block { message, .. } = d else {
+        panic!("{d:?}")
+    };
+    assert_eq!(
+        message,
+        "The response was blocked because the model tried to call the tool `reset_admin`, which the agent firewall does not allow."
+    );
+
+    // `remove_denied_tools`: denied functions go, and so does a `function_call` forcing one.
+    let fw = AgentFirewall::from_block(
+        &serde_yaml::from_str("deny_tools: [shell]\nremove_denied_tools: true").unwrap(),
+    )
+    .unwrap();
+    let mut req = request(json!({"model": "m", "messages": user,
+        "functions": [{"name": "shell"}, {"name": "search"}], "function_call": {"name": "shell"}}));
+    let d = fw.on_input(&ctx, &mut req).unwrap();
+    assert!(matches!(d, Decision::Redacted { .. }), "{d:?}");
+    assert_eq!(req.extra["functions"], json!([{"name": "search"}]));
+    assert!(!req.extra.contains_key("function_call"));
+    let mut req = request(json!({"model": "m", "messages": user,
+        "functions": [{"name": "shell"}], "function_call": "auto"}));
+    fw.on_input(&ctx, &mut req).unwrap();
+    assert!(!req.extra.contains_key("functions"));
+    assert!(!req.extra.contains_key("function_call"));
+    let mut req = request(json!({"model": "m", "messages": user,
+        "functions": [{"name": "search"}], "function_call": {"name": "search"}}));
+    assert_eq!(fw.on_input(&ctx, &mut req).unwrap(), Decision::Allow);
+    assert_eq!(req.extra["function_call"], json!({"name": "search"}));
 }
 
 #[test]

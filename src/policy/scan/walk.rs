@@ -1,7 +1,7 @@
 //! Where the free text of a request or a response lives, for the content policies to
 //! read and rewrite: message contents of every role (text parts), refusals, the string
-//! and number values inside tool-call arguments (parsed as JSON, so a rewrite keeps the
-//! arguments valid JSON), and the transcript of an answer's audio (`message.audio`:
+//! and number values inside tool-call arguments and a deprecated `function_call`'s
+//! (parsed as JSON, so a rewrite keeps the arguments valid JSON), and the transcript of an answer's audio (`message.audio`:
 //! what the speech says; a rewrite of it cannot reach the speech, see
 //! `chain::PolicyChain::run_output`).
 
@@ -34,6 +34,14 @@ pub fn message_texts(m: &mut Message, f: &mut dyn FnMut(&mut String) -> bool) {
     }
     for call in m.tool_calls.iter_mut().flatten() {
         arguments(&mut call.function.arguments, f);
+    }
+    // The deprecated `function_call` (legacy function calling).
+    if let Some(Value::String(args)) = m
+        .extra
+        .get_mut("function_call")
+        .and_then(|c| c.get_mut("arguments"))
+    {
+        arguments(args, f);
     }
     if let Some(t) = transcript_mut(m) {
         f(t);
@@ -109,7 +117,9 @@ mod tests {
                 {"role":"user","content":[{"type":"text","text":"u secret"},{"type":"image_url","image_url":{"url":"http://x/secret.png"}}]},
                 {"role":"assistant","content":null,"tool_calls":[{"id":"c","type":"function","function":{"name":"f","arguments":"{\"q\":\"a secret\",\"n\":[42,{\"deep\":\"secret\"}]}"}}]},
                 {"role":"tool","tool_call_id":"c","content":"t secret"},
-                {"role":"assistant","content":null,"audio":{"id":"audio_1","transcript":"a secret"}}
+                {"role":"assistant","content":null,"audio":{"id":"audio_1","transcript":"a secret"}},
+                {"role":"assistant","content":null,"function_call":{"name":"f","arguments":"{\"q\":\"secret\"}"}},
+                {"role":"function","name":"f","content":"f secret"}
             ]}"#,
         )
         .unwrap();
@@ -123,7 +133,7 @@ mod tests {
                 t == "42"
             }
         });
-        assert_eq!(seen, 7);
+        assert_eq!(seen, 9);
         let back = serde_json::to_value(&req).unwrap();
         assert_eq!(back["messages"][0]["content"], "s [X]");
         assert_eq!(back["messages"][1]["content"][0]["text"], "u [X]");
@@ -144,6 +154,11 @@ mod tests {
         assert_eq!(back["messages"][3]["content"], "t [X]");
         assert_eq!(back["messages"][4]["audio"]["transcript"], "a [X]");
         assert_eq!(back["messages"][4]["audio"]["id"], "audio_1");
+        assert_eq!(
+            back["messages"][5]["function_call"],
+            serde_json::json!({"name": "f", "arguments": "{\"q\":\"[X]\"}"})
+        );
+        assert_eq!(back["messages"][6]["content"], "f [X]");
     }
 
     #[test]

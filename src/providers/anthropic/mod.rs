@@ -37,6 +37,7 @@ impl Adapter for AnthropicAdapter {
         req: &ChatRequest,
     ) -> Result<UpstreamRequest, ApiError> {
         let target = ctx.target;
+        super::native::no_legacy_functions(req, "Anthropic")?;
         let body = request::to_anthropic(req)?;
         let body = serde_json::to_vec(&body)
             .map_err(|e| ApiError::internal(format!("failed to serialize the request: {e}")))?;

@@ -29,6 +29,7 @@ impl Adapter for CohereAdapter {
         req: &ChatRequest,
     ) -> Result<UpstreamRequest, ApiError> {
         let target = ctx.target;
+        super::native::no_legacy_functions(req, "Cohere")?;
         let body = request::to_cohere(req)?;
         let body = serde_json::to_vec(&body)
             .map_err(|e| ApiError::internal(format!("failed to serialize the request: {e}")))?;
