@@ -32,7 +32,7 @@ pub fn estimate_prompt_tokens(req: &ChatRequest) -> u64 {
                 + m.tool_calls
                     .iter()
                     .flatten()
-                    .map(|c| c.function.arguments.len() + c.function.name.len())
+                    .map(|c| c.input().len() + c.name().len())
                     .sum::<usize>()
         })
         .sum();

@@ -8,8 +8,9 @@
 //! - Tool calls are held whole until the choice finishes: their arguments are a JSON
 //!   document whose values are redacted one by one, as in a whole answer (a value cut
 //!   across fragments, or a number, cannot be rewritten in flight without breaking the
-//!   document). The client gets each call as one delta on the finishing chunk. A
-//!   deprecated `function_call` is held and released the same way.
+//!   document). The client gets each call as one delta on the finishing chunk. A custom
+//!   tool's call (free-text `input`) and a deprecated `function_call` are held and
+//!   released the same way.
 //! - Audio output (`delta.audio`) is held until the choice finishes too: its speech says
 //!   what its transcript says, and only the output phase, on the whole transcript, can
 //!   tell whether it may go (a redaction there blocks the answer:
@@ -20,7 +21,9 @@
 use serde_json::{json, Map, Value};
 
 use crate::openai::audio::AudioParts;
-use crate::openai::{join_function_call, ChunkChoice, FunctionCallDelta, ToolCallDelta};
+use crate::openai::{
+    join_function_call, ChunkChoice, CustomCallDelta, FunctionCallDelta, ToolCallDelta,
+};
 use crate::policy::chain::PolicyTrace;
 use crate::policy::scan::walk;
 use crate::policy::{StreamFilter, TokenHold};
@@ -223,6 +226,15 @@ impl ChoiceFilter {
         if call.kind.is_none() {
             call.kind = part.kind;
         }
+        if let Some(c) = part.custom {
+            let into = call.custom.get_or_insert_with(CustomCallDelta::default);
+            if into.name.is_none() {
+                into.name = c.name;
+            }
+            if let Some(input) = c.input {
+                into.input.get_or_insert_with(String::new).push_str(&input);
+            }
+        }
         let Some(f) = part.function else {
             return;
         };
@@ -246,19 +258,33 @@ impl ChoiceFilter {
                 Some(Value::String(args)) => Some(args),
                 _ => None,
             });
-        let args = calls
-            .iter_mut()
-            .filter_map(|c| c.function.as_mut().and_then(|f| f.arguments.as_mut()))
-            .chain(legacy_args);
-        for args in args {
+        let mut inputs = Vec::new();
+        let mut args = Vec::new();
+        for c in &mut calls {
+            if let Some(input) = c.custom.as_mut().and_then(|c| c.input.as_mut()) {
+                inputs.push(input);
+            }
+            if let Some(a) = c.function.as_mut().and_then(|f| f.arguments.as_mut()) {
+                args.push(a);
+            }
+        }
+        args.extend(legacy_args);
+        if !args.is_empty() || !inputs.is_empty() {
             let f = self.arguments.get_or_insert_with(make);
-            walk::arguments(args, &mut |value| {
+            let mut redact = |value: &mut String| {
                 let mut shown = f.push(value);
                 shown.push_str(&f.finish());
                 let changed = shown != *value;
                 *value = shown;
                 changed
-            });
+            };
+            for a in args {
+                walk::arguments(a, &mut redact);
+            }
+            // A custom tool's input is free text.
+            for input in inputs {
+                redact(input);
+            }
         }
         Rest {
             content: self.content.finish(),
@@ -388,6 +414,35 @@ mod tests {
         let trace = f.trace();
         assert_eq!(trace.len(), 1);
         assert_eq!(trace[0].findings[0].kind, "email");
+    }
+
+    #[test]
+    fn a_custom_tool_call_is_held_and_its_input_redacted_as_text() {
+        let chain = chain();
+        let make = || chain.stream_filter();
+        let mut f = ChoiceFilter::new(make());
+        let custom = |first: bool, input: &str| {
+            let mut c = json!({"index": 0, "custom": {"input": input}});
+            if first {
+                c["id"] = json!("call_c");
+                c["type"] = json!("custom");
+                c["custom"]["name"] = json!("shell");
+            }
+            json!({"tool_calls": [c]})
+        };
+        for (first, input) in [(true, "mail jane@exa"), (false, "mple.org now")] {
+            let mut c = choice(custom(first, input), None);
+            assert!(f.filter(&mut c, &make));
+            assert!(shows_nothing(&c));
+        }
+        let mut last = choice(json!({}), Some("tool_calls"));
+        f.filter(&mut last, &make);
+        let calls = last.delta.tool_calls.unwrap();
+        assert_eq!(
+            serde_json::to_value(&calls[0]).unwrap(),
+            json!({"index": 0, "id": "call_c", "type": "custom",
+                "custom": {"name": "shell", "input": "mail [EMAIL] now"}})
+        );
     }
 
     #[test]

@@ -213,13 +213,39 @@ pub struct ImageUrl {
     pub detail: Option<String>,
 }
 
+/// A tool offered: a function (`function`), or a custom tool (`type: "custom"`,
+/// GPT-5's freeform tools: `custom: {name, description, format}`, kept in `extra`).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Tool {
     #[serde(rename = "type", default = "function_type")]
     pub kind: String,
+    #[serde(default, skip_serializing_if = "FunctionDef::is_unset")]
     pub function: FunctionDef,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
+}
+
+impl Tool {
+    /// The tool's name: its function's, or its custom tool's.
+    pub fn name(&self) -> &str {
+        match self.extra.get("custom").and_then(|c| c.get("name")) {
+            Some(Value::String(n)) if self.function.is_unset() => n,
+            _ => &self.function.name,
+        }
+    }
+
+    /// The tool's description, for the model.
+    pub fn description(&self) -> Option<&str> {
+        match self.extra.get("custom").and_then(|c| c.get("description")) {
+            Some(Value::String(d)) if self.function.is_unset() => Some(d),
+            _ => self.function.description.as_deref(),
+        }
+    }
+
+    /// Whether this is a function tool (what every provider but OpenAI can express).
+    pub fn is_function(&self) -> bool {
+        self.kind == "function" && !self.function.is_unset()
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -233,16 +259,57 @@ pub struct FunctionDef {
     pub strict: Option<bool>,
 }
 
+impl FunctionDef {
+    /// Absent from the JSON (a custom tool has none).
+    pub fn is_unset(&self) -> bool {
+        self.name.is_empty()
+            && self.description.is_none()
+            && self.parameters.is_none()
+            && self.strict.is_none()
+    }
+}
+
 pub fn function_type() -> String {
     "function".to_string()
 }
 
+/// A call the model made: of a function (`function`: JSON arguments), or of a custom
+/// tool (`type: "custom"`, `custom`: free-text input).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct ToolCall {
     pub id: String,
     #[serde(rename = "type", default = "crate::openai::de::filled_function_type")]
     pub kind: String,
+    #[serde(default, skip_serializing_if = "FunctionCall::is_unset")]
     pub function: FunctionCall,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom: Option<CustomCall>,
+}
+
+impl ToolCall {
+    /// The called tool's name.
+    pub fn name(&self) -> &str {
+        match &self.custom {
+            Some(c) if self.function.is_unset() => &c.name,
+            _ => &self.function.name,
+        }
+    }
+
+    /// What the call passes: a function's JSON arguments, a custom tool's input.
+    pub fn input(&self) -> &str {
+        match &self.custom {
+            Some(c) if self.function.is_unset() => &c.input,
+            _ => &self.function.arguments,
+        }
+    }
+}
+
+/// A custom tool's call: its input is free text, not JSON.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct CustomCall {
+    pub name: String,
+    #[serde(default)]
+    pub input: String,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -251,6 +318,13 @@ pub struct FunctionCall {
     /// Always a JSON string, never an object.
     #[serde(default = "crate::openai::de::filled")]
     pub arguments: String,
+}
+
+impl FunctionCall {
+    /// Absent from the JSON (a custom tool's call has none).
+    pub fn is_unset(&self) -> bool {
+        self.name.is_empty() && self.arguments.is_empty()
+    }
 }
 
 /// A non-streaming `chat.completion`. Deserialised in one pass (`de.rs`): members kt
@@ -387,6 +461,17 @@ pub struct ToolCallDelta {
     pub kind: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub function: Option<FunctionCallDelta>,
+    /// A custom tool's call: `name`, then `input` in pieces.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom: Option<CustomCallDelta>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct CustomCallDelta {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -498,6 +583,14 @@ impl StreamAccumulator {
                         if let Some(id) = &d.id {
                             call.id.push_str(id);
                         }
+                        if let Some(kind) = &d.kind {
+                            call.kind.clone_from(kind);
+                        }
+                        if let Some(c) = &d.custom {
+                            let into = call.custom.get_or_insert_with(CustomCall::default);
+                            into.name.push_str(c.name.as_deref().unwrap_or_default());
+                            into.input.push_str(c.input.as_deref().unwrap_or_default());
+                        }
                         if let Some(f) = &d.function {
                             if let Some(n) = &f.name {
                                 call.function.name.push_str(n);
@@ -584,6 +677,8 @@ mod tests {
             r#"{"id":"c","model":"m","choices":[{"index":0,"delta":{"role":"assistant","tool_calls":[{"index":0,"id":"call_a","type":"function","function":{"name":"get","arguments":""}}]}}]}"#,
             r#"{"id":"c","model":"m","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{\"a\":"}}]}}]}"#,
             r#"{"id":"c","model":"m","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"1}"}}]}}]}"#,
+            r#"{"id":"c","model":"m","choices":[{"index":0,"delta":{"tool_calls":[{"index":1,"id":"call_b","type":"custom","custom":{"name":"sh","input":"echo "}}]}}]}"#,
+            r#"{"id":"c","model":"m","choices":[{"index":0,"delta":{"tool_calls":[{"index":1,"custom":{"input":"hi"}}]}}]}"#,
             r#"{"id":"c","model":"m","choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}"#,
         ];
         let mut acc = StreamAccumulator::default();
@@ -595,6 +690,13 @@ mod tests {
         assert_eq!(call.id, "call_a");
         assert_eq!(call.function.arguments, "{\"a\":1}");
         assert_eq!(resp.choices[0].finish_reason.as_deref(), Some("tool_calls"));
+        // A custom tool's call: its type and free-text input, no `function`.
+        let custom = &resp.choices[0].message.tool_calls.as_ref().unwrap()[1];
+        assert_eq!((custom.name(), custom.input()), ("sh", "echo hi"));
+        assert_eq!(
+            serde_json::to_value(custom).unwrap(),
+            serde_json::json!({"id": "call_b", "type": "custom", "custom": {"name": "sh", "input": "echo hi"}})
+        );
     }
 
     #[test]

@@ -82,6 +82,7 @@ impl ChunkBuilder {
         self.chunk(
             Delta {
                 tool_calls: Some(vec![ToolCallDelta {
+                    custom: None,
                     index,
                     id: Some(id.to_string()),
                     kind: Some("function".to_string()),
@@ -101,6 +102,7 @@ impl ChunkBuilder {
         self.chunk(
             Delta {
                 tool_calls: Some(vec![ToolCallDelta {
+                    custom: None,
                     index,
                     id: None,
                     kind: None,

@@ -79,10 +79,19 @@ fn find_call_name(req: &ChatRequest, id: Option<&str>) -> Option<String> {
 /// The tool to call: the one `tool_choice` names, any when it is `required`, else one whose
 /// name (or name words) the user mentioned.
 fn chosen_tool<'a>(req: &'a ChatRequest, user_text: &str) -> Option<&'a Tool> {
-    let tools = req.tools.as_ref().filter(|t| !t.is_empty())?;
+    // Function tools: a custom tool (free-text input) gets a text answer.
+    let tools: Vec<&Tool> = req
+        .tools
+        .iter()
+        .flatten()
+        .filter(|t| t.is_function())
+        .collect();
+    if tools.is_empty() {
+        return None;
+    }
     match &req.tool_choice {
         Some(Value::String(s)) if s == "none" => return None,
-        Some(Value::String(s)) if s == "required" => return tools.first(),
+        Some(Value::String(s)) if s == "required" => return tools.first().copied(),
         Some(Value::Object(o)) => {
             let name = o
                 .get("function")
@@ -92,13 +101,13 @@ fn chosen_tool<'a>(req: &'a ChatRequest, user_text: &str) -> Option<&'a Tool> {
                 .iter()
                 .find(|t| Some(t.function.name.as_str()) == name)
             {
-                return Some(t);
+                return Some(*t);
             }
         }
         _ => {}
     }
     let text = user_text.to_lowercase();
-    tools.iter().find(|t| {
+    tools.into_iter().find(|t| {
         let name = t.function.name.to_lowercase();
         text.contains(&name)
             || name
@@ -174,6 +183,7 @@ pub fn respond(req: &ChatRequest, id: &str, created: u64) -> ChatResponse {
                 role: Role::Assistant,
                 content: None,
                 tool_calls: Some(vec![ToolCall {
+                    custom: None,
                     id: format!("call_{}", &id.chars().rev().take(12).collect::<String>()),
                     kind: function_type(),
                     function: FunctionCall { name, arguments },
@@ -249,6 +259,7 @@ pub fn stream(req: &ChatRequest, id: &str, created: u64) -> Vec<ChatChunk> {
         out.push(chunk(
             Delta {
                 tool_calls: Some(vec![ToolCallDelta {
+                    custom: None,
                     index,
                     id: Some(call.id.clone()),
                     kind: Some(function_type()),
@@ -270,6 +281,7 @@ pub fn stream(req: &ChatRequest, id: &str, created: u64) -> Vec<ChatChunk> {
             out.push(chunk(
                 Delta {
                     tool_calls: Some(vec![ToolCallDelta {
+                        custom: None,
                         index,
                         id: None,
                         kind: None,

@@ -152,19 +152,57 @@ fn invalid_part(message: &str) -> ApiError {
     ApiError::bad_request(message.to_string()).with_param("messages")
 }
 
-/// The deprecated function calling (`functions`, `function_call`): only the
-/// OpenAI-format providers take it; translated, the model would never see the functions.
-pub fn no_legacy_functions(req: &ChatRequest, provider: &str) -> Result<(), ApiError> {
-    match ["functions", "function_call"]
+/// What only the OpenAI-format providers take: the deprecated function calling
+/// (`functions`, `function_call`), custom tools (`type: "custom"`) and their calls, and a
+/// `tool_choice` other than `auto`/`required`/`none` or a named function. Translated,
+/// the model would never see those tools: a 400 naming the parameter instead.
+pub fn openai_only(req: &ChatRequest, provider: &str) -> Result<(), ApiError> {
+    if let Some(key) = ["functions", "function_call"]
         .into_iter()
         .find(|k| req.extra.contains_key(*k))
     {
-        Some(key) => Err(ApiError::bad_request(format!(
+        return Err(ApiError::bad_request(format!(
             "the deprecated `{key}` parameter cannot be sent to {provider}; use `tools` and `tool_choice`"
         ))
-        .with_param(key)),
-        None => Ok(()),
+        .with_param(key));
     }
+    if let Some((i, t)) = req
+        .tools
+        .iter()
+        .flatten()
+        .enumerate()
+        .find(|(_, t)| !t.is_function())
+    {
+        return Err(ApiError::bad_request(format!(
+            "tools[{i}]: tools of type `{}` cannot be sent to {provider}; only `function` tools can",
+            t.kind
+        ))
+        .with_param("tools"));
+    }
+    if let Some(Value::Object(choice)) = &req.tool_choice {
+        let kind = choice
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or("function");
+        if kind != "function" {
+            return Err(ApiError::bad_request(format!(
+                "a `tool_choice` of type `{kind}` cannot be sent to {provider}; use `auto`, `required`, `none` or a named function"
+            ))
+            .with_param("tool_choice"));
+        }
+    }
+    let custom_call = req
+        .messages
+        .iter()
+        .enumerate()
+        .find(|(_, m)| m.tool_calls.iter().flatten().any(|c| c.function.is_unset()));
+    if let Some((i, _)) = custom_call {
+        return Err(ApiError::bad_request(format!(
+            "messages[{i}]: calls of custom tools cannot be sent to {provider}; only function calls can"
+        ))
+        .with_param("messages"));
+    }
+    Ok(())
 }
 
 /// Every `system` / `developer` message's text, in order (empty ones skipped).
@@ -331,6 +369,7 @@ impl MultiChunkBuilder {
         self.tool_delta(
             index,
             ToolCallDelta {
+                custom: None,
                 index: tool_index,
                 id: Some(id.to_string()),
                 kind: Some(function_type()),
@@ -347,6 +386,7 @@ impl MultiChunkBuilder {
         self.tool_delta(
             index,
             ToolCallDelta {
+                custom: None,
                 index: tool_index,
                 id: None,
                 kind: None,
@@ -386,7 +426,7 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn deprecated_function_calling_is_refused_by_name() {
+    fn what_only_openai_takes_is_refused_by_name() {
         let req = |extra: Value| -> ChatRequest {
             let mut v = json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]});
             v.as_object_mut()
@@ -394,11 +434,46 @@ mod tests {
                 .extend(extra.as_object().unwrap().clone());
             serde_json::from_value(v).unwrap()
         };
-        assert!(no_legacy_functions(&req(json!({"tools": []})), "Gemini").is_ok());
-        let e = no_legacy_functions(&req(json!({"function_call": "auto"})), "Gemini").unwrap_err();
-        assert_eq!(e.status, 400);
-        assert_eq!(e.body.param.as_deref(), Some("function_call"));
-        assert!(e.body.message.contains("to Gemini"), "{}", e.body.message);
+        let function = json!({"type": "function", "function": {"name": "f"}});
+        let ok = json!({"tools": [function], "tool_choice": {"type": "function", "function": {"name": "f"}}});
+        assert!(openai_only(&req(ok), "Gemini").is_ok());
+        assert!(openai_only(&req(json!({"tool_choice": "required"})), "Gemini").is_ok());
+        let refused = |extra: Value, param: &str, says: &str| {
+            let e = openai_only(&req(extra), "Gemini").unwrap_err();
+            assert_eq!(e.status, 400);
+            assert_eq!(e.body.param.as_deref(), Some(param));
+            assert!(e.body.message.contains(says), "{}", e.body.message);
+            assert!(e.body.message.contains("to Gemini"), "{}", e.body.message);
+        };
+        refused(
+            json!({"function_call": "auto"}),
+            "function_call",
+            "deprecated",
+        );
+        refused(
+            json!({"tools": [function, {"type": "custom", "custom": {"name": "sh"}}]}),
+            "tools",
+            "tools[1]: tools of type `custom`",
+        );
+        refused(
+            json!({"tool_choice": {"type": "allowed_tools", "allowed_tools": {"mode": "auto", "tools": []}}}),
+            "tool_choice",
+            "`allowed_tools`",
+        );
+        let mut history = req(json!({}));
+        history.messages.push(
+            serde_json::from_value(json!({"role": "assistant", "content": null, "tool_calls": [
+                {"id": "c", "type": "custom", "custom": {"name": "sh", "input": "ls"}}]}))
+            .unwrap(),
+        );
+        let e = openai_only(&history, "Gemini").unwrap_err();
+        assert!(
+            e.body
+                .message
+                .starts_with("messages[1]: calls of custom tools"),
+            "{}",
+            e.body.message
+        );
     }
 
     #[test]

@@ -49,7 +49,7 @@ pub fn text_tokens(text: &str) -> u64 {
 pub fn message_tokens(m: &Message) -> u64 {
     let mut n = PER_MESSAGE + text_tokens(&m.text_content());
     for call in m.tool_calls.iter().flatten() {
-        n += text_tokens(&call.function.name) + text_tokens(&call.function.arguments) + 3;
+        n += text_tokens(call.name()) + text_tokens(call.input()) + 3;
     }
     n
 }
@@ -60,7 +60,14 @@ pub fn request_tokens(req: &ChatRequest) -> u64 {
         .tools
         .iter()
         .flatten()
-        .map(|t| serde_json::to_string(&t.function).map_or(0, |s| text_tokens(&s)))
+        .map(|t| {
+            let def = if t.function.is_unset() {
+                serde_json::to_string(&t.extra) // a custom tool: `custom`
+            } else {
+                serde_json::to_string(&t.function)
+            };
+            def.map_or(0, |s| text_tokens(&s))
+        })
         .sum();
     req.messages.iter().map(message_tokens).sum::<u64>() + tools
 }
@@ -154,6 +161,7 @@ mod tests {
             tool_calls: Some(
                 ids.iter()
                     .map(|id| ToolCall {
+                        custom: None,
                         id: (*id).to_string(),
                         kind: "function".to_string(),
                         function: FunctionCall {

@@ -991,6 +991,106 @@ fn deprecated_function_calls_pass_the_same_policies_as_tool_calls() {
     );
 }
 
+/// Custom tools (`type: "custom"`, GPT-5's freeform tools) reach an OpenAI target as
+/// sent, and pass the same policies as functions: the firewall checks the tools offered
+/// and the calls made, the PII detector redacts a call's input (free text), whole and
+/// streamed.
+#[test]
+fn custom_tools_pass_through_and_the_same_policies() {
+    let up = MockUpstream::start(|r| {
+        let body = r.json();
+        let (name, input) = match body["messages"][0]["content"].as_str().unwrap_or_default() {
+            "reset" => ("reset_admin", "now"),
+            _ => ("code_exec", "send_report('john.doe@example.com')"),
+        };
+        if body["stream"] == true {
+            let (a, b) = input.split_at(input.len().min(20));
+            let piece = |v: Value| chunk(json!({"tool_calls": [v]}), None);
+            let chunks = vec![
+                chunk(json!({"role": "assistant", "content": null}), None),
+                piece(json!({"index": 0, "id": "call_c", "type": "custom",
+                    "custom": {"name": name, "input": a}})),
+                piece(json!({"index": 0, "custom": {"input": b}})),
+                chunk(json!({}), Some("tool_calls")),
+            ];
+            return MockReply::openai_sse(&chunks, Duration::from_millis(5));
+        }
+        let mut reply = completion("");
+        reply["choices"][0]["message"] = json!({"role": "assistant", "content": null,
+            "tool_calls": [{"id": "call_c", "type": "custom",
+                "custom": {"name": name, "input": input}}]});
+        reply["choices"][0]["finish_reason"] = json!("tool_calls");
+        MockReply::json(200, reply)
+    });
+    let both = config(
+        &up.v1(),
+        "pii-detector, agent-firewall",
+        &format!("  pii-detector: {{}}\n{FIREWALL}"),
+    );
+    let gw = Gateway::start(Some(&both));
+    let url = chat_url(&gw);
+    let ask = |text: &str, tools: &[&str]| {
+        let mut b = user(text);
+        b["tools"] = tools
+            .iter()
+            .map(|n| {
+                json!({"type": "custom", "custom": {"name": n, "description": "runs it",
+                "format": {"type": "text"}}})
+            })
+            .collect();
+        b
+    };
+
+    // Offered a denied custom tool: refused before anything goes upstream.
+    let (status, _, body) = post_json(&url, &ask("run", &["code_exec", "shell"]), &[]);
+    assert_eq!(status, 409, "{body}");
+    assert_blocked(&body, "agent-firewall", "input_blocked");
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("`shell`"));
+    assert_eq!(up.count(), 0);
+
+    // The request reaches the provider as sent; the call's input is redacted.
+    let request = ask("run", &["code_exec"]);
+    let (status, _, body) = post_json(&url, &request, &[]);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(up.requests()[0].json()["tools"], request["tools"]);
+    let call = &body["choices"][0]["message"]["tool_calls"][0];
+    assert_eq!(
+        call,
+        &json!({"id": "call_c", "type": "custom",
+            "custom": {"name": "code_exec", "input": "send_report('[EMAIL]')"}})
+    );
+
+    // A call to a denied custom tool: refused on the way out.
+    let (status, _, body) = post_json(&url, &ask("reset", &["reset_admin2"]), &[]);
+    assert_eq!(status, 409, "{body}");
+    assert_blocked(&body, "agent-firewall", "output_blocked");
+
+    // Streamed: held until complete, its input redacted; nothing leaks.
+    let (status, arrivals) = post_stream(&url, &streamed(ask("run", &["code_exec"])));
+    assert_eq!(status, 200);
+    assert!(
+        !arrivals.iter().any(|a| a.data.contains("john")),
+        "{arrivals:?}"
+    );
+    let calls: Vec<Value> = arrivals
+        .iter()
+        .filter_map(|a| serde_json::from_str::<Value>(&a.data).ok())
+        .filter_map(|v| v["choices"][0]["delta"]["tool_calls"].as_array().cloned())
+        .flatten()
+        .collect();
+    assert_eq!(
+        calls,
+        [json!({"index": 0, "id": "call_c", "type": "custom",
+            "custom": {"name": "code_exec", "input": "send_report('[EMAIL]')"}})]
+    );
+    let (status, arrivals) = post_stream(&url, &streamed(ask("reset", &["reset_admin2"])));
+    assert_eq!(status, 200);
+    assert_stream_blocked(&arrivals, "agent-firewall");
+}
+
 #[test]
 fn pii_redacts_streamed_tool_calls_and_refusals_before_they_leave() {
     let up = MockUpstream::start(|r| {

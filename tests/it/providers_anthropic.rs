@@ -291,6 +291,15 @@ fn anthropic_errors_and_streams_seen_by_a_plain_http_client() {
         body["error"]["message"],
         "the deprecated `functions` parameter cannot be sent to Anthropic; use `tools` and `tool_choice`"
     );
+    let mut custom = ask("scenario:chat");
+    custom["tools"] = json!([{"type": "custom", "custom": {"name": "code_exec"}}]);
+    let (status, _, body) = post_json(&url, &custom, &[]);
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["param"], "tools");
+    assert_eq!(
+        body["error"]["message"],
+        "tools[0]: tools of type `custom` cannot be sent to Anthropic; only `function` tools can"
+    );
 
     // Streaming with no include_usage: the usage chunk is not passed on.
     let mut req = ask("scenario:chat");
@@ -320,7 +329,7 @@ fn anthropic_errors_and_streams_seen_by_a_plain_http_client() {
     assert_eq!(text, "Bonjour, ça va? 🌍");
 
     // The event records the provider and the token counts the stream reported.
-    let events = gw.events(4);
+    let events = gw.events(5);
     let ev = events.iter().find(|e| e["stream"] == true).unwrap();
     assert_eq!(ev["provider"], "anthropic");
     assert_eq!(ev["total_tokens"], 44);

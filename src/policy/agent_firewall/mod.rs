@@ -10,7 +10,8 @@
 //! Input: the `tools` offered (blocked, or removed with `remove_denied_tools: true`) and
 //! every assistant `tool_calls` in the history. Output: the `tool_calls` of the response.
 //! The deprecated function calling is read alike: `functions` are offered tools, a
-//! message's `function_call` is a call (OpenAI still serves both).
+//! message's `function_call` is a call (OpenAI still serves both); and so are custom
+//! tools (`type: "custom"`), whose calls' input is free text.
 
 mod schema;
 
@@ -20,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{Decision, Finding, Mode, Policy, PolicyError, RequestContext};
-use crate::openai::{ChatRequest, ChatResponse, FunctionCall, Message, Role};
+use crate::openai::{ChatRequest, ChatResponse, Message, Role};
 pub use schema::{ArgRule, ArgRuleSpec, SchemaSpec};
 
 pub const NAME: &str = "agent-firewall";
@@ -186,8 +187,9 @@ impl AgentFirewall {
                 .is_none_or(|allow| allow.iter().any(|g| glob(g, tool)))
     }
 
-    fn check_call(&self, call: &FunctionCall) -> Option<Refusal> {
-        let name = call.name.as_str();
+    /// One call: the tool's name and what it passes (JSON arguments; a custom tool's
+    /// free-text input, which argument rules refuse as not a JSON object).
+    fn check_call(&self, name: &str, arguments: &str) -> Option<Refusal> {
         if !self.is_allowed(name) {
             return Some(Refusal::NotAllowed);
         }
@@ -198,7 +200,7 @@ impl AgentFirewall {
             .flat_map(|(_, rules)| rules.iter())
             .peekable();
         applicable.peek()?;
-        let args: Value = match serde_json::from_str(&call.arguments) {
+        let args: Value = match serde_json::from_str(arguments) {
             Ok(v @ Value::Object(_)) => v,
             _ => return Some(Refusal::InvalidArguments),
         };
@@ -242,7 +244,7 @@ impl AgentFirewall {
             let removed = self.remove_tools(req) + self.remove_functions(req);
             return u32::try_from(removed).unwrap_or(u32::MAX);
         }
-        let tools = req.tools.iter().flatten().map(|t| t.function.name.as_str());
+        let tools = req.tools.iter().flatten().map(|t| t.name());
         for name in tools.chain(function_names(req)) {
             if !self.is_allowed(name) {
                 v.add("tool_not_allowed", || {
@@ -261,7 +263,7 @@ impl AgentFirewall {
             return 0;
         };
         let before = tools.len();
-        tools.retain(|t| self.is_allowed(&t.function.name));
+        tools.retain(|t| self.is_allowed(t.name()));
         let removed = before - tools.len();
         if removed == 0 {
             return 0;
@@ -269,13 +271,12 @@ impl AgentFirewall {
         if tools.is_empty() {
             req.tools = None;
             req.tool_choice = None;
-        } else if let Some(forced) = req
-            .tool_choice
-            .as_ref()
-            .and_then(|c| c.pointer("/function/name"))
-            .and_then(Value::as_str)
-        {
-            if !tools.iter().any(|t| t.function.name == forced) {
+        } else if let Some(forced) = req.tool_choice.as_ref().and_then(|c| {
+            c.pointer("/function/name")
+                .or_else(|| c.pointer("/custom/name"))
+                .and_then(Value::as_str)
+        }) {
+            if !tools.iter().any(|t| t.name() == forced) {
                 req.tool_choice = None;
             }
         }
@@ -316,8 +317,11 @@ impl AgentFirewall {
     /// Checks one turn's calls (its tool calls and its deprecated `function_call`).
     fn check_turn(&self, m: &Message, v: &mut Violations, output: bool) -> usize {
         let legacy = m.function_call();
-        let tools = m.tool_calls.iter().flatten().map(|c| &c.function);
-        let calls: Vec<&FunctionCall> = tools.chain(legacy.as_ref()).collect();
+        let tools = m.tool_calls.iter().flatten().map(|c| (c.name(), c.input()));
+        let legacy = legacy
+            .as_ref()
+            .map(|c| (c.name.as_str(), c.arguments.as_str()));
+        let calls: Vec<(&str, &str)> = tools.chain(legacy).collect();
         if let Some(max) = self.spec.max_tool_calls.filter(|max| calls.len() > *max) {
             v.add("too_many_tool_calls", || {
                 if output {
@@ -327,10 +331,10 @@ impl AgentFirewall {
                 }
             });
         }
-        for call in &calls {
-            if let Some(r) = self.check_call(call) {
+        for (name, arguments) in &calls {
+            if let Some(r) = self.check_call(name, arguments) {
                 v.add(r.kind(), || {
-                    let what = r.describe(&call.name, output);
+                    let what = r.describe(name, output);
                     if output {
                         format!("The response was blocked because the model tried to call {what}.")
                     } else {

@@ -38,6 +38,7 @@ fn calls(list: &[(String, String)]) -> Option<Vec<ToolCall>> {
         list.iter()
             .enumerate()
             .map(|(i, (name, args))| ToolCall {
+                custom: None,
                 id: format!("call_{i}"),
                 kind: "function".into(),
                 function: FunctionCall {

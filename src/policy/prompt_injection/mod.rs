@@ -168,7 +168,7 @@ impl PromptInjection {
             .iter()
             .flatten()
             .filter(|_| scans(ScanRole::Tool))
-            .filter_map(|t| t.function.description.as_deref())
+            .filter_map(|t| t.description())
             .map(|d| self.detector.analyze(d, ScanRole::Tool));
         score::combine(messages.chain(tools))
     }

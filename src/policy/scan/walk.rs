@@ -1,7 +1,8 @@
 //! Where the free text of a request or a response lives, for the content policies to
 //! read and rewrite: message contents of every role (text parts), refusals, the string
 //! and number values inside tool-call arguments and a deprecated `function_call`'s
-//! (parsed as JSON, so a rewrite keeps the arguments valid JSON), and the transcript of an answer's audio (`message.audio`:
+//! (parsed as JSON, so a rewrite keeps the arguments valid JSON), a custom tool call's
+//! input (free text), and the transcript of an answer's audio (`message.audio`:
 //! what the speech says; a rewrite of it cannot reach the speech, see
 //! `chain::PolicyChain::run_output`).
 
@@ -33,7 +34,13 @@ pub fn message_texts(m: &mut Message, f: &mut dyn FnMut(&mut String) -> bool) {
         f(r);
     }
     for call in m.tool_calls.iter_mut().flatten() {
-        arguments(&mut call.function.arguments, f);
+        match &mut call.custom {
+            // A custom tool's input is free text.
+            Some(c) if call.function.is_unset() => {
+                f(&mut c.input);
+            }
+            _ => arguments(&mut call.function.arguments, f),
+        }
     }
     // The deprecated `function_call` (legacy function calling).
     if let Some(Value::String(args)) = m
@@ -119,7 +126,8 @@ mod tests {
                 {"role":"tool","tool_call_id":"c","content":"t secret"},
                 {"role":"assistant","content":null,"audio":{"id":"audio_1","transcript":"a secret"}},
                 {"role":"assistant","content":null,"function_call":{"name":"f","arguments":"{\"q\":\"secret\"}"}},
-                {"role":"function","name":"f","content":"f secret"}
+                {"role":"function","name":"f","content":"f secret"},
+                {"role":"assistant","content":null,"tool_calls":[{"id":"k","type":"custom","custom":{"name":"sh","input":"echo secret"}}]}
             ]}"#,
         )
         .unwrap();
@@ -133,7 +141,7 @@ mod tests {
                 t == "42"
             }
         });
-        assert_eq!(seen, 9);
+        assert_eq!(seen, 10);
         let back = serde_json::to_value(&req).unwrap();
         assert_eq!(back["messages"][0]["content"], "s [X]");
         assert_eq!(back["messages"][1]["content"][0]["text"], "u [X]");
@@ -159,6 +167,10 @@ mod tests {
             serde_json::json!({"name": "f", "arguments": "{\"q\":\"[X]\"}"})
         );
         assert_eq!(back["messages"][6]["content"], "f [X]");
+        assert_eq!(
+            back["messages"][7]["tool_calls"][0],
+            serde_json::json!({"id": "k", "type": "custom", "custom": {"name": "sh", "input": "echo [X]"}})
+        );
     }
 
     #[test]

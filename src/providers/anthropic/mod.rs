@@ -37,7 +37,7 @@ impl Adapter for AnthropicAdapter {
         req: &ChatRequest,
     ) -> Result<UpstreamRequest, ApiError> {
         let target = ctx.target;
-        super::native::no_legacy_functions(req, "Anthropic")?;
+        super::native::openai_only(req, "Anthropic")?;
         let body = request::to_anthropic(req)?;
         let body = serde_json::to_vec(&body)
             .map_err(|e| ApiError::internal(format!("failed to serialize the request: {e}")))?;
@@ -206,6 +206,7 @@ fn to_openai(msg: MessageResponse, created: u64) -> ChatResponse {
                     continue;
                 }
                 calls.push(ToolCall {
+                    custom: None,
                     id: block
                         .get("id")
                         .and_then(Value::as_str)

@@ -69,7 +69,7 @@ impl Adapter for BedrockAdapter {
         req: &ChatRequest,
     ) -> Result<UpstreamRequest, ApiError> {
         let target = ctx.target;
-        super::native::no_legacy_functions(req, "Bedrock")?;
+        super::native::openai_only(req, "Bedrock")?;
         let body = serde_json::to_vec(&request::to_converse(req)?)
             .map_err(|e| ApiError::internal(format!("failed to serialize the request: {e}")))?;
         let (url, region) = BedrockAdapter::url(target, req.is_stream())?;

@@ -68,6 +68,7 @@ pub fn from_converse(target: &Target, body: &[u8]) -> Result<ChatResponse, ApiEr
                 .cloned()
                 .unwrap_or(Value::Object(Map::new()));
             calls.push(ToolCall {
+                custom: None,
                 id: tu
                     .get("toolUseId")
                     .and_then(Value::as_str)

@@ -29,7 +29,7 @@ impl Adapter for CohereAdapter {
         req: &ChatRequest,
     ) -> Result<UpstreamRequest, ApiError> {
         let target = ctx.target;
-        super::native::no_legacy_functions(req, "Cohere")?;
+        super::native::openai_only(req, "Cohere")?;
         let body = request::to_cohere(req)?;
         let body = serde_json::to_vec(&body)
             .map_err(|e| ApiError::internal(format!("failed to serialize the request: {e}")))?;
@@ -167,6 +167,7 @@ fn to_openai(resp: ChatResponseV2, model: &str, created: u64) -> Result<ChatResp
                         _ => "{}".to_string(),
                     };
                     ToolCall {
+                        custom: None,
                         id: c
                             .get("id")
                             .and_then(Value::as_str)

@@ -39,7 +39,7 @@ impl Adapter for GeminiAdapter {
         req: &ChatRequest,
     ) -> Result<UpstreamRequest, ApiError> {
         let target = ctx.target;
-        super::native::no_legacy_functions(req, "Gemini")?;
+        super::native::openai_only(req, "Gemini")?;
         let body = serde_json::to_vec(&request::to_gemini(req)?)
             .map_err(|e| ApiError::internal(format!("failed to serialize the request: {e}")))?;
         let mut headers = Vec::with_capacity(3 + target.headers.len());

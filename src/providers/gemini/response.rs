@@ -166,6 +166,7 @@ pub fn parse_response(target: &Target, body: &[u8]) -> Result<ChatResponse, ApiE
             if let Some((name, arguments)) = function_call(part) {
                 let ordinal = u32::try_from(calls.len()).unwrap_or(u32::MAX);
                 calls.push(ToolCall {
+                    custom: None,
                     id: tool_call_id(&seed, index, ordinal, part),
                     kind: function_type(),
                     function: FunctionCall { name, arguments },

@@ -104,6 +104,7 @@ pub fn native_view(resp: &Value) -> (ChatResponse, Vec<Origin>) {
                     original: s("arguments").to_string(),
                 });
                 calls.push(ToolCall {
+                    custom: None,
                     id: s("call_id").to_string(),
                     kind: "function".to_string(),
                     function: FunctionCall {

@@ -225,6 +225,7 @@ impl Builder {
         };
         let arguments = s("arguments").unwrap_or_default();
         let call = ToolCall {
+            custom: None,
             id,
             kind: "function".to_string(),
             function: FunctionCall {
