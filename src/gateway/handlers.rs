@@ -48,6 +48,24 @@ pub fn handle(state: &Arc<State>, req: Request) {
             );
             reply.send(req, &request_id);
         }
+        (m, p) if model_path(p).is_some() => {
+            if *m != Method::Get {
+                let e = ApiError::method_not_allowed(m.as_str(), p);
+                Reply::error(&e).send(req, &request_id);
+                return;
+            }
+            let started = std::time::Instant::now();
+            let reply = model(state, model_path(p).unwrap_or_default());
+            record_access(
+                state,
+                &req,
+                &request_id,
+                "/v1/models",
+                reply.status,
+                started,
+            );
+            reply.send(req, &request_id);
+        }
         (Method::Get, "/v1/events") => admin::events(state, &req).send(req, &request_id),
         (Method::Get, "/keeptrusts/config") => admin::config(state, &req).send(req, &request_id),
         (Method::Get, "/health") | (Method::Get, "/healthz") => {
@@ -134,6 +152,45 @@ fn models(state: &State) -> Reply {
         .collect();
     let body = serde_json::json!({"object": "list", "data": data});
     Reply::json(200, body.to_string().into_bytes())
+}
+
+/// The model id of `GET /v1/models/{model}` (percent-decoded; it may hold `/`, as a
+/// provider pin `openai/gpt-4o` does).
+fn model_path(path: &str) -> Option<String> {
+    let id = path
+        .strip_prefix("/v1/models/")
+        .or_else(|| path.strip_prefix("/models/"))?;
+    let id = percent_encoding::percent_decode_str(id)
+        .decode_utf8()
+        .ok()?;
+    (!id.is_empty()).then(|| id.into_owned())
+}
+
+/// `GET /v1/models/{model}`: the model, when a request naming it would be served (the
+/// catalog's names, provider pins, target ids, deprecated names); else the chat path's
+/// 404 `model_not_found`.
+fn model(state: &State, id: String) -> Reply {
+    let config = &state.default.config;
+    match crate::router::resolve(config, &id) {
+        Ok(res) => {
+            let owned_by = res
+                .candidates
+                .first()
+                .and_then(|i| config.targets.get(*i))
+                .map_or("keeptrusts", |t| t.kind.as_str());
+            let entry = ModelEntry {
+                owned_by: owned_by.to_string(),
+                id,
+                object: "model".to_string(),
+                created: crate::providers::unix_now(),
+            };
+            match serde_json::to_vec(&entry) {
+                Ok(body) => Reply::json(200, body),
+                Err(e) => Reply::error(&ApiError::internal(e.to_string())),
+            }
+        }
+        Err(e) => Reply::error(&e),
+    }
 }
 
 fn health(state: &State) -> Reply {

@@ -445,6 +445,27 @@ models:
         .collect();
     assert_eq!(ids, ["gpt-4o", "llama-3.3-70b", "fast"]);
     assert_eq!(body["data"][1]["owned_by"], "groq");
+
+    // One model: what a request naming it would be served by (names, aliases, pins).
+    for (id, path, owner) in [
+        ("fast", "fast", "groq"),
+        ("gpt-4o", "gpt-4o", "openai"),
+        ("groq/llama-3.3-70b", "groq/llama-3.3-70b", "groq"),
+        ("openai/gpt-4o", "openai%2Fgpt-4o", "openai"),
+    ] {
+        let (status, m) = get_json(&format!("{}/models/{path}", gw.base_url()));
+        assert_eq!(status, 200, "{path}: {m}");
+        assert_eq!(m["id"], id);
+        assert_eq!(m["object"], "model");
+        assert_eq!(m["owned_by"], owner);
+        assert!(m["created"].is_u64());
+    }
+    let (status, m) = get_json(&format!("{}/models/nope", gw.base_url()));
+    assert_error(status, &m, 404, Some("model"));
+    assert_eq!(m["error"]["code"], "model_not_found");
+    assert_eq!(m["error"]["message"], "Model 'nope' not found in catalog");
+    let (status, _, m) = post_json(&format!("{}/models/fast", gw.base_url()), &json!({}), &[]);
+    assert_eq!(status, 405, "{m}");
     let (status, health) = get_json(&format!("{}/health", gw.url()));
     assert_eq!(status, 200);
     assert_eq!(health["status"], "ok");

@@ -6,8 +6,17 @@ from openai import OpenAI
 
 client = OpenAI(base_url=os.environ["KT_BASE_URL"], api_key="anything", max_retries=0, timeout=20)
 
+import openai
+
 models = [m.id for m in client.models.list()]
 assert "gpt-4o" in models, models
+m = client.models.retrieve("gpt-4o")
+assert m.id == "gpt-4o" and m.object == "model", m
+try:
+    client.models.retrieve("no-such-model")
+    raise AssertionError("an unknown model was found")
+except openai.NotFoundError as e:
+    assert e.body["code"] == "model_not_found", e.body
 
 r = client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "echo: sandbox works"}])
 assert r.choices[0].message.content == "sandbox works", r
