@@ -271,14 +271,27 @@ impl AgentFirewall {
         if tools.is_empty() {
             req.tools = None;
             req.tool_choice = None;
-        } else if let Some(forced) = req.tool_choice.as_ref().and_then(|c| {
-            c.pointer("/function/name")
-                .or_else(|| c.pointer("/custom/name"))
-                .and_then(Value::as_str)
-        }) {
-            if !tools.iter().any(|t| t.name() == forced) {
-                req.tool_choice = None;
+            return removed;
+        }
+        let offered =
+            |name: Option<&str>| name.is_some_and(|n| tools.iter().any(|t| t.name() == n));
+        let choice = req.tool_choice.as_mut();
+        let drop_choice = match choice {
+            // `allowed_tools`: the subset the model may use loses the removed ones too.
+            Some(c) if c.get("type").and_then(Value::as_str) == Some("allowed_tools") => {
+                match c.pointer_mut("/allowed_tools/tools") {
+                    Some(Value::Array(list)) => {
+                        list.retain(|t| offered(named(t)));
+                        list.is_empty()
+                    }
+                    _ => false,
+                }
             }
+            Some(c) => named(c).is_some() && !offered(named(c)),
+            None => false,
+        };
+        if drop_choice {
+            req.tool_choice = None;
         }
         removed
     }
@@ -345,6 +358,14 @@ impl AgentFirewall {
         }
         calls.len()
     }
+}
+
+/// The tool a `tool_choice` (or an `allowed_tools` entry) names.
+fn named(choice: &Value) -> Option<&str> {
+    choice
+        .pointer("/function/name")
+        .or_else(|| choice.pointer("/custom/name"))
+        .and_then(Value::as_str)
 }
 
 /// The names of the deprecated `functions` a request offers.

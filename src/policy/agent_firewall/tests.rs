@@ -187,6 +187,66 @@ fn denied_tools_can_be_removed_instead() {
     );
 }
 
+/// Custom tools are offered tools too; under `remove_denied_tools` a removed tool also
+/// leaves a `tool_choice` that names it (a custom one, or an `allowed_tools` subset).
+#[test]
+fn removed_tools_leave_the_tool_choice_that_names_them() {
+    let fw = AgentFirewall::from_block(
+        &serde_yaml::from_str("deny_tools: [shell]\nremove_denied_tools: true").unwrap(),
+    )
+    .unwrap();
+    let ctx = RequestContext::default();
+    let custom = |n: &str| json!({"type": "custom", "custom": {"name": n}});
+    let function = |n: &str| json!({"type": "function", "function": {"name": n}});
+    let request = |tool_choice: serde_json::Value| -> ChatRequest {
+        serde_json::from_value(
+            json!({"model": "m", "messages": [{"role": "user", "content": "hi"}],
+            "tools": [custom("shell"), function("search"), custom("notes")],
+            "tool_choice": tool_choice}),
+        )
+        .unwrap()
+    };
+    let names = |req: &ChatRequest| -> Vec<String> {
+        req.tools
+            .iter()
+            .flatten()
+            .map(|t| t.name().to_string())
+            .collect()
+    };
+
+    let mut req = request(custom("shell"));
+    assert!(matches!(
+        fw.on_input(&ctx, &mut req).unwrap(),
+        Decision::Redacted { .. }
+    ));
+    assert_eq!(names(&req), ["search", "notes"]);
+    assert_eq!(req.tool_choice, None);
+
+    let mut req = request(custom("notes"));
+    fw.on_input(&ctx, &mut req).unwrap();
+    assert_eq!(req.tool_choice, Some(custom("notes")));
+
+    let allowed = |tools: Vec<serde_json::Value>| json!({"type": "allowed_tools", "allowed_tools": {"mode": "auto", "tools": tools}});
+    let mut req = request(allowed(vec![custom("shell"), function("search")]));
+    fw.on_input(&ctx, &mut req).unwrap();
+    assert_eq!(req.tool_choice, Some(allowed(vec![function("search")])));
+    let mut req = request(allowed(vec![custom("shell")]));
+    fw.on_input(&ctx, &mut req).unwrap();
+    assert_eq!(req.tool_choice, None, "nothing left to allow");
+    let mut req = request(json!("required"));
+    fw.on_input(&ctx, &mut req).unwrap();
+    assert_eq!(req.tool_choice, Some(json!("required")));
+
+    // Enforcing instead: a denied custom tool blocks the request by name.
+    let fw =
+        AgentFirewall::from_block(&serde_yaml::from_str("deny_tools: [shell]").unwrap()).unwrap();
+    let d = fw.on_input(&ctx, &mut request(json!("auto"))).unwrap();
+    assert!(
+        matches!(&d, Decision::Block { message, .. } if message.contains("`shell`")),
+        "{d:?}"
+    );
+}
+
 /// The deprecated function calling (`functions`, `function_call`) is checked like tools:
 /// OpenAI still serves it, so it must not be a way around the firewall.
 #[test]
