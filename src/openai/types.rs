@@ -226,10 +226,15 @@ pub struct Tool {
 }
 
 impl Tool {
-    /// The tool's name: its function's, or its custom tool's.
+    /// The tool's name: its function's, its custom tool's, or (kt's view of a Responses
+    /// built-in tool, `responses::request::tool_view_name`) the `name` it was given.
     pub fn name(&self) -> &str {
-        match self.extra.get("custom").and_then(|c| c.get("name")) {
-            Some(Value::String(n)) if self.function.is_unset() => n,
+        if !self.function.is_unset() {
+            return &self.function.name;
+        }
+        let custom = self.extra.get("custom").and_then(|c| c.get("name"));
+        match custom.or_else(|| self.extra.get("name")) {
+            Some(Value::String(n)) => n,
             _ => &self.function.name,
         }
     }

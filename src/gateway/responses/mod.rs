@@ -122,6 +122,7 @@ fn prepare(
     if any_native {
         let mut native = raw;
         translate::write_back(&mut native, &p.chat.messages, &origins);
+        translate::write_back_tools(&mut native, &p.chat);
         if chat::payload_mode(&p.runtime) == Payload::Redacted {
             ev.request_body = serde_json::to_string(&native).ok();
         }

@@ -18,10 +18,10 @@ pub mod stream;
 
 use serde_json::{json, Value};
 
-use crate::openai::{Content, Message};
+use crate::openai::{Content, Message, ToolCall};
 
 pub use native::native_request;
-pub use request::{to_chat, Strictness, Translated};
+pub use request::{to_chat, write_back_tools, Strictness, Translated};
 pub use response::{from_chat, skeleton};
 
 /// One typed SSE event of a Responses stream: `event: <kind>` and its JSON `data` (which
@@ -73,7 +73,7 @@ pub enum Place {
     Content,
     /// The `n`th content part's `text`.
     Part(usize),
-    /// The `n`th tool call's `arguments`.
+    /// The `n`th tool call's `arguments` (a custom tool call's `input`).
     Arguments(usize),
 }
 
@@ -89,7 +89,7 @@ impl Place {
                 .tool_calls
                 .as_ref()
                 .and_then(|c| c.get(n))
-                .map(|c| c.function.arguments.as_str()),
+                .map(ToolCall::input),
             (Place::Content | Place::Part(_), _) => None,
         }
     }

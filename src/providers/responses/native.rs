@@ -7,8 +7,8 @@ use serde_json::Value;
 
 use super::{Origin, Place};
 use crate::openai::{
-    ApiError, ChatResponse, Choice, Content, ContentPart, FunctionCall, Message, Role, ToolCall,
-    Usage,
+    ApiError, ChatResponse, Choice, Content, ContentPart, CustomCall, FunctionCall, Message, Role,
+    ToolCall, Usage,
 };
 use crate::providers::{BuildContext, UpstreamRequest};
 
@@ -64,8 +64,8 @@ pub fn native_usage(resp: &Value) -> Option<Usage> {
 
 /// The chat view of a native `response` body: one assistant choice whose content parts
 /// are the `output_text` (and `refusal`) parts of every message item, and whose tool
-/// calls are the `function_call` items. Other items (reasoning, built-in tool calls) have
-/// no text the output phase checks. With the origins, for `write_back` (message 0).
+/// calls are the `function_call` and `custom_tool_call` items. Other items (reasoning,
+/// built-in tool calls, run by the provider) have no text the output phase checks. With the origins, for `write_back` (message 0).
 pub fn native_view(resp: &Value) -> (ChatResponse, Vec<Origin>) {
     let mut parts = Vec::new();
     let mut calls = Vec::new();
@@ -111,6 +111,23 @@ pub fn native_view(resp: &Value) -> (ChatResponse, Vec<Origin>) {
                         name: s("name").to_string(),
                         arguments: s("arguments").to_string(),
                     },
+                });
+            }
+            "custom_tool_call" => {
+                origins.push(Origin {
+                    message: 0,
+                    place: Place::Arguments(calls.len()),
+                    pointer: format!("/output/{i}/input"),
+                    original: s("input").to_string(),
+                });
+                calls.push(ToolCall {
+                    id: s("call_id").to_string(),
+                    kind: "custom".to_string(),
+                    function: FunctionCall::default(),
+                    custom: Some(CustomCall {
+                        name: s("name").to_string(),
+                        input: s("input").to_string(),
+                    }),
                 });
             }
             _ => {}

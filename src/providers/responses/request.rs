@@ -5,7 +5,10 @@
 //! (server-side state, built-in tools, file inputs) is a 400 naming the parameter.
 //! `Strictness::Lenient` is for a request passed through natively: such parts are skipped
 //! in the chat view (the upstream gets them as sent), so the policies see every text
-//! kt understands. Either way every text's `Origin` is kept for `write_back`.
+//! kt understands; tools other than functions enter it by name only
+//! ([`tool_view_name`]), for the firewall. Either way every text's `Origin` is kept for
+//! `write_back`, and [`write_back_tools`] takes the tools the policies removed out of the
+//! native body.
 //!
 //! The request an `openai:responses:<model>` target gets is built in `native`.
 
@@ -83,7 +86,7 @@ pub fn to_chat(req: &ResponsesRequest, strictness: Strictness) -> Result<Transla
         match to_chat_tool(tool) {
             Ok(t) => tools.push(t),
             Err(e) if strict => return Err(ApiError::bad_request(e).with_param("tools")),
-            Err(_) => {}
+            Err(_) => tools.extend(named_tool(tool)),
         }
     }
     let tools = (!tools.is_empty()).then_some(tools);
@@ -349,6 +352,84 @@ fn to_chat_tool(tool: &Value) -> Result<Tool, String> {
     })
 }
 
+/// The name the policies know a Responses tool by: a function's or custom tool's `name`;
+/// `mcp:<server_label>` for a remote MCP server; else its `type` (`web_search`,
+/// `code_interpreter`, `local_shell`, `computer_use_preview`, …).
+pub fn tool_view_name(tool: &Value) -> Option<String> {
+    let s = |k: &str| tool.get(k).and_then(Value::as_str);
+    match s("type")? {
+        "function" | "custom" => s("name").map(str::to_string),
+        "mcp" => Some(format!("mcp:{}", s("server_label").unwrap_or_default())),
+        other => Some(other.to_string()),
+    }
+}
+
+/// A tool chat cannot carry, in the chat view by name (and a custom tool's description,
+/// which the prompt-injection check reads): the policies see every tool offered.
+fn named_tool(tool: &Value) -> Option<Tool> {
+    let name = tool_view_name(tool)?;
+    let kind = tool.get("type").and_then(Value::as_str)?.to_string();
+    let mut extra = Map::new();
+    if kind == "custom" {
+        let mut custom = json!({"name": name});
+        if let Some(d) = tool.get("description") {
+            custom["description"] = d.clone();
+        }
+        extra.insert("custom".to_string(), custom);
+    } else {
+        extra.insert("name".to_string(), Value::String(name));
+    }
+    Some(Tool {
+        kind,
+        function: FunctionDef::default(),
+        extra,
+    })
+}
+
+/// Takes out of a native body the tools its chat view no longer offers (an
+/// `agent-firewall` with `remove_denied_tools` removed them), and a `tool_choice` that
+/// names one (an `allowed_tools` choice loses them, and goes when none is left).
+/// Returns how many tools were taken out.
+pub fn write_back_tools(body: &mut Value, chat: &ChatRequest) -> usize {
+    let kept: Vec<&str> = chat.tools.iter().flatten().map(Tool::name).collect();
+    let offered = |t: &Value| tool_view_name(t).is_none_or(|n| kept.contains(&n.as_str()));
+    let Some(Value::Array(tools)) = body.get_mut("tools") else {
+        return 0;
+    };
+    let before = tools.len();
+    tools.retain(offered);
+    let removed = before - tools.len();
+    if removed == 0 {
+        return 0;
+    }
+    let none_left = tools.is_empty();
+    let Some(obj) = body.as_object_mut() else {
+        return removed;
+    };
+    if none_left {
+        obj.remove("tools");
+        obj.remove("tool_choice");
+        return removed;
+    }
+    let drop_choice = match obj.get_mut("tool_choice") {
+        Some(c) if c.get("type").and_then(Value::as_str) == Some("allowed_tools") => {
+            match c.get_mut("tools") {
+                Some(Value::Array(list)) => {
+                    list.retain(offered);
+                    list.is_empty()
+                }
+                _ => false,
+            }
+        }
+        Some(c @ Value::Object(_)) => !offered(c),
+        _ => false,
+    };
+    if drop_choice {
+        obj.remove("tool_choice");
+    }
+    removed
+}
+
 fn to_chat_tool_choice(choice: &Value) -> Value {
     match choice.get("name").and_then(Value::as_str) {
         Some(name) if choice.get("type").and_then(Value::as_str) == Some("function") => {
@@ -449,6 +530,50 @@ mod tests {
     }
 
     #[test]
+    fn tools_the_policies_removed_leave_the_native_body() {
+        let body = json!({"model": "m", "input": "hi", "tools": [
+            {"type": "function", "name": "shell", "parameters": {}},
+            {"type": "custom", "name": "notes"},
+            {"type": "web_search"},
+            {"type": "mcp", "server_label": "internal", "server_url": "https://x"}],
+            "tool_choice": {"type": "allowed_tools", "mode": "auto", "tools": [
+                {"type": "function", "name": "shell"}, {"type": "web_search"}]}});
+        let t = to_chat(&request(&body), Strictness::Lenient).unwrap();
+        let names: Vec<&str> = t.chat.tools.iter().flatten().map(Tool::name).collect();
+        assert_eq!(names, ["shell", "notes", "web_search", "mcp:internal"]);
+
+        // Nothing removed: the body stays as sent.
+        let mut same = body.clone();
+        assert_eq!(write_back_tools(&mut same, &t.chat), 0);
+        assert_eq!(same, body);
+
+        let mut chat = t.chat.clone();
+        chat.tools
+            .as_mut()
+            .unwrap()
+            .retain(|t| !["shell", "mcp:internal"].contains(&t.name()));
+        let mut out = body.clone();
+        assert_eq!(write_back_tools(&mut out, &chat), 2);
+        assert_eq!(
+            out["tools"],
+            json!([{"type": "custom", "name": "notes"}, {"type": "web_search"}])
+        );
+        assert_eq!(
+            out["tool_choice"],
+            json!({"type": "allowed_tools", "mode": "auto", "tools": [{"type": "web_search"}]})
+        );
+
+        let mut forced = body.clone();
+        forced["tool_choice"] = json!({"type": "function", "name": "shell"});
+        write_back_tools(&mut forced, &chat);
+        assert!(forced.get("tool_choice").is_none());
+        chat.tools = None;
+        let mut none = body.clone();
+        assert_eq!(write_back_tools(&mut none, &chat), 4);
+        assert!(none.get("tools").is_none() && none.get("tool_choice").is_none());
+    }
+
+    #[test]
     fn lenient_skips_what_chat_cannot_carry_and_strict_refuses_it() {
         let body = fixture("request_native.json");
         let req = request(&body);
@@ -464,7 +589,10 @@ mod tests {
                 "and the date 2024-01-01"
             ]
         );
-        assert_eq!(t.chat.tools.as_ref().map(Vec::len), Some(1));
+        // The built-in tool is in the view by name only, for the firewall.
+        let names: Vec<&str> = t.chat.tools.iter().flatten().map(Tool::name).collect();
+        assert_eq!(names, ["web_search", "lookup"]);
+        assert!(!t.chat.tools.as_ref().unwrap()[0].is_function());
         assert_eq!(t.chat.stream, Some(true));
         assert_eq!(
             t.chat.stream_options.as_ref().and_then(|s| s.include_usage),

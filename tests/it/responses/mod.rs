@@ -366,3 +366,79 @@ fn responses_errors_are_400s_naming_the_parameter() {
     assert_eq!(body["error"]["param"], "previous_response_id");
     assert_eq!(up.count(), 0);
 }
+
+/// Tools a native Responses request offers beyond functions — custom tools, built-in ones
+/// (by type), remote MCP servers (`mcp:<server_label>`) — pass the firewall by name:
+/// blocked, or removed from what the provider gets; a custom tool's call is checked and
+/// its input redacted on the way out.
+#[test]
+fn native_responses_tools_pass_the_firewall_by_name() {
+    let up = MockUpstream::start(|r| {
+        let body = r.json();
+        let (name, input) = if body["input"] == "reset" {
+            ("reset_admin", "now")
+        } else {
+            ("notes", "mail john.doe@example.com")
+        };
+        MockReply::json(
+            200,
+            json!({"id": "resp_1", "object": "response", "status": "completed",
+            "model": "gpt-4.1", "output": [{"type": "custom_tool_call", "id": "ctc_1",
+            "call_id": "call_1", "name": name, "input": input, "status": "completed"}],
+            "usage": {"input_tokens": 5, "output_tokens": 5, "total_tokens": 10}}),
+        )
+    });
+    let gateway = |firewall: &str| {
+        Gateway::start(Some(&format!(
+            "pack: {{name: responses}}\nproviders:\n  targets:\n{}\npolicies:\n  chain: [pii-detector, agent-firewall, audit-logger]\npolicy:\n  pii-detector: {{}}\n  agent-firewall: {firewall}\n",
+            native_target(&up)
+        )))
+    };
+    let tools = json!([
+        {"type": "function", "name": "shell", "parameters": {"type": "object"}},
+        {"type": "custom", "name": "notes"},
+        {"type": "web_search"},
+        {"type": "local_shell"},
+        {"type": "mcp", "server_label": "internal_db", "server_url": "https://mcp.example"}]);
+    let ask =
+        |input: &str, tools: Value| json!({"model": "gpt-4.1", "input": input, "tools": tools});
+
+    let gw = gateway("{deny_tools: [shell, local_shell, \"mcp:internal*\", reset_admin], remove_denied_tools: true}");
+    let url = format!("{}/responses", gw.base_url());
+    let (status, _, resp) = post_json(&url, &ask("go", tools.clone()), &[]);
+    assert_eq!(status, 200, "{resp}");
+    let sent = up.requests()[0].json();
+    assert_eq!(
+        sent["tools"],
+        json!([{"type": "custom", "name": "notes"}, {"type": "web_search"}]),
+        "the provider never sees the removed tools"
+    );
+    // The custom tool's input is redacted on the way out.
+    assert_eq!(resp["output"][0]["input"], "mail [EMAIL]");
+    // A call to a denied tool is refused.
+    let (status, _, resp) = post_json(
+        &url,
+        &ask("reset", json!([{"type": "custom", "name": "notes"}])),
+        &[],
+    );
+    assert_eq!(status, 409, "{resp}");
+    assert_eq!(resp["error"]["code"], "output_blocked");
+
+    // Enforcing: any denied tool offered blocks the request, before the provider.
+    let gw = gateway("{deny_tools: [\"mcp:internal*\"]}");
+    let before = up.count();
+    let (status, _, resp) = post_json(
+        &format!("{}/responses", gw.base_url()),
+        &ask("go", tools),
+        &[],
+    );
+    assert_eq!(status, 409, "{resp}");
+    assert!(
+        resp["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("`mcp:internal_db`"),
+        "{resp}"
+    );
+    assert_eq!(up.count(), before);
+}

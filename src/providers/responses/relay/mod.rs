@@ -92,7 +92,8 @@ struct Slot<F> {
 
 /// One `function_call` output item: its arguments are held until complete and then
 /// redacted value by value, as in a whole answer (a value cut across deltas, or a
-/// number, cannot be rewritten in flight and leave the arguments valid JSON).
+/// number, cannot be rewritten in flight and leave the arguments valid JSON). A
+/// `custom_tool_call` item's free-text `input` is held and redacted whole the same way.
 struct Call<F> {
     at: u64,
     rewriter: F,
@@ -195,23 +196,26 @@ impl<F: Rewriter, M: FnMut() -> F> Relay<F, M> {
                     }
                 }
             }
-            "response.function_call_arguments.delta" => {
+            "response.function_call_arguments.delta" | "response.custom_tool_call_input.delta" => {
                 let at = self.call(o);
                 if self.calls.get(at).is_some_and(|c| !c.rewriter.is_empty()) {
                     return out; // Held: the whole arguments go out with `.done`.
                 }
             }
-            "response.function_call_arguments.done" => {
+            "response.function_call_arguments.done" | "response.custom_tool_call_input.done" => {
                 let at = self.call(o);
                 if self.calls.get(at).is_some_and(|c| !c.rewriter.is_empty()) {
-                    let args = pointer_str(&data, "/arguments").unwrap_or_default();
-                    let shown = self.call_arguments(o, args);
+                    let (field, delta_kind, free_text) = match kind.as_str() {
+                        "response.custom_tool_call_input.done" => {
+                            ("input", "response.custom_tool_call_input.delta", true)
+                        }
+                        _ => ("arguments", "response.function_call_arguments.delta", false),
+                    };
+                    let args = pointer_str(&data, &format!("/{field}")).unwrap_or_default();
+                    let shown = self.call_arguments(o, args, free_text);
                     let delta = json!({"item_id": item_id, "output_index": o, "delta": shown});
-                    out.push(
-                        self.seq
-                            .event("response.function_call_arguments.delta", delta),
-                    );
-                    data["arguments"] = json!(shown);
+                    out.push(self.seq.event(delta_kind, delta));
+                    data[field] = json!(shown);
                 }
             }
             "response.output_item.done" => {
@@ -299,8 +303,9 @@ impl<F: Rewriter, M: FnMut() -> F> Relay<F, M> {
         self.calls.len() - 1
     }
 
-    /// The arguments of call `o` as shown: `args` (complete) redacted value by value, once.
-    fn call_arguments(&mut self, o: u64, args: String) -> String {
+    /// The arguments of call `o` as shown: `args` (complete) redacted value by value (a
+    /// custom tool's `free_text` input whole), once.
+    fn call_arguments(&mut self, o: u64, args: String, free_text: bool) -> String {
         let at = self.call(o);
         let Some(call) = self.calls.get_mut(at) else {
             return args;
@@ -311,25 +316,35 @@ impl<F: Rewriter, M: FnMut() -> F> Relay<F, M> {
         let mut shown = args;
         if !call.rewriter.is_empty() {
             let r = &mut call.rewriter;
-            walk::arguments(&mut shown, &mut |value| {
+            let mut redact = |value: &mut String| {
                 let mut v = r.push(value);
                 v.push_str(&r.finish());
                 let changed = v != *value;
                 *value = v;
                 changed
-            });
+            };
+            if free_text {
+                redact(&mut shown);
+            } else {
+                walk::arguments(&mut shown, &mut redact);
+            }
         }
         call.shown = Some(shown.clone());
         shown
     }
 
     /// Puts the shown text into every `output_text` and `refusal` part of output item `o`, or the
-    /// shown arguments into a `function_call` item.
+    /// shown arguments into a `function_call` item (the input into a `custom_tool_call`).
     fn rewrite_item(&mut self, o: u64, item: &mut Value, out: &mut Vec<TypedEvent>) {
-        if item.get("type").and_then(Value::as_str) == Some("function_call") {
-            if let Some(args) = item.get("arguments").and_then(Value::as_str) {
-                let shown = self.call_arguments(o, args.to_string());
-                item["arguments"] = Value::String(shown);
+        let call = match item.get("type").and_then(Value::as_str) {
+            Some("function_call") => Some(("arguments", false)),
+            Some("custom_tool_call") => Some(("input", true)),
+            _ => None,
+        };
+        if let Some((field, free_text)) = call {
+            if let Some(args) = item.get(field).and_then(Value::as_str) {
+                let shown = self.call_arguments(o, args.to_string(), free_text);
+                item[field] = Value::String(shown);
             }
             return;
         }

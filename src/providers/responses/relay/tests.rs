@@ -287,6 +287,47 @@ fn function_call_arguments_are_held_whole_and_redacted_value_by_value() {
     assert_eq!(sent, deltas);
 }
 
+/// A custom tool's call: its free-text input is held and redacted whole, like arguments.
+#[test]
+fn custom_tool_call_input_is_held_whole_and_redacted() {
+    let deltas = ["charge 41", "11 now"];
+    let input = deltas.concat();
+    let item = |i: &str| json!({"id": "ct", "type": "custom_tool_call", "call_id": "call_2", "name": "shell", "input": i});
+    let mut events = vec![
+        json!({"type": "response.created", "response": {"output": []}}),
+        json!({"type": "response.output_item.added", "output_index": 0, "item": item("")}),
+    ];
+    for d in deltas {
+        events.push(json!({"type": "response.custom_tool_call_input.delta", "item_id": "ct", "output_index": 0, "delta": d}));
+    }
+    events.push(json!({"type": "response.custom_tool_call_input.done", "item_id": "ct", "output_index": 0, "input": input}));
+    events.push(
+        json!({"type": "response.output_item.done", "output_index": 0, "item": item(&input)}),
+    );
+    events.push(json!({"type": "response.completed", "response": {"output": [item(&input)]}}));
+    let out = relay_all(events);
+    let shown = "charge #### now";
+    let sent: Vec<&str> = out
+        .iter()
+        .filter(|e| e.kind == "response.custom_tool_call_input.delta")
+        .map(|e| e.data["delta"].as_str().unwrap())
+        .collect();
+    assert_eq!(sent, [shown], "one delta with the whole input");
+    let by_kind = |k: &str| &out.iter().find(|e| e.kind == k).unwrap().data;
+    assert_eq!(
+        by_kind("response.custom_tool_call_input.done")["input"],
+        shown
+    );
+    assert_eq!(by_kind("response.output_item.done")["item"]["input"], shown);
+    assert_eq!(
+        out.last().unwrap().data["response"]["output"][0]["input"],
+        shown
+    );
+    for e in &out {
+        assert!(!e.data.to_string().contains("411"), "{}", e.data);
+    }
+}
+
 #[test]
 fn refusals_are_rewritten_as_they_flow_like_output_text() {
     let part = |r: &str| json!({"type": "refusal", "refusal": r});
