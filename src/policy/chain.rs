@@ -98,15 +98,8 @@ impl ChainOutcome {
     }
 }
 
-/// The transcripts of an answer's audio, by choice; empty when it has no audio.
+/// The transcripts of an answer's audio, by choice.
 fn transcripts(resp: &mut ChatResponse) -> Vec<Option<String>> {
-    if !resp
-        .choices
-        .iter()
-        .any(|c| c.message.extra.contains_key("audio"))
-    {
-        return Vec::new();
-    }
     resp.choices
         .iter_mut()
         .map(|c| walk::transcript_mut(&mut c.message).map(|t| t.clone()))
@@ -186,6 +179,11 @@ impl PolicyChain {
     /// blocks the answer instead (reason `audio_not_redactable`), so a redaction never
     /// lets the spoken value through.
     pub fn run_output(&self, ctx: &RequestContext, resp: &mut ChatResponse) -> ChainOutcome {
+        // Asked once: no policy adds audio to an answer.
+        let audio = resp
+            .choices
+            .iter()
+            .any(|c| c.message.extra.contains_key("audio"));
         self.run(Phase::Output, |p| {
             let mut copy;
             let resp = if p.mode() == Mode::Observe {
@@ -194,7 +192,7 @@ impl PolicyChain {
             } else {
                 &mut *resp
             };
-            let before = transcripts(resp);
+            let before = if audio { transcripts(resp) } else { Vec::new() };
             let decision = p.on_output(ctx, resp)?;
             if before.is_empty() || transcripts(resp) == before {
                 return Ok(decision);
