@@ -192,9 +192,12 @@ impl PolicyChain {
             } else {
                 &mut *resp
             };
-            let before = if audio { transcripts(resp) } else { Vec::new() };
+            if !audio {
+                return p.on_output(ctx, resp);
+            }
+            let before = transcripts(resp);
             let decision = p.on_output(ctx, resp)?;
-            if before.is_empty() || transcripts(resp) == before {
+            if transcripts(resp) == before {
                 return Ok(decision);
             }
             Ok(match decision {
