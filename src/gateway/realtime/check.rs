@@ -2,11 +2,19 @@
 //! from the client, the output phase for messages from the provider. The message's text
 //! slots (see `inspect`) become the messages of a chat request (input) or the choices of
 //! a chat response (output), so every policy sees realtime text exactly as it sees chat
-//! text; what the policies rewrite is written back into the event.
+//! text; what the policies rewrite is written back into the event. The tools a client
+//! event offers (`session.tools`, `response.tools`) are the request's tools, and the
+//! function calls a provider event carries (items of type `function_call`) the answer's
+//! tool calls, so `agent-firewall` decides on them as on chat's.
+
+use serde_json::Value;
 
 use super::inspect::{Direction, Parsed};
-use crate::openai::{ApiError, ChatRequest, ChatResponse, Choice, Message, Role};
+use crate::openai::{
+    ApiError, ChatRequest, ChatResponse, Choice, FunctionCall, Message, Role, ToolCall,
+};
 use crate::policy::{ChainOutcome, PolicyChain, RequestContext};
+use crate::providers::responses::request::{policy_tool, tool_view_name};
 
 /// The chain's decision about one message.
 #[derive(Debug)]
@@ -25,10 +33,19 @@ pub fn check(
     direction: Direction,
     parsed: Parsed,
 ) -> Option<Checked> {
-    if parsed.slots.is_empty() {
+    let json = parsed.json();
+    let tools = match (direction, json) {
+        (Direction::Client, Some(j)) => offered_tools(j),
+        _ => Vec::new(),
+    };
+    let (at, calls): (Vec<String>, Vec<ToolCall>) = match (direction, json) {
+        (Direction::Upstream, Some(j)) => function_calls(j).into_iter().unzip(),
+        _ => (Vec::new(), Vec::new()),
+    };
+    if parsed.slots.is_empty() && tools.is_empty() && calls.is_empty() {
         return None;
     }
-    let (outcome, texts) = match direction {
+    let (outcome, texts, kept, arguments) = match direction {
         Direction::Client => {
             let mut req = ChatRequest {
                 model: ctx.model.clone(),
@@ -37,44 +54,146 @@ pub fn check(
                     .iter()
                     .map(|s| Message::text(s.role, s.text.clone()))
                     .collect(),
+                tools: (!tools.is_empty())
+                    .then(|| tools.iter().filter_map(|t| policy_tool(t)).collect()),
                 ..ChatRequest::default()
             };
             let outcome = chain.run_input(ctx, &mut req);
             let texts: Vec<String> = req.messages.iter().map(Message::text_content).collect();
-            (outcome, texts)
+            let kept: Vec<String> = req
+                .tools
+                .iter()
+                .flatten()
+                .map(|t| t.name().to_string())
+                .collect();
+            (
+                outcome,
+                texts,
+                (!tools.is_empty()).then_some(kept),
+                Vec::new(),
+            )
         }
         Direction::Upstream => {
+            let mut choices: Vec<Choice> = parsed
+                .slots
+                .iter()
+                .map(|s| Choice {
+                    message: Message::text(Role::Assistant, s.text.clone()),
+                    ..Choice::default()
+                })
+                .collect();
+            let originals: Vec<String> =
+                calls.iter().map(|c| c.function.arguments.clone()).collect();
+            if !calls.is_empty() {
+                choices.push(Choice {
+                    message: Message {
+                        role: Role::Assistant,
+                        content: None,
+                        tool_calls: Some(calls),
+                        ..Message::default()
+                    },
+                    ..Choice::default()
+                });
+            }
+            for (c, index) in choices.iter_mut().zip(0u32..) {
+                c.index = index;
+            }
             let mut resp = ChatResponse {
                 model: ctx.model.clone(),
-                choices: parsed
-                    .slots
-                    .iter()
-                    .zip(0u32..)
-                    .map(|(s, index)| Choice {
-                        index,
-                        message: Message::text(Role::Assistant, s.text.clone()),
-                        finish_reason: None,
-                        logprobs: None,
-                        extra: serde_json::Map::new(),
-                    })
-                    .collect(),
+                choices,
                 ..ChatResponse::default()
             };
             let outcome = chain.run_output(ctx, &mut resp);
             let texts: Vec<String> = resp
                 .choices
                 .iter()
+                .take(parsed.slots.len())
                 .map(|c| c.message.text_content())
                 .collect();
-            (outcome, texts)
+            // Arguments a redaction rewrote, written back where they came from.
+            let shown = resp
+                .choices
+                .get(parsed.slots.len())
+                .and_then(|c| c.message.tool_calls.as_ref());
+            let arguments: Vec<(String, String)> = shown
+                .into_iter()
+                .flatten()
+                .zip(&originals)
+                .zip(&at)
+                .filter(|((call, original), _)| call.function.arguments != **original)
+                .map(|((call, _), at)| (at.clone(), call.function.arguments.clone()))
+                .collect();
+            (outcome, texts, None, arguments)
         }
     };
     let rewritten = if outcome.block.is_some() {
         None
     } else {
-        parsed.rewrite(&texts)
+        parsed.rewrite(&texts, kept.as_deref(), &arguments)
     };
     Some(Checked { outcome, rewritten })
+}
+
+/// The tool arrays a client event offers: `session.tools` (`session.update`) and
+/// `response.tools` (`response.create`).
+fn offered_tools(event: &Value) -> Vec<&Value> {
+    ["/session/tools", "/response/tools"]
+        .iter()
+        .filter_map(|p| event.pointer(p).and_then(Value::as_array))
+        .flatten()
+        .collect()
+}
+
+/// The function calls a provider event carries, each with the JSON pointer of its
+/// `arguments`: its `item` (`response.output_item.done`, `conversation.item.*`) and the
+/// items of `response.output` (`response.done`), when of type `function_call` and not
+/// `in_progress` (an item just added has no arguments yet: its `.done` is checked); and
+/// `response.function_call_arguments.done` when it names the function.
+fn function_calls(event: &Value) -> Vec<(String, ToolCall)> {
+    let output = event
+        .pointer("/response/output")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+        .map(|(i, item)| (format!("/response/output/{i}"), item));
+    let items = event
+        .get("item")
+        .map(|item| ("/item".to_string(), item))
+        .into_iter()
+        .chain(output);
+    let s = |v: &Value, k: &str| {
+        v.get(k)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    let call = |v: &Value| ToolCall {
+        id: s(v, "call_id"),
+        kind: "function".to_string(),
+        function: FunctionCall {
+            name: s(v, "name"),
+            arguments: s(v, "arguments"),
+        },
+        custom: None,
+    };
+    let mut calls: Vec<(String, ToolCall)> = items
+        .filter(|(_, i)| i.get("type").and_then(Value::as_str) == Some("function_call"))
+        .filter(|(_, i)| i.get("status").and_then(Value::as_str) != Some("in_progress"))
+        .map(|(at, i)| (format!("{at}/arguments"), call(i)))
+        .collect();
+    let args_done =
+        event.get("type").and_then(Value::as_str) == Some("response.function_call_arguments.done");
+    if args_done && event.get("name").is_some_and(Value::is_string) {
+        calls.push(("/arguments".to_string(), call(event)));
+    }
+    calls
+}
+
+/// Whether a tool of a client event is still offered once the policies removed some
+/// (`kept` holds the names left, as `tool_view_name` gives them).
+pub fn still_offered(tool: &Value, kept: &[String]) -> bool {
+    tool_view_name(tool).is_none_or(|n| kept.contains(&n))
 }
 
 /// The realtime `error` event a blocked message turns into: the same `type`, `code`,
@@ -183,5 +302,116 @@ mod tests {
             .to_string();
         let checked = run(&chain, Direction::Upstream, &done).unwrap();
         assert_eq!(checked.outcome.block.unwrap().policy, "pii-detector");
+    }
+
+    fn firewall(yaml: &str) -> PolicyChain {
+        let block: serde_yaml::Value = serde_yaml::from_str(yaml).unwrap();
+        let policies = vec![
+            crate::policy::build("pii-detector", None).unwrap(),
+            crate::policy::build("agent-firewall", Some(&block)).unwrap(),
+        ];
+        PolicyChain::from_policies(policies, FailMode::Block)
+    }
+
+    fn session(tool_choice: Value) -> String {
+        json!({"type": "session.update", "event_id": "e2", "session": {"instructions": "Be brief.",
+            "tools": [{"type": "function", "name": "shell", "parameters": {}},
+                      {"type": "function", "name": "search", "parameters": {}},
+                      {"type": "mcp", "server_label": "crm", "server_url": "https://mcp.example"}],
+            "tool_choice": tool_choice}})
+        .to_string()
+    }
+
+    /// The tools a session offers pass the firewall: blocked, or removed from the event
+    /// (with a `tool_choice` naming one).
+    #[test]
+    fn the_tools_a_session_offers_pass_the_firewall() {
+        let enforce = firewall("deny_tools: [\"mcp:*\"]");
+        let checked = run(&enforce, Direction::Client, &session(json!("auto"))).unwrap();
+        let block = checked.outcome.block.expect("blocked");
+        assert_eq!(block.policy, "agent-firewall");
+        assert!(block.message.contains("`mcp:crm`"), "{}", block.message);
+
+        let remove = firewall("deny_tools: [shell]\nremove_denied_tools: true");
+        let forced = json!({"type": "function", "name": "shell"});
+        let checked = run(&remove, Direction::Client, &session(forced)).unwrap();
+        assert!(checked.outcome.block.is_none());
+        let out: Value = serde_json::from_str(&checked.rewritten.unwrap()).unwrap();
+        let names: Vec<&str> = out["session"]["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["name"].as_str().unwrap_or("mcp"))
+            .collect();
+        assert_eq!(names, ["search", "mcp"]);
+        assert!(out["session"].get("tool_choice").is_none());
+        assert_eq!(out["session"]["instructions"], "Be brief.");
+
+        // Nothing to remove: forwarded as sent.
+        let fine = firewall("deny_tools: [other]\nremove_denied_tools: true");
+        let checked = run(&fine, Direction::Client, &session(json!("auto"))).unwrap();
+        assert!(checked.rewritten.is_none());
+    }
+
+    /// The function calls the provider makes pass the firewall, and their arguments the
+    /// PII redaction, in the events a client acts on.
+    #[test]
+    fn the_calls_a_model_makes_pass_the_firewall_and_the_redaction() {
+        let chain = firewall("deny_tools: [shell]");
+        let item = |name: &str, args: &str| {
+            json!({"type": "response.output_item.done", "response_id": "r", "output_index": 0,
+                "item": {"id": "fc_1", "type": "function_call", "call_id": "call_1", "name": name,
+                "arguments": args, "status": "completed"}})
+            .to_string()
+        };
+        let checked = run(
+            &chain,
+            Direction::Upstream,
+            &item("shell", "{\"cmd\":\"ls\"}"),
+        )
+        .unwrap();
+        assert_eq!(checked.outcome.block.unwrap().policy, "agent-firewall");
+        // Just added, the call has no arguments yet: its `.done` decides.
+        let added = json!({"type": "response.output_item.added", "output_index": 0,
+            "item": {"id": "fc_1", "type": "function_call", "call_id": "call_1", "name": "shell",
+            "arguments": "", "status": "in_progress"}})
+        .to_string();
+        assert!(run(&chain, Direction::Upstream, &added).is_none());
+
+        let checked = run(
+            &chain,
+            Direction::Upstream,
+            &item("search", "{\"q\":\"cats\"}"),
+        )
+        .unwrap();
+        assert!(checked.outcome.block.is_none());
+        assert!(checked.rewritten.is_none(), "clean: forwarded as sent");
+
+        let mail = "{\"to\":\"jane.doe@example.com\"}";
+        let checked = run(&chain, Direction::Upstream, &item("send_email", mail)).unwrap();
+        let out: Value = serde_json::from_str(&checked.rewritten.unwrap()).unwrap();
+        let args: Value = serde_json::from_str(out["item"]["arguments"].as_str().unwrap()).unwrap();
+        assert_eq!(args, json!({"to": "[EMAIL]"}));
+        assert_eq!(out["item"]["call_id"], "call_1");
+
+        let done = json!({"type": "response.function_call_arguments.done", "item_id": "fc_1",
+            "call_id": "call_1", "name": "shell", "arguments": "{}"})
+        .to_string();
+        assert!(run(&chain, Direction::Upstream, &done)
+            .unwrap()
+            .outcome
+            .block
+            .is_some());
+        let finished = json!({"type": "response.done", "response": {"output": [
+            {"type": "message", "role": "assistant", "content": [{"type": "text", "text": "ok"}]},
+            {"type": "function_call", "call_id": "c", "name": "send_email", "arguments": mail}]}})
+        .to_string();
+        let checked = run(&chain, Direction::Upstream, &finished).unwrap();
+        let out: Value = serde_json::from_str(&checked.rewritten.unwrap()).unwrap();
+        assert_eq!(
+            out["response"]["output"][1]["arguments"],
+            "{\"to\":\"[EMAIL]\"}"
+        );
+        assert_eq!(out["response"]["output"][0]["content"][0]["text"], "ok");
     }
 }

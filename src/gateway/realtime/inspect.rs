@@ -110,9 +110,17 @@ impl Parsed {
         self.json.as_ref()
     }
 
-    /// The message with each slot's text replaced by `texts` (in slot order). `None` when
-    /// nothing changed: the original message is forwarded byte for byte.
-    pub fn rewrite(mut self, texts: &[String]) -> Option<String> {
+    /// The message with each slot's text replaced by `texts` (in slot order), and, with
+    /// `kept_tools`, only the tools of those names left in its tool arrays (the policies
+    /// removed the others), and each `(JSON pointer, string)` of `more` put in place (a
+    /// call's redacted arguments). `None` when nothing changed: the original message is
+    /// forwarded byte for byte.
+    pub fn rewrite(
+        mut self,
+        texts: &[String],
+        kept_tools: Option<&[String]>,
+        more: &[(String, String)],
+    ) -> Option<String> {
         let changed: Vec<(Vec<Step>, &String)> = self
             .slots
             .iter_mut()
@@ -120,7 +128,34 @@ impl Parsed {
             .filter(|(slot, new)| slot.text != **new)
             .map(|(slot, new)| (std::mem::take(&mut slot.path), new))
             .collect();
-        if changed.is_empty() {
+        let mut tools_changed = false;
+        if let (Some(kept), Some(json)) = (kept_tools, self.json.as_mut()) {
+            for at in ["session", "response"] {
+                let Some(Value::Object(o)) = json.get_mut(at) else {
+                    continue;
+                };
+                if let Some(Value::Array(tools)) = o.get_mut("tools") {
+                    let before = tools.len();
+                    tools.retain(|t| super::check::still_offered(t, kept));
+                    tools_changed |= tools.len() != before;
+                }
+                // A `tool_choice` naming a removed tool goes with it.
+                let forced = o.get("tool_choice").filter(|c| c.is_object());
+                if forced.is_some_and(|c| !super::check::still_offered(c, kept)) {
+                    o.remove("tool_choice");
+                    tools_changed = true;
+                }
+            }
+        }
+        if let Some(json) = self.json.as_mut() {
+            for (at, text) in more {
+                if let Some(v) = json.pointer_mut(at) {
+                    *v = Value::String(text.clone());
+                    tools_changed = true;
+                }
+            }
+        }
+        if changed.is_empty() && !tools_changed {
             return None;
         }
         let Some(mut json) = self.json else {
@@ -304,10 +339,10 @@ mod tests {
         assert_eq!(parsed.event_id(), Some("e1"));
         assert!(parsed
             .clone()
-            .rewrite(&["mail a@b.co".into(), "keep".into()])
+            .rewrite(&["mail a@b.co".into(), "keep".into()], None, &[])
             .is_none());
         let out = parsed
-            .rewrite(&["mail [EMAIL]".into(), "keep".into()])
+            .rewrite(&["mail [EMAIL]".into(), "keep".into()], None, &[])
             .unwrap();
         let v: Value = serde_json::from_str(&out).unwrap();
         assert_eq!(v["item"]["content"][0]["text"], "mail [EMAIL]");
@@ -326,7 +361,9 @@ mod tests {
         assert_eq!(parsed.slots[0].role, Role::User);
         assert_eq!(parsed.event_type(), None);
         assert_eq!(
-            parsed.rewrite(&["other words".into()]).as_deref(),
+            parsed
+                .rewrite(&["other words".into()], None, &[])
+                .as_deref(),
             Some("other words")
         );
         let parsed = Parsed::new(Direction::Upstream, "[1, 2]");

@@ -364,6 +364,12 @@ pub fn tool_view_name(tool: &Value) -> Option<String> {
     }
 }
 
+/// A Responses-shaped tool (flat: `{type, name, parameters}`, as realtime sessions offer
+/// them too) as the policies see it: a function tool, or any other by name.
+pub fn policy_tool(tool: &Value) -> Option<Tool> {
+    to_chat_tool(tool).ok().or_else(|| named_tool(tool))
+}
+
 /// A tool chat cannot carry, in the chat view by name (and a custom tool's description,
 /// which the prompt-injection check reads): the policies see every tool offered.
 fn named_tool(tool: &Value) -> Option<Tool> {

@@ -151,7 +151,21 @@ fn serve<S: Read + Write>(stream: S, seen: &Mutex<Seen>, deltas: &[String], gap:
                         &mut ws,
                         json!({"type": "conversation.item.created", "event_id": "ev_2", "item": v["item"]}),
                     ),
-                    Some("response.create") => respond(&mut ws, deltas, gap),
+                    // `instructions: "call:<name>:<arguments>"`: the model calls a function.
+                    Some("response.create") => match v["response"]["instructions"]
+                        .as_str()
+                        .and_then(|i| i.strip_prefix("call:"))
+                        .and_then(|c| c.split_once(':'))
+                    {
+                        Some((name, args)) => send(
+                            &mut ws,
+                            json!({"type": "response.output_item.done", "response_id": "resp_2",
+                                "output_index": 0, "item": {"id": "fc_1", "type": "function_call",
+                                "status": "completed", "call_id": "call_1", "name": name,
+                                "arguments": args}}),
+                        ),
+                        None => respond(&mut ws, deltas, gap),
+                    },
                     _ => send(&mut ws, json!({"type": "echo", "received": v})),
                 }
             }

@@ -367,6 +367,82 @@ fn an_injection_is_an_error_event_and_the_session_stays_up() {
     assert_eq!(session["detail"]["realtime"]["blocked"], 1);
 }
 
+/// The tools a session offers and the calls the model makes pass `agent-firewall`: a
+/// denied tool is removed from the `session.update` the provider gets (or the update is
+/// refused), a call to a denied tool becomes an error event, and a call's arguments are
+/// redacted.
+#[test]
+fn session_tools_and_model_calls_pass_the_firewall() {
+    let up = MockRealtime::start(&["ok"], Duration::from_millis(1));
+    let firewall = |extra: &str| {
+        config(
+            &up.v1(),
+            &format!("  agent-firewall:\n    deny_tools: [shell]\n{extra}"),
+        )
+        .replace(
+            "pii-detector, audit-logger",
+            "pii-detector, agent-firewall, audit-logger",
+        )
+    };
+    let gw = Gateway::start(Some(&firewall("    remove_denied_tools: true\n")));
+    let mut ws = open(&gw);
+    let tool = |n: &str| json!({"type": "function", "name": n, "parameters": {"type": "object"}});
+    send_json(
+        &mut ws,
+        json!({"type": "session.update", "event_id": "e1", "session": {
+        "tools": [tool("shell"), tool("search")],
+        "tool_choice": {"type": "function", "name": "shell"}}}),
+    );
+    let echo = next_json(&mut ws);
+    assert_eq!(echo["type"], "echo", "{echo}");
+    assert_eq!(
+        echo["received"]["session"]["tools"],
+        json!([tool("search")])
+    );
+    assert!(
+        echo["received"]["session"].get("tool_choice").is_none(),
+        "{echo}"
+    );
+
+    let args = format!("{{\"to\":\"{EMAIL}\"}}");
+    send_json(
+        &mut ws,
+        json!({"type": "response.create", "response": {
+        "instructions": format!("call:send_email:{args}")}}),
+    );
+    let done = next_json(&mut ws);
+    assert_eq!(done["type"], "response.output_item.done", "{done}");
+    assert_eq!(done["item"]["arguments"], "{\"to\":\"[EMAIL]\"}");
+
+    send_json(
+        &mut ws,
+        json!({"type": "response.create", "event_id": "e3", "response": {
+        "instructions": "call:shell:{\"cmd\":\"ls\"}"}}),
+    );
+    let err = next_json(&mut ws);
+    assert_eq!(err["type"], "error", "{err}");
+    assert_eq!(err["error"]["code"], "output_blocked");
+    assert_eq!(err["error"]["policy"], "agent-firewall");
+    ws.close(None).unwrap();
+    let _ = read_until_closed(&mut ws);
+
+    // Enforcing, the update offering the denied tool never reaches the provider.
+    let gw = Gateway::start(Some(&firewall("")));
+    let mut ws = open(&gw);
+    let before = up.texts().len();
+    send_json(
+        &mut ws,
+        json!({"type": "session.update", "event_id": "e4", "session": {
+        "tools": [tool("shell")]}}),
+    );
+    let err = next_json(&mut ws);
+    assert_eq!(err["error"]["code"], "input_blocked", "{err}");
+    assert_eq!(err["error"]["event_id"], "e4");
+    assert!(up.texts()[before..].iter().all(|t| !t.contains("shell")));
+    ws.close(None).unwrap();
+    let _ = read_until_closed(&mut ws);
+}
+
 #[test]
 fn a_silent_session_is_closed_at_the_idle_timeout() {
     let up = MockRealtime::start(&["ok"], Duration::from_millis(1));
