@@ -1089,6 +1089,10 @@ fn custom_tools_pass_through_and_the_same_policies() {
     let (status, arrivals) = post_stream(&url, &streamed(ask("reset", &["reset_admin2"])));
     assert_eq!(status, 200);
     assert_stream_blocked(&arrivals, "agent-firewall");
+
+    // The official SDK reads them as its typed custom tool calls, whole and streamed.
+    let out = run_python("sdk_custom_tools.py", &gw.base_url(), &[]);
+    assert!(out.contains("ALL OK"), "{out}");
 }
 
 #[test]
