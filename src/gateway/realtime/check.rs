@@ -4,8 +4,9 @@
 //! a chat response (output), so every policy sees realtime text exactly as it sees chat
 //! text; what the policies rewrite is written back into the event. The tools a client
 //! event offers (`session.tools`, `response.tools`) are the request's tools, and the
-//! function calls a provider event carries (items of type `function_call`) the answer's
-//! tool calls, so `agent-firewall` decides on them as on chat's.
+//! function calls an event carries (items of type `function_call`) the answer's tool
+//! calls (a provider's) or the history's (a client's), so `agent-firewall` and the
+//! redaction decide on them as on chat's.
 
 use serde_json::Value;
 
@@ -38,28 +39,39 @@ pub fn check(
         (Direction::Client, Some(j)) => offered_tools(j),
         _ => Vec::new(),
     };
-    let (at, calls): (Vec<String>, Vec<ToolCall>) = match (direction, json) {
-        (Direction::Upstream, Some(j)) => function_calls(j).into_iter().unzip(),
-        _ => (Vec::new(), Vec::new()),
+    let (at, calls): (Vec<String>, Vec<ToolCall>) = match json {
+        Some(j) => function_calls(j).into_iter().unzip(),
+        None => (Vec::new(), Vec::new()),
     };
+    let originals: Vec<String> = calls.iter().map(|c| c.function.arguments.clone()).collect();
     if parsed.slots.is_empty() && tools.is_empty() && calls.is_empty() {
         return None;
     }
     let (outcome, texts, kept, arguments) = match direction {
         Direction::Client => {
+            // A function call the client puts in the conversation is history, as chat's.
+            let mut messages: Vec<Message> = parsed
+                .slots
+                .iter()
+                .map(|s| Message::text(s.role, s.text.clone()))
+                .collect();
+            messages.extend((!calls.is_empty()).then(|| calls_message(calls)));
             let mut req = ChatRequest {
                 model: ctx.model.clone(),
-                messages: parsed
-                    .slots
-                    .iter()
-                    .map(|s| Message::text(s.role, s.text.clone()))
-                    .collect(),
+                messages,
                 tools: (!tools.is_empty())
                     .then(|| tools.iter().filter_map(|t| policy_tool(t)).collect()),
                 ..ChatRequest::default()
             };
             let outcome = chain.run_input(ctx, &mut req);
-            let texts: Vec<String> = req.messages.iter().map(Message::text_content).collect();
+            let texts: Vec<String> = req
+                .messages
+                .iter()
+                .take(parsed.slots.len())
+                .map(Message::text_content)
+                .collect();
+            let shown = req.messages.get(parsed.slots.len());
+            let arguments = rewritten(shown, &originals, &at);
             let kept: Vec<String> = req
                 .tools
                 .iter()
@@ -70,7 +82,7 @@ pub fn check(
                 outcome,
                 texts,
                 (!tools.is_empty()).then_some(kept),
-                Vec::new(),
+                arguments,
             )
         }
         Direction::Upstream => {
@@ -82,16 +94,9 @@ pub fn check(
                     ..Choice::default()
                 })
                 .collect();
-            let originals: Vec<String> =
-                calls.iter().map(|c| c.function.arguments.clone()).collect();
             if !calls.is_empty() {
                 choices.push(Choice {
-                    message: Message {
-                        role: Role::Assistant,
-                        content: None,
-                        tool_calls: Some(calls),
-                        ..Message::default()
-                    },
+                    message: calls_message(calls),
                     ..Choice::default()
                 });
             }
@@ -110,19 +115,8 @@ pub fn check(
                 .take(parsed.slots.len())
                 .map(|c| c.message.text_content())
                 .collect();
-            // Arguments a redaction rewrote, written back where they came from.
-            let shown = resp
-                .choices
-                .get(parsed.slots.len())
-                .and_then(|c| c.message.tool_calls.as_ref());
-            let arguments: Vec<(String, String)> = shown
-                .into_iter()
-                .flatten()
-                .zip(&originals)
-                .zip(&at)
-                .filter(|((call, original), _)| call.function.arguments != **original)
-                .map(|((call, _), at)| (at.clone(), call.function.arguments.clone()))
-                .collect();
+            let shown = resp.choices.get(parsed.slots.len()).map(|c| &c.message);
+            let arguments = rewritten(shown, &originals, &at);
             (outcome, texts, None, arguments)
         }
     };
@@ -132,6 +126,34 @@ pub fn check(
         parsed.rewrite(&texts, kept.as_deref(), &arguments)
     };
     Some(Checked { outcome, rewritten })
+}
+
+/// An assistant turn making `calls`.
+fn calls_message(calls: Vec<ToolCall>) -> Message {
+    Message {
+        role: Role::Assistant,
+        content: None,
+        tool_calls: Some(calls),
+        ..Message::default()
+    }
+}
+
+/// The arguments a redaction rewrote in `shown` (the calls' turn after the chain), each
+/// with the JSON pointer it came from (`at`), to be written back into the event.
+fn rewritten(
+    shown: Option<&Message>,
+    originals: &[String],
+    at: &[String],
+) -> Vec<(String, String)> {
+    shown
+        .and_then(|m| m.tool_calls.as_ref())
+        .into_iter()
+        .flatten()
+        .zip(originals)
+        .zip(at)
+        .filter(|((call, original), _)| call.function.arguments != **original)
+        .map(|((call, _), at)| (at.clone(), call.function.arguments.clone()))
+        .collect()
 }
 
 /// The tool arrays a client event offers: `session.tools` (`session.update`) and
@@ -144,7 +166,8 @@ fn offered_tools(event: &Value) -> Vec<&Value> {
         .collect()
 }
 
-/// The function calls a provider event carries, each with the JSON pointer of its
+/// The function calls an event carries (a provider's answer, or a client's history),
+/// each with the JSON pointer of its
 /// `arguments`: its `item` (`response.output_item.done`, `conversation.item.*`) and the
 /// items of `response.output` (`response.done`), when of type `function_call` and not
 /// `in_progress` (an item just added has no arguments yet: its `.done` is checked); and
@@ -413,5 +436,40 @@ mod tests {
             "{\"to\":\"[EMAIL]\"}"
         );
         assert_eq!(out["response"]["output"][0]["content"][0]["text"], "ok");
+    }
+
+    /// A function call the client adds to the conversation is history: checked by the
+    /// firewall and redacted on the way in, as a chat request's.
+    #[test]
+    fn calls_a_client_adds_to_the_conversation_are_history() {
+        let chain = firewall("deny_tools: [shell]");
+        let add = |name: &str, args: &str| {
+            json!({"type": "conversation.item.create", "event_id": "e9", "item": {
+                "type": "function_call", "call_id": "call_9", "name": name, "arguments": args}})
+            .to_string()
+        };
+        let checked = run(&chain, Direction::Client, &add("shell", "{}")).unwrap();
+        let block = checked.outcome.block.expect("blocked");
+        assert!(
+            block
+                .message
+                .contains("the conversation contains a call to"),
+            "{}",
+            block.message
+        );
+
+        let checked = run(
+            &chain,
+            Direction::Client,
+            &add("send_email", "{\"to\":\"jane.doe@example.com\"}"),
+        )
+        .unwrap();
+        let out: Value = serde_json::from_str(&checked.rewritten.unwrap()).unwrap();
+        assert_eq!(out["item"]["arguments"], "{\"to\":\"[EMAIL]\"}");
+        assert_eq!(out["event_id"], "e9");
+        assert!(run(&chain, Direction::Client, &add("search", "{}"))
+            .unwrap()
+            .rewritten
+            .is_none());
     }
 }
