@@ -36,17 +36,7 @@ pub fn handle(state: &Arc<State>, req: Request) {
             realtime::handle(state, req, &request_id);
         }
         (Method::Get, "/v1/models") | (Method::Get, "/models") => {
-            let started = std::time::Instant::now();
-            let reply = models(state);
-            record_access(
-                state,
-                &req,
-                &request_id,
-                "/v1/models",
-                reply.status,
-                started,
-            );
-            reply.send(req, &request_id);
+            read_models(state, req, &request_id, || models(state));
         }
         (m, p) if model_path(p).is_some() => {
             if *m != Method::Get {
@@ -54,17 +44,8 @@ pub fn handle(state: &Arc<State>, req: Request) {
                 Reply::error(&e).send(req, &request_id);
                 return;
             }
-            let started = std::time::Instant::now();
-            let reply = model(state, model_path(p).unwrap_or_default());
-            record_access(
-                state,
-                &req,
-                &request_id,
-                "/v1/models",
-                reply.status,
-                started,
-            );
-            reply.send(req, &request_id);
+            let id = model_path(p).unwrap_or_default();
+            read_models(state, req, &request_id, || model(state, id));
         }
         (Method::Get, "/v1/events") => admin::events(state, &req).send(req, &request_id),
         (Method::Get, "/keeptrusts/config") => admin::config(state, &req).send(req, &request_id),
@@ -115,6 +96,14 @@ fn shed(state: &State, req: Request, request_id: &str, endpoint: &str, err: &Api
         ..event_for(&req, request_id, kind, endpoint)
     });
     Reply::error(err).send(req, request_id);
+}
+
+/// Answers a read of the catalog (`make` gives the reply) and records the access.
+fn read_models(state: &State, req: Request, request_id: &str, make: impl FnOnce() -> Reply) {
+    let started = std::time::Instant::now();
+    let reply = make();
+    record_access(state, &req, request_id, "/v1/models", reply.status, started);
+    reply.send(req, request_id);
 }
 
 /// With audit-logger `log_all_access`, reads are recorded too.

@@ -4,6 +4,7 @@
 //! Unknown fields are kept (`extra`) so a request is passed through without losing what a
 //! newer SDK sent.
 
+mod accumulate;
 pub mod audio;
 mod de;
 pub mod error;
@@ -11,6 +12,7 @@ pub mod responses;
 pub mod splice;
 pub mod types;
 
+pub use accumulate::{join_function_call, StreamAccumulator};
 pub use de::AsSent;
 pub use error::{ApiError, ErrorBody};
 pub use types::*;

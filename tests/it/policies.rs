@@ -499,6 +499,23 @@ const FIREWALL: &str = "  agent-firewall:
         amount: {type: number, maximum: 1000}
 ";
 
+/// A gateway whose chain redacts PII and then runs the `FIREWALL` block.
+fn pii_and_firewall_gateway(up: &MockUpstream) -> Gateway {
+    Gateway::start(Some(&config(
+        &up.v1(),
+        "pii-detector, agent-firewall",
+        &format!("  pii-detector: {{}}\n{FIREWALL}"),
+    )))
+}
+
+/// A completion whose one choice is `message`, finished with `finish`.
+fn answer(message: Value, finish: &str) -> Value {
+    let mut reply = completion("");
+    reply["choices"][0]["message"] = message;
+    reply["choices"][0]["finish_reason"] = json!(finish);
+    reply
+}
+
 fn with_tools(names: &[&str]) -> Value {
     let tools: Vec<Value> = names
         .iter()
@@ -561,12 +578,7 @@ fn agent_firewall_checks_offered_tools_and_calls() {
     // Alone, the firewall lets the fragments pass as they come; with an output redaction
     // in the chain the call is held whole, so the refused call never reaches the client.
     assert!(arrivals.iter().any(|a| a.data.contains("5000")));
-    let both = config(
-        &up.v1(),
-        "pii-detector, agent-firewall",
-        &format!("  pii-detector: {{}}\n{FIREWALL}"),
-    );
-    let gw2 = Gateway::start(Some(&both));
+    let gw2 = pii_and_firewall_gateway(&up);
     let (status, arrivals) =
         post_stream(&chat_url(&gw2), &streamed(with_tools(&["transfer_funds"])));
     assert_eq!(status, 200);
@@ -775,11 +787,10 @@ fn pii_withholds_audio_that_says_what_it_would_redact() {
             ["Paris is the capital", " of France."]
         };
         if r.json()["stream"] != true {
-            let mut body = completion("");
-            body["choices"][0]["message"] = json!({"role": "assistant", "content": null,
+            let message = json!({"role": "assistant", "content": null,
                 "refusal": null, "audio": {"id": "audio_1", "expires_at": 1700000000,
                 "data": STANDARD.encode(SPEECH.concat()), "transcript": transcript.concat()}});
-            return MockReply::json(200, body);
+            return MockReply::json(200, answer(message, "stop"));
         }
         let audio = |a: Value| chunk(json!({"audio": a}), None);
         let chunks = vec![
@@ -914,18 +925,11 @@ fn deprecated_function_calls_pass_the_same_policies_as_tool_calls() {
             ];
             return MockReply::openai_sse(&chunks, Duration::from_millis(5));
         }
-        let mut reply = completion("");
-        reply["choices"][0]["message"] = json!({"role": "assistant", "content": null,
+        let message = json!({"role": "assistant", "content": null,
             "function_call": {"name": name, "arguments": args}});
-        reply["choices"][0]["finish_reason"] = json!("function_call");
-        MockReply::json(200, reply)
+        MockReply::json(200, answer(message, "function_call"))
     });
-    let both = config(
-        &up.v1(),
-        "pii-detector, agent-firewall",
-        &format!("  pii-detector: {{}}\n{FIREWALL}"),
-    );
-    let gw = Gateway::start(Some(&both));
+    let gw = pii_and_firewall_gateway(&up);
     let url = chat_url(&gw);
     let legacy = |text: &str, functions: &[&str]| {
         let mut b = user(text);
@@ -1015,19 +1019,12 @@ fn custom_tools_pass_through_and_the_same_policies() {
             ];
             return MockReply::openai_sse(&chunks, Duration::from_millis(5));
         }
-        let mut reply = completion("");
-        reply["choices"][0]["message"] = json!({"role": "assistant", "content": null,
+        let message = json!({"role": "assistant", "content": null,
             "tool_calls": [{"id": "call_c", "type": "custom",
                 "custom": {"name": name, "input": input}}]});
-        reply["choices"][0]["finish_reason"] = json!("tool_calls");
-        MockReply::json(200, reply)
+        MockReply::json(200, answer(message, "tool_calls"))
     });
-    let both = config(
-        &up.v1(),
-        "pii-detector, agent-firewall",
-        &format!("  pii-detector: {{}}\n{FIREWALL}"),
-    );
-    let gw = Gateway::start(Some(&both));
+    let gw = pii_and_firewall_gateway(&up);
     let url = chat_url(&gw);
     let ask = |text: &str, tools: &[&str]| {
         let mut b = user(text);

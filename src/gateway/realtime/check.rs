@@ -15,7 +15,7 @@ use crate::openai::{
     ApiError, ChatRequest, ChatResponse, Choice, FunctionCall, Message, Role, ToolCall,
 };
 use crate::policy::{ChainOutcome, PolicyChain, RequestContext};
-use crate::providers::responses::request::{policy_tool, tool_view_name};
+use crate::providers::responses::request::policy_tool;
 
 /// The chain's decision about one message.
 #[derive(Debug)]
@@ -211,12 +211,6 @@ fn function_calls(event: &Value) -> Vec<(String, ToolCall)> {
         calls.push(("/arguments".to_string(), call(event)));
     }
     calls
-}
-
-/// Whether a tool of a client event is still offered once the policies removed some
-/// (`kept` holds the names left, as `tool_view_name` gives them).
-pub fn still_offered(tool: &Value, kept: &[String]) -> bool {
-    tool_view_name(tool).is_none_or(|n| kept.contains(&n))
 }
 
 /// The realtime `error` event a blocked message turns into: the same `type`, `code`,

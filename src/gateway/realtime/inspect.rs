@@ -13,6 +13,7 @@
 use serde_json::Value;
 
 use crate::openai::Role;
+use crate::providers::responses::request::retain_tools;
 
 /// Which way a message travels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,20 +131,10 @@ impl Parsed {
             .collect();
         let mut tools_changed = false;
         if let (Some(kept), Some(json)) = (kept_tools, self.json.as_mut()) {
+            let kept: Vec<&str> = kept.iter().map(String::as_str).collect();
             for at in ["session", "response"] {
-                let Some(Value::Object(o)) = json.get_mut(at) else {
-                    continue;
-                };
-                if let Some(Value::Array(tools)) = o.get_mut("tools") {
-                    let before = tools.len();
-                    tools.retain(|t| super::check::still_offered(t, kept));
-                    tools_changed |= tools.len() != before;
-                }
-                // A `tool_choice` naming a removed tool goes with it.
-                let forced = o.get("tool_choice").filter(|c| c.is_object());
-                if forced.is_some_and(|c| !super::check::still_offered(c, kept)) {
-                    o.remove("tool_choice");
-                    tools_changed = true;
+                if let Some(Value::Object(o)) = json.get_mut(at) {
+                    tools_changed |= retain_tools(o, &kept) > 0;
                 }
             }
         }

@@ -96,38 +96,31 @@ pub fn native_view(resp: &Value) -> (ChatResponse, Vec<Origin>) {
                     });
                 }
             }
-            "function_call" => {
+            kind @ ("function_call" | "custom_tool_call") => {
+                // A function's JSON `arguments`, or a custom tool's free-text `input`.
+                let custom = kind == "custom_tool_call";
+                let field = if custom { "input" } else { "arguments" };
                 origins.push(Origin {
                     message: 0,
                     place: Place::Arguments(calls.len()),
-                    pointer: format!("/output/{i}/arguments"),
-                    original: s("arguments").to_string(),
+                    pointer: format!("/output/{i}/{field}"),
+                    original: s(field).to_string(),
                 });
-                calls.push(ToolCall {
-                    custom: None,
-                    id: s("call_id").to_string(),
-                    kind: "function".to_string(),
-                    function: FunctionCall {
-                        name: s("name").to_string(),
-                        arguments: s("arguments").to_string(),
-                    },
-                });
-            }
-            "custom_tool_call" => {
-                origins.push(Origin {
-                    message: 0,
-                    place: Place::Arguments(calls.len()),
-                    pointer: format!("/output/{i}/input"),
-                    original: s("input").to_string(),
-                });
+                let (name, text) = (s("name").to_string(), s(field).to_string());
+                let (function, custom_call) = if custom {
+                    (
+                        FunctionCall::default(),
+                        Some(CustomCall { name, input: text }),
+                    )
+                } else {
+                    let arguments = text;
+                    (FunctionCall { name, arguments }, None)
+                };
                 calls.push(ToolCall {
                     id: s("call_id").to_string(),
-                    kind: "custom".to_string(),
-                    function: FunctionCall::default(),
-                    custom: Some(CustomCall {
-                        name: s("name").to_string(),
-                        input: s("input").to_string(),
-                    }),
+                    kind: if custom { "custom" } else { "function" }.to_string(),
+                    function,
+                    custom: custom_call,
                 });
             }
             _ => {}

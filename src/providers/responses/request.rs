@@ -398,8 +398,27 @@ fn named_tool(tool: &Value) -> Option<Tool> {
 /// Returns how many tools were taken out.
 pub fn write_back_tools(body: &mut Value, chat: &ChatRequest) -> usize {
     let kept: Vec<&str> = chat.tools.iter().flatten().map(Tool::name).collect();
+    let Some(obj) = body.as_object_mut() else {
+        return 0;
+    };
+    let removed = retain_tools(obj, &kept);
+    if obj
+        .get("tools")
+        .and_then(Value::as_array)
+        .is_some_and(Vec::is_empty)
+    {
+        obj.remove("tools");
+    }
+    removed
+}
+
+/// Keeps in `obj`'s `tools` (Responses-shaped, as a native body or a realtime session
+/// offers them) only those named in `kept` ([`tool_view_name`]); once some went, a
+/// `tool_choice` naming a removed one goes too (an `allowed_tools` choice loses them,
+/// and goes when none is left). An emptied list stays, empty. Returns how many went.
+pub fn retain_tools(obj: &mut Map<String, Value>, kept: &[&str]) -> usize {
     let offered = |t: &Value| tool_view_name(t).is_none_or(|n| kept.contains(&n.as_str()));
-    let Some(Value::Array(tools)) = body.get_mut("tools") else {
+    let Some(Value::Array(tools)) = obj.get_mut("tools") else {
         return 0;
     };
     let before = tools.len();
@@ -408,28 +427,20 @@ pub fn write_back_tools(body: &mut Value, chat: &ChatRequest) -> usize {
     if removed == 0 {
         return 0;
     }
-    let none_left = tools.is_empty();
-    let Some(obj) = body.as_object_mut() else {
-        return removed;
-    };
-    if none_left {
-        obj.remove("tools");
-        obj.remove("tool_choice");
-        return removed;
-    }
-    let drop_choice = match obj.get_mut("tool_choice") {
-        Some(c) if c.get("type").and_then(Value::as_str) == Some("allowed_tools") => {
-            match c.get_mut("tools") {
-                Some(Value::Array(list)) => {
-                    list.retain(offered);
-                    list.is_empty()
+    let drop_choice = tools.is_empty()
+        || match obj.get_mut("tool_choice") {
+            Some(c) if c.get("type").and_then(Value::as_str) == Some("allowed_tools") => {
+                match c.get_mut("tools") {
+                    Some(Value::Array(list)) => {
+                        list.retain(offered);
+                        list.is_empty()
+                    }
+                    _ => false,
                 }
-                _ => false,
             }
-        }
-        Some(c @ Value::Object(_)) => !offered(c),
-        _ => false,
-    };
+            Some(c @ Value::Object(_)) => !offered(c),
+            _ => false,
+        };
     if drop_choice {
         obj.remove("tool_choice");
     }
