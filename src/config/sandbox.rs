@@ -13,6 +13,10 @@ providers:
       provider: mock
       model: kt-sandbox
       description: built-in offline mock (no key, no network)
+    - id: sandbox-embedding
+      provider: mock
+      model: kt-sandbox-embedding
+      description: built-in offline embeddings (hashed words, 1536 dimensions)
 models:
   aliases:
     gpt-4o: kt-sandbox
@@ -20,6 +24,9 @@ models:
     gpt-4.1: kt-sandbox
     gpt-4.1-mini: kt-sandbox
     gpt-3.5-turbo: kt-sandbox
+    text-embedding-3-small: kt-sandbox-embedding
+    text-embedding-3-large: kt-sandbox-embedding
+    text-embedding-ada-002: kt-sandbox-embedding
 policies:
   chain:
     - prompt-injection

@@ -13,6 +13,7 @@ use super::http::{event_for, read_body, Reply};
 use super::transport::UpstreamResponse;
 use super::{stream, unary, Runtime, State};
 use crate::config::Target;
+use crate::openai::embeddings::EmbeddingRequest;
 use crate::openai::{ApiError, ChatRequest, ChatResponse, KeeptrustsMeta};
 use crate::policy::audit_logger::Payload;
 use crate::policy::chain::{ChainOutcome, PolicyTrace};
@@ -36,12 +37,22 @@ pub struct Prepared {
     pub grant: Option<Grant>,
     /// Headers for every response to this request (rate limits, budget).
     pub headers: Vec<(String, String)>,
-    /// `/v1/responses`: the Responses body (after the input phase) that
-    /// `openai:responses:<model>` targets get as it is.
-    pub native: Option<serde_json::Value>,
+    /// A body that is no chat request, which targets get instead of `chat` (the input
+    /// phase's view of it).
+    pub native: Option<Native>,
     /// The client's body as sent, while no policy rewrote the request (OpenAI-format
     /// targets get these bytes: `BuildContext::raw_body`).
     pub raw: Option<RawBody>,
+}
+
+/// What goes upstream instead of the chat request.
+pub enum Native {
+    /// `/v1/responses`: the Responses body (after the input phase) that
+    /// `openai:responses:<model>` targets get as it is.
+    Responses(serde_json::Value),
+    /// `/v1/embeddings`: the request (after the input phase), for every target in its
+    /// provider's format.
+    Embeddings(EmbeddingRequest),
 }
 
 /// A request body as the client sent it.

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use super::conn::{Method, Request};
 
 use super::http::{event_for, Reply};
-use super::{admin, chat, realtime, responses, State};
+use super::{admin, chat, embeddings, realtime, responses, State};
 
 use crate::openai::{ApiError, ModelEntry};
 use crate::store::{Event, EventKind};
@@ -30,6 +30,12 @@ pub fn handle(state: &Arc<State>, req: Request) {
             match state.slots.acquire() {
                 Ok(_slot) => responses::handle(state, req, &request_id),
                 Err(e) => shed(state, req, &request_id, "/v1/responses", &e),
+            }
+        }
+        (Method::Post, "/v1/embeddings") | (Method::Post, "/embeddings") => {
+            match state.slots.acquire() {
+                Ok(_slot) => embeddings::handle(state, req, &request_id),
+                Err(e) => shed(state, req, &request_id, embeddings::ENDPOINT, &e),
             }
         }
         (Method::Get, "/v1/realtime") | (Method::Get, "/realtime") => {
@@ -69,6 +75,8 @@ fn is_known_path(p: &str) -> bool {
             | "/chat/completions"
             | "/v1/responses"
             | "/responses"
+            | "/v1/embeddings"
+            | "/embeddings"
             | "/v1/realtime"
             | "/realtime"
             | "/v1/models"
@@ -84,10 +92,10 @@ fn is_known_path(p: &str) -> bool {
 /// A model request refused because the gateway is at `--max-concurrency` with a full
 /// admission queue: answered 503 at once and recorded like any other request.
 fn shed(state: &State, req: Request, request_id: &str, endpoint: &str, err: &ApiError) {
-    let kind = if endpoint == "/v1/responses" {
-        EventKind::Responses
-    } else {
-        EventKind::ChatCompletion
+    let kind = match endpoint {
+        "/v1/responses" => EventKind::Responses,
+        embeddings::ENDPOINT => EventKind::Embeddings,
+        _ => EventKind::ChatCompletion,
     };
     state.events.record(Event {
         configuration: Some(state.default.config.name.clone()),

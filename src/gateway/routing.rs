@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::chat::{self, Prepared, Upstream};
+use super::chat::{self, Native, Prepared, Upstream};
 use super::http::Reply;
 use super::probe::ProbeHandle;
 use super::transport::{self, UpstreamResponse};
@@ -167,6 +167,9 @@ fn attempt_all<'a>(
         ev.provider = Some(target.kind.as_str().to_string());
         ev.model_used = Some(target.model.clone());
         p.chat.model.clone_from(&target.model);
+        if let Some(Native::Embeddings(e)) = &mut p.native {
+            e.model.clone_from(&target.model);
+        }
         if target.kind == ProviderKind::Mock {
             ts.stats.record_success(Duration::ZERO, Instant::now());
             detail
@@ -175,7 +178,11 @@ fn attempt_all<'a>(
             detail.chosen = Some(&target.id);
             return Ok((i, Upstream::Mock));
         }
-        let (body, compression) = body_for(target, &p.chat, stream);
+        let (body, compression) = match p.native {
+            // Embeddings inputs are not a conversation to trim.
+            Some(Native::Embeddings(_)) => (Cow::Borrowed(&p.chat), None),
+            _ => body_for(target, &p.chat, stream),
+        };
         if let Some(c) = compression {
             detail.compression.push(TargetCompression {
                 target: &target.id,
@@ -385,7 +392,8 @@ fn body_for<'a>(
 }
 
 /// The upstream HTTP request for `target`: its credential, else the client's own key.
-/// An `openai:responses:<model>` target gets a `/v1/responses` request's own body.
+/// An `openai:responses:<model>` target gets a `/v1/responses` request's own body; an
+/// embeddings request goes in the target's embeddings format.
 fn build(
     target: &Target,
     p: &Prepared,
@@ -403,9 +411,12 @@ fn build(
         now: std::time::SystemTime::now(),
         raw_body,
     };
-    match p.native.as_ref().filter(|_| target.is_responses_api()) {
-        Some(native) => providers::responses::native_request(ctx, native),
-        None => providers::adapter_for(target).build_request(ctx, body),
+    match &p.native {
+        Some(Native::Responses(native)) if target.is_responses_api() => {
+            providers::responses::native_request(ctx, native)
+        }
+        Some(Native::Embeddings(e)) => providers::adapter_for(target).build_embeddings(ctx, e),
+        _ => providers::adapter_for(target).build_request(ctx, body),
     }
 }
 

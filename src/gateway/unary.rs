@@ -20,27 +20,36 @@ use crate::store::Event;
 
 /// Answers a non-streamed chat request and records its event.
 pub fn run(state: &Arc<State>, req: Request, mut p: Prepared, mut ev: Event) {
-    let request_id = p.ctx.request_id.clone();
     let result = reply_body(state, &mut p, &mut ev);
-    match result {
+    send(state, req, &p, &mut ev, result);
+}
+
+/// Records the event of a non-streamed answer and sends the answer (a JSON body) or its
+/// error. Shared with `/v1/responses` and `/v1/embeddings`.
+pub fn send(
+    state: &State,
+    req: Request,
+    p: &Prepared,
+    ev: &mut Event,
+    result: Result<Vec<u8>, ApiError>,
+) {
+    let mut reply = match result {
         Ok(body) => {
             ev.status = 200;
             // Strict durability: no answer leaves without its committed event.
-            let mut reply = if finish_ok(state, &mut ev, p.started).is_unavailable() {
+            if finish_ok(state, ev, p.started).is_unavailable() {
                 Reply::error(&audit_unavailable())
             } else {
                 Reply::json(200, body)
-            };
-            reply.headers.extend(response_headers(&p));
-            reply.send(req, &request_id);
+            }
         }
         Err(e) => {
-            finish_event(state, &mut ev, p.started, &e);
-            let mut reply = Reply::error(&e);
-            reply.headers.extend(response_headers(&p));
-            reply.send(req, &request_id);
+            finish_event(state, ev, p.started, &e);
+            Reply::error(&e)
         }
-    }
+    };
+    reply.headers.extend(response_headers(p));
+    reply.send(req, &p.ctx.request_id);
 }
 
 /// Calls the upstream and gives the client's body (the event is finished by `run`).

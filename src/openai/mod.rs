@@ -7,6 +7,7 @@
 mod accumulate;
 pub mod audio;
 mod de;
+pub mod embeddings;
 pub mod error;
 pub mod responses;
 pub mod splice;

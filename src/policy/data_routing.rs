@@ -98,6 +98,11 @@ impl Policy for DataRoutingPolicy {
         NAME
     }
 
+    /// It decides on targets, not on text.
+    fn reads_text(&self) -> bool {
+        false
+    }
+
     fn mode(&self) -> Mode {
         self.settings.mode
     }

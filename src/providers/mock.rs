@@ -9,10 +9,11 @@ use std::time::Duration;
 
 use serde_json::{json, Map, Value};
 
+use crate::openai::embeddings::{EmbeddingInput, EmbeddingRequest};
 use crate::openai::{
-    chunk_object, function_type, ChatChunk, ChatRequest, ChatResponse, Choice, ChunkChoice,
-    Content, Delta, FunctionCall, FunctionCallDelta, Message, Role, Tool, ToolCall, ToolCallDelta,
-    Usage,
+    chunk_object, function_type, ApiError, ChatChunk, ChatRequest, ChatResponse, Choice,
+    ChunkChoice, Content, Delta, FunctionCall, FunctionCallDelta, Message, Role, Tool, ToolCall,
+    ToolCallDelta, Usage,
 };
 
 /// Pause between streamed words: slow enough to see tokens arrive, fast enough for tests.
@@ -306,6 +307,67 @@ pub fn stream(req: &ChatRequest, id: &str, created: u64) -> Vec<ChatChunk> {
     out
 }
 
+/// The mock's vectors when no `dimensions` is asked for (OpenAI's `text-embedding-3-small`).
+pub const EMBEDDING_DIMENSIONS: u32 = 1536;
+/// The most `dimensions` the mock gives (OpenAI's `text-embedding-3-large`).
+pub const MAX_EMBEDDING_DIMENSIONS: u32 = 3072;
+
+/// Embeds each input offline: its words (or token ids) hashed into a unit vector, so
+/// texts that share words point the same way (a sandbox can try retrieval) and the same
+/// text always gets the same vector. Returns the vectors and the prompt token count.
+pub fn embed(req: &EmbeddingRequest) -> Result<(Vec<Vec<f32>>, u64), ApiError> {
+    let dims = req.dimensions.unwrap_or(EMBEDDING_DIMENSIONS);
+    if dims > MAX_EMBEDDING_DIMENSIONS {
+        return Err(ApiError::bad_request(format!(
+            "The mock provider embeds in at most {MAX_EMBEDDING_DIMENSIONS} dimensions; {dims} were asked for."
+        ))
+        .with_param("dimensions"));
+    }
+    let dims = dims as usize;
+    let vectors = match &req.input {
+        EmbeddingInput::Text(t) => vec![hashed(words(t), dims)],
+        EmbeddingInput::Texts(ts) => ts.iter().map(|t| hashed(words(t), dims)).collect(),
+        EmbeddingInput::Tokens(ids) => vec![hashed(token_words(ids), dims)],
+        EmbeddingInput::TokenLists(ls) => ls
+            .iter()
+            .map(|ids| hashed(token_words(ids), dims))
+            .collect(),
+    };
+    let tokens = req.input.estimated_tokens();
+    Ok((vectors, tokens))
+}
+
+fn words(text: &str) -> impl Iterator<Item = String> + '_ {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+}
+
+fn token_words(ids: &[u32]) -> impl Iterator<Item = String> + '_ {
+    ids.iter().map(u32::to_string)
+}
+
+/// Feature hashing: each word adds ±1 at the place its FNV-1a hash picks; the sum is
+/// scaled to length 1.
+fn hashed(words: impl Iterator<Item = String>, dims: usize) -> Vec<f32> {
+    let mut v = vec![0f32; dims];
+    for w in words {
+        let h = w.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+        let i = usize::try_from(h % dims as u64).unwrap_or(0);
+        v[i] += if h >> 63 == 0 { 1.0 } else { -1.0 };
+    }
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if norm > 0.0 {
+        v.iter_mut().for_each(|x| *x /= norm);
+    } else if let Some(first) = v.first_mut() {
+        // No word at all (only punctuation): still a unit vector.
+        *first = 1.0;
+    }
+    v
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -368,5 +430,31 @@ mod tests {
                 whole.choices[0].finish_reason
             );
         }
+    }
+
+    #[test]
+    fn mock_embeddings_are_unit_vectors_that_follow_the_words() {
+        let req = |body: &str| EmbeddingRequest::parse(body.as_bytes()).unwrap();
+        let (v, tokens) = embed(&req(
+            r#"{"model":"m","input":["The cat sat","the CAT sat!","stock prices fell"]}"#,
+        ))
+        .unwrap();
+        assert_eq!(v.len(), 3);
+        assert_eq!(v[0].len(), EMBEDDING_DIMENSIONS as usize);
+        let dot = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>();
+        assert!((dot(&v[0], &v[0]) - 1.0).abs() < 1e-5);
+        assert!(
+            (dot(&v[0], &v[1]) - 1.0).abs() < 1e-5,
+            "same words, same vector"
+        );
+        assert!(dot(&v[0], &v[2]).abs() < 0.5);
+        assert_eq!(tokens, 3 + 3 + 5);
+        let (v, tokens) =
+            embed(&req(r#"{"model":"m","input":[[1,2],[3]],"dimensions":8}"#)).unwrap();
+        assert_eq!((v.len(), v[0].len(), tokens), (2, 8, 3));
+        let (v, _) = embed(&req(r#"{"model":"m","input":"?!"}"#)).unwrap();
+        assert_eq!(v[0][0], 1.0);
+        let e = embed(&req(r#"{"model":"m","input":"x","dimensions":5000}"#)).unwrap_err();
+        assert_eq!(e.body.param.as_deref(), Some("dimensions"));
     }
 }

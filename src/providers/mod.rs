@@ -19,6 +19,7 @@ use std::time::SystemTime;
 
 use crate::config::schema::{ProviderKind, WireFormat};
 use crate::config::Target;
+use crate::openai::embeddings::{EmbeddingRequest, EmbeddingUsage};
 use crate::openai::{ApiError, AsSent, ChatChunk, ChatRequest, ChatResponse};
 
 /// An HTTP request to send upstream.
@@ -100,6 +101,55 @@ pub trait Adapter: Send + Sync {
     }
 
     fn stream_decoder(&self, target: &Target, req: &ChatRequest) -> Box<dyn StreamDecoder>;
+
+    /// The upstream request for `POST /v1/embeddings` (`req.model` is the target's).
+    /// Providers without an embeddings API keep the default: a 400 naming the target.
+    fn build_embeddings(
+        &self,
+        ctx: BuildContext<'_>,
+        _req: &EmbeddingRequest,
+    ) -> Result<UpstreamRequest, ApiError> {
+        Err(no_embeddings(ctx.target))
+    }
+
+    /// Reads a 2xx embeddings answer.
+    fn parse_embeddings(
+        &self,
+        target: &Target,
+        _req: &EmbeddingRequest,
+        _body: &[u8],
+    ) -> Result<EmbeddingAnswer, ApiError> {
+        Err(no_embeddings(target))
+    }
+}
+
+/// What an embeddings answer holds.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EmbeddingAnswer {
+    /// OpenAI's own list: the client gets the provider's bytes (with `x_keeptrusts`).
+    AsSent { usage: Option<EmbeddingUsage> },
+    /// One vector per input, in input order, from another API; the gateway encodes
+    /// them as the client asked (`encoding_format`). `prompt_tokens`: as the provider
+    /// counted them, when it says.
+    Vectors {
+        vectors: Vec<Vec<f32>>,
+        prompt_tokens: Option<u64>,
+    },
+}
+
+/// The 400 for a target whose provider has no embeddings API.
+pub fn no_embeddings(target: &Target) -> ApiError {
+    ApiError::new(
+        400,
+        "invalid_request_error",
+        Some("embeddings_not_supported"),
+        format!(
+            "Target `{}` (provider `{}`) has no embeddings API: route this model to a target of a provider that has one (OpenAI, Azure OpenAI, Gemini, Cohere, Bedrock, Mistral, Together, Fireworks, an OpenAI-compatible server, or mock).",
+            target.id,
+            target.kind.as_str()
+        ),
+    )
+    .with_param("model")
 }
 
 /// The adapter for a target's wire format.

@@ -5,8 +5,9 @@
 use serde_json::Value;
 
 use super::sse::{SseEvent, SseParser};
-use super::{Adapter, BuildContext, StreamDecoder, StreamEvent, UpstreamRequest};
+use super::{Adapter, BuildContext, EmbeddingAnswer, StreamDecoder, StreamEvent, UpstreamRequest};
 use crate::config::Target;
+use crate::openai::embeddings::{EmbeddingRequest, EmbeddingSummary};
 use crate::openai::{ApiError, AsSent, ChatChunk, ChatRequest, ChatResponse};
 
 pub const DEFAULT_AZURE_API_VERSION: &str = "2024-10-21";
@@ -19,10 +20,11 @@ pub static OPENAI: OpenAiAdapter = OpenAiAdapter { azure: false };
 pub static AZURE: OpenAiAdapter = OpenAiAdapter { azure: true };
 
 impl OpenAiAdapter {
-    fn url(&self, target: &Target) -> String {
+    /// The URL of an endpoint (`/chat/completions`, `/embeddings`) on the target.
+    fn url(&self, target: &Target, endpoint: &str) -> String {
         let base = target.base_url.trim_end_matches('/');
         if !self.azure {
-            return [base, "/chat/completions"].concat();
+            return [base, endpoint].concat();
         }
         let version = target
             .api_version
@@ -32,21 +34,48 @@ impl OpenAiAdapter {
             // The v1 form: model (the deployment name) in the body, no dated api-version;
             // one is sent only when configured (the v1 preview wanted `preview`).
             match target.api_version.as_deref() {
-                Some(v) => format!("{base}/chat/completions?api-version={v}"),
-                None => format!("{base}/chat/completions"),
+                Some(v) => format!("{base}{endpoint}?api-version={v}"),
+                None => format!("{base}{endpoint}"),
             }
         } else if base.contains("/openai/deployments/") {
-            format!("{base}/chat/completions?api-version={version}")
+            format!("{base}{endpoint}?api-version={version}")
         } else if base.ends_with("/openai") {
             format!(
-                "{base}/deployments/{}/chat/completions?api-version={version}",
+                "{base}/deployments/{}{endpoint}?api-version={version}",
                 target.model
             )
         } else {
             format!(
-                "{base}/openai/deployments/{}/chat/completions?api-version={version}",
+                "{base}/openai/deployments/{}{endpoint}?api-version={version}",
                 target.model
             )
+        }
+    }
+
+    /// The target's headers: JSON, its credential (else the client's key), its own.
+    fn headers(ctx: &BuildContext<'_>, stream: bool) -> Vec<(String, String)> {
+        let target = ctx.target;
+        let mut headers = Vec::with_capacity(3 + target.headers.len());
+        headers.push(("Content-Type".to_string(), "application/json".to_string()));
+        if stream {
+            headers.push(("Accept".to_string(), "text/event-stream".to_string()));
+        }
+        if let Some(key) = ctx.api_key {
+            headers.push((
+                target.api_key_header.clone(),
+                format!("{}{key}", target.api_key_prefix),
+            ));
+        }
+        headers.extend(target.headers.iter().cloned());
+        headers
+    }
+
+    /// The client's bytes when they may go as sent, else `value` serialised.
+    fn body<T: serde::Serialize>(ctx: &BuildContext<'_>, value: &T) -> Result<Vec<u8>, ApiError> {
+        match ctx.raw_body {
+            Some(raw) => Ok(raw.to_vec()),
+            None => serde_json::to_vec(value)
+                .map_err(|e| ApiError::internal(format!("failed to serialize the request: {e}"))),
         }
     }
 }
@@ -57,30 +86,12 @@ impl Adapter for OpenAiAdapter {
         ctx: BuildContext<'_>,
         req: &ChatRequest,
     ) -> Result<UpstreamRequest, ApiError> {
-        let target = ctx.target;
-        let mut headers = Vec::with_capacity(3 + target.headers.len());
-        headers.push(("Content-Type".to_string(), "application/json".to_string()));
-        if req.is_stream() {
-            headers.push(("Accept".to_string(), "text/event-stream".to_string()));
-        }
-        if let Some(key) = ctx.api_key {
-            headers.push((
-                target.api_key_header.clone(),
-                format!("{}{key}", target.api_key_prefix),
-            ));
-        }
-        headers.extend(target.headers.iter().cloned());
         // The gateway has already set `req.model` to the target's model.
-        let body = match ctx.raw_body {
-            Some(raw) => raw.to_vec(),
-            None => serde_json::to_vec(req)
-                .map_err(|e| ApiError::internal(format!("failed to serialize the request: {e}")))?,
-        };
         Ok(UpstreamRequest {
             method: "POST",
-            url: self.url(target),
-            headers,
-            body,
+            url: self.url(ctx.target, "/chat/completions"),
+            headers: Self::headers(&ctx, req.is_stream()),
+            body: Self::body(&ctx, req)?,
         })
     }
 
@@ -98,6 +109,40 @@ impl Adapter for OpenAiAdapter {
 
     fn stream_decoder(&self, _target: &Target, _req: &ChatRequest) -> Box<dyn StreamDecoder> {
         Box::new(OpenAiStreamDecoder::default())
+    }
+
+    fn build_embeddings(
+        &self,
+        ctx: BuildContext<'_>,
+        req: &EmbeddingRequest,
+    ) -> Result<UpstreamRequest, ApiError> {
+        Ok(UpstreamRequest {
+            method: "POST",
+            url: self.url(ctx.target, "/embeddings"),
+            headers: Self::headers(&ctx, false),
+            body: Self::body(&ctx, req)?,
+        })
+    }
+
+    /// OpenAI's list goes to the client as sent: only its `usage` is read (the vectors
+    /// are skipped, not built).
+    fn parse_embeddings(
+        &self,
+        _target: &Target,
+        _req: &EmbeddingRequest,
+        body: &[u8],
+    ) -> Result<EmbeddingAnswer, ApiError> {
+        let summary: EmbeddingSummary = serde_json::from_slice(body).map_err(|e| {
+            ApiError::bad_gateway(format!("upstream returned an invalid embeddings list: {e}"))
+        })?;
+        if summary.data.is_none() {
+            return Err(ApiError::bad_gateway(
+                "upstream returned an embeddings answer without `data`",
+            ));
+        }
+        Ok(EmbeddingAnswer::AsSent {
+            usage: summary.usage,
+        })
     }
 }
 
@@ -225,33 +270,33 @@ mod tests {
             "{id: a, provider: azure-openai, model: gpt4o, base_url: 'https://r.openai.azure.com'}",
         );
         assert_eq!(
-            AZURE.url(&t),
+            AZURE.url(&t, "/chat/completions"),
             "https://r.openai.azure.com/openai/deployments/gpt4o/chat/completions?api-version=2024-10-21"
         );
         assert_eq!(t.api_key_header, "api-key");
         let t = target("{id: a, provider: azure-openai, model: m, base_url: 'https://r.openai.azure.com/openai/deployments/gpt-4o'}");
-        assert!(AZURE.url(&t).starts_with(
+        assert!(AZURE.url(&t, "/chat/completions").starts_with(
             "https://r.openai.azure.com/openai/deployments/gpt-4o/chat/completions?api-version="
         ));
         let t = target("{id: a, provider: azure-openai, model: m, base_url: 'https://r.openai.azure.com/openai/v1'}");
         assert_eq!(
-            AZURE.url(&t),
+            AZURE.url(&t, "/chat/completions"),
             "https://r.openai.azure.com/openai/v1/chat/completions"
         );
         // A trailing slash (as Microsoft's examples write it) changes nothing.
         let t = target("{id: a, provider: azure-openai, model: m, base_url: 'https://r.services.ai.azure.com/openai/v1/'}");
         assert_eq!(
-            AZURE.url(&t),
+            AZURE.url(&t, "/chat/completions"),
             "https://r.services.ai.azure.com/openai/v1/chat/completions"
         );
         let t = target("{id: a, provider: azure-openai, model: m, api_version: preview, base_url: 'https://r.openai.azure.com/openai/v1'}");
         assert_eq!(
-            AZURE.url(&t),
+            AZURE.url(&t, "/chat/completions"),
             "https://r.openai.azure.com/openai/v1/chat/completions?api-version=preview"
         );
         let t = target("{id: a, provider: azure-openai, model: gpt4o, api_version: '2025-04-01-preview', base_url: 'https://r.openai.azure.com/openai'}");
         assert_eq!(
-            AZURE.url(&t),
+            AZURE.url(&t, "/chat/completions"),
             "https://r.openai.azure.com/openai/deployments/gpt4o/chat/completions?api-version=2025-04-01-preview"
         );
     }

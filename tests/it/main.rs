@@ -14,6 +14,7 @@ mod support;
 mod audit;
 mod cli;
 mod durability;
+mod embeddings;
 mod faults;
 mod gateway;
 mod hostile;

@@ -22,7 +22,7 @@ use std::time::Instant;
 use crate::gateway::conn::Request;
 use serde_json::Value;
 
-use super::chat::{self, finish_event, finish_ok, Prepared, Upstream};
+use super::chat::{self, finish_event, Prepared, Upstream};
 use super::http::{event_for, read_body, Reply};
 use super::stream::{self, StreamOut};
 use super::streaming::SseWriter;
@@ -67,7 +67,7 @@ pub fn handle(state: &Arc<State>, mut req: Request, request_id: &str) {
         (true, true) => native::stream(state, req, p, ev, target, upstream),
         (true, false) => {
             let result = native::unary(state, &mut p, &mut ev, target, upstream);
-            reply(state, req, &p, &mut ev, result);
+            unary::send(state, req, &p, &mut ev, result);
         }
         (false, true) => {
             let mut skeleton = translate::skeleton(&rreq, &id, providers::unix_now());
@@ -78,7 +78,7 @@ pub fn handle(state: &Arc<State>, mut req: Request, request_id: &str) {
         }
         (false, false) => {
             let result = translated(state, &mut p, &mut ev, ti, upstream, &rreq, &id);
-            reply(state, req, &p, &mut ev, result);
+            unary::send(state, req, &p, &mut ev, result);
         }
     }
 }
@@ -126,7 +126,7 @@ fn prepare(
         if chat::payload_mode(&p.runtime) == Payload::Redacted {
             ev.request_body = serde_json::to_string(&native).ok();
         }
-        p.native = Some(native);
+        p.native = Some(chat::Native::Responses(native));
     }
     Ok((rreq, p))
 }
@@ -150,32 +150,6 @@ fn translated(
         ev.response_body = Some(body.clone());
     }
     Ok(body.into_bytes())
-}
-
-/// Sends a non-streamed answer (or its error) and records the event.
-fn reply(
-    state: &State,
-    req: Request,
-    p: &Prepared,
-    ev: &mut Event,
-    result: Result<Vec<u8>, ApiError>,
-) {
-    match result {
-        Ok(body) => {
-            ev.status = 200;
-            if finish_ok(state, ev, p.started).is_unavailable() {
-                // Strict durability and the event could not be committed: fail closed.
-                let mut reply = Reply::error(&chat::audit_unavailable());
-                reply.headers.extend(chat::response_headers(p));
-                reply.send(req, &p.ctx.request_id);
-                return;
-            }
-            let mut reply = Reply::json(200, body);
-            reply.headers.extend(chat::response_headers(p));
-            reply.send(req, &p.ctx.request_id);
-        }
-        Err(e) => fail(state, req, p, ev, &e),
-    }
 }
 
 fn fail(state: &State, req: Request, p: &Prepared, ev: &mut Event, e: &ApiError) {
