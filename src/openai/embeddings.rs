@@ -129,6 +129,16 @@ impl EmbeddingRequest {
         }
     }
 
+    /// The input texts, or the 400 for token ids, which `provider` cannot embed.
+    pub fn texts_for(&self, provider: &str) -> Result<Vec<&str>, ApiError> {
+        self.input.texts().ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "{provider} takes text input, not token ids: send `input` as a string or an array of strings."
+            ))
+            .with_param("input")
+        })
+    }
+
     /// Parses and checks a body: malformed JSON and a missing or empty `model` or
     /// `input` are 400s naming the parameter.
     pub fn parse(body: &[u8]) -> Result<EmbeddingRequest, ApiError> {
@@ -151,13 +161,11 @@ impl EmbeddingRequest {
         if matches!(obj.get("input"), None | Some(Value::Null)) {
             return Err(ApiError::missing_param("input"));
         }
-        let req: EmbeddingRequest = serde_json::from_value(value).map_err(|e| {
-            let param = if e.to_string().contains("EmbeddingInput") {
-                "input"
-            } else {
-                "body"
-            };
-            ApiError::bad_request(format!("Invalid request: {}", explain(&e.to_string())))
+        let req: EmbeddingRequest = serde_path_to_error::deserialize(value).map_err(|e| {
+            let param = e.path().iter().next().map(|seg| seg.to_string());
+            let param = param.as_deref().unwrap_or("input");
+            let inner = e.into_inner().to_string();
+            ApiError::bad_request(format!("Invalid request: {}", explain(param, &inner)))
                 .with_param(param)
         })?;
         req.check()?;
@@ -190,13 +198,11 @@ impl EmbeddingRequest {
 }
 
 /// serde's message for an untagged enum names the Rust type: say what `input` takes.
-fn explain(msg: &str) -> String {
-    if msg.contains("EmbeddingInput") {
-        "'input' must be a string, an array of strings, an array of token ids, or an array of arrays of token ids.".to_string()
-    } else if msg.contains("EncodingFormat") || msg.contains("encoding_format") {
-        "'encoding_format' must be \"float\" or \"base64\".".to_string()
-    } else {
-        msg.to_string()
+fn explain(param: &str, msg: &str) -> String {
+    match param {
+        "input" => "'input' must be a string, an array of strings, an array of token ids, or an array of arrays of token ids.".to_string(),
+        "encoding_format" => "'encoding_format' must be \"float\" or \"base64\".".to_string(),
+        _ => format!("'{param}': {msg}"),
     }
 }
 

@@ -178,7 +178,7 @@ fn embeddings_errors_name_the_parameter_and_keep_the_upstream_status() {
         (
             json!({"model": "embed", "input": "x", "encoding_format": "hex"}),
             400,
-            "body",
+            "encoding_format",
         ),
         (
             json!({"model": "no-such-model", "input": "x"}),
@@ -272,4 +272,103 @@ fn openai_python_sdk_embeds_through_the_sandbox() {
     let evs = gw.events(4);
     assert!(evs.iter().all(|e| e["kind"] == "embeddings"), "{evs:?}");
     assert!(evs.iter().any(|e| e["verdict"] == "redact"), "{evs:?}");
+}
+
+/// Gemini (`batchEmbedContents`) and Cohere (`/v2/embed`): the texts after the input
+/// phase in each one's format, the vectors back as OpenAI's list in the encoding asked.
+#[test]
+fn embeddings_translate_to_gemini_and_cohere() {
+    let up = MockUpstream::start(|r| {
+        let body = r.json();
+        if r.path.ends_with(":batchEmbedContents") {
+            let n = body["requests"].as_array().map_or(0, Vec::len);
+            let v: Vec<Value> = (0..n).map(|i| json!({"values": [i as f64, 0.5]})).collect();
+            return MockReply::json(200, json!({ "embeddings": v }));
+        }
+        if r.path == "/v2/embed" {
+            let n = body["texts"].as_array().map_or(0, Vec::len);
+            let v: Vec<Value> = (0..n).map(|i| json!([0.25, i as f64])).collect();
+            return MockReply::json(
+                200,
+                json!({"id": "e1", "embeddings": {"float": v}, "texts": body["texts"],
+                       "meta": {"billed_units": {"input_tokens": 6}}}),
+            );
+        }
+        MockReply::json(
+            404,
+            json!({"error": {"message": format!("unexpected {}", r.path)}}),
+        )
+    });
+    let yaml = format!(
+        "pack: {{name: native}}
+providers:
+  targets:
+    - {{id: gem, provider: gemini, model: gemini-embedding-001, base_url: '{url}/v1beta', secret_key_ref: {{env: GEM_KEY}}}}
+    - {{id: co, provider: cohere, model: embed-v4.0, base_url: '{url}/v2', secret_key_ref: {{env: CO_KEY}}}}
+policies:
+  chain: [pii-detector, audit-logger]
+policy:
+  pii-detector: {{action: redact}}
+",
+        url = up.url
+    );
+    let gw = Gateway::start_with(
+        Some(&yaml),
+        &[],
+        &[("GEM_KEY", "gem-secret"), ("CO_KEY", "co-secret")],
+    );
+    let (status, body) = embed(
+        &gw,
+        &json!({"model": "gemini-embedding-001", "input": ["hi", "mail bob@example.com"], "dimensions": 2, "encoding_format": "float"}),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["object"], "list");
+    assert_eq!(body["data"][1]["index"], 1);
+    assert_eq!(body["data"][1]["embedding"], json!([1.0, 0.5]));
+    assert_eq!(body["model"], "gemini-embedding-001");
+    assert_eq!(body["x_keeptrusts"]["provider_used"], "gemini");
+    assert!(
+        body["usage"]["prompt_tokens"].as_u64().unwrap() > 0,
+        "estimated"
+    );
+    let r = &up.requests()[0];
+    assert_eq!(
+        r.path,
+        "/v1beta/models/gemini-embedding-001:batchEmbedContents"
+    );
+    assert_eq!(r.header("x-goog-api-key"), Some("gem-secret"));
+    let sent = r.json();
+    assert_eq!(
+        sent["requests"][1]["content"]["parts"][0]["text"],
+        "mail [EMAIL]"
+    );
+    assert_eq!(sent["requests"][1]["model"], "models/gemini-embedding-001");
+    assert_eq!(sent["requests"][0]["outputDimensionality"], 2);
+
+    // Cohere, and base64 as the Python SDK asks by default.
+    let (status, body) = embed(
+        &gw,
+        &json!({"model": "embed-v4.0", "input": "x", "encoding_format": "base64", "input_type": "search_query"}),
+    );
+    assert_eq!(status, 200, "{body}");
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(body["data"][0]["embedding"].as_str().unwrap())
+        .unwrap();
+    let floats: Vec<f32> = bytes
+        .chunks(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    assert_eq!(floats, [0.25, 0.0]);
+    assert_eq!(body["usage"]["prompt_tokens"], 6);
+    let r = &up.requests()[1];
+    assert_eq!(r.header("authorization"), Some("Bearer co-secret"));
+    assert_eq!(
+        r.json(),
+        json!({"model": "embed-v4.0", "texts": ["x"], "input_type": "search_query", "embedding_types": ["float"]})
+    );
+    let evs = gw.events(2);
+    assert_eq!(evs[0]["provider"], "gemini");
+    assert_eq!(evs[0]["verdict"], "redact");
+    assert_eq!(evs[1]["prompt_tokens"], 6);
 }

@@ -435,3 +435,88 @@ fn bedrock_credentials_and_region_from_the_aws_environment() {
     assert_eq!(body["choices"][0]["message"]["content"], "echo hello env");
     verify_sigv4(&up.requests()[0]).unwrap();
 }
+
+/// `POST /v1/embeddings` through kt to Bedrock's InvokeModel, signed as Converse is:
+/// Titan (one text, its token count) and Cohere Embed (a batch).
+#[test]
+fn embeddings_through_kt_to_bedrock_titan_and_cohere() {
+    const TITAN: &str = "amazon.titan-embed-text-v2:0";
+    const COHERE: &str = "cohere.embed-english-v3";
+    let up = MockUpstream::start(|r| {
+        if let Err(e) = verify_sigv4(r) {
+            return aws_error(403, "InvalidSignatureException", &e);
+        }
+        let body = r.json();
+        match r.path.as_str() {
+            "/model/amazon.titan-embed-text-v2%3A0/invoke" => MockReply::json(
+                200,
+                json!({"embedding": [0.5, 0.25], "inputTextTokenCount": 3}),
+            ),
+            "/model/cohere.embed-english-v3/invoke" => {
+                let n = body["texts"].as_array().map_or(0, Vec::len);
+                let v: Vec<Value> = (0..n).map(|i| json!([i as f64, -1.0])).collect();
+                MockReply::json(
+                    200,
+                    json!({"id": "e", "embeddings": {"float": v}, "texts": body["texts"]}),
+                )
+            }
+            other => aws_error(
+                404,
+                "ResourceNotFoundException",
+                &format!("unexpected {other}"),
+            ),
+        }
+    });
+    let yaml = format!(
+        "pack: {{name: br}}\nproviders:\n  targets:\n    - {{id: titan, provider: bedrock, model: '{TITAN}', base_url: '{url}', region: {REGION}, secret_key_ref: {{access_key_id_env: BR_TEST_AKID, secret_access_key_env: BR_TEST_SECRET, session_token_env: BR_TEST_TOKEN}}}}\n    - {{id: cohere, provider: bedrock, model: '{COHERE}', base_url: '{url}', region: {REGION}, secret_key_ref: {{access_key_id_env: BR_TEST_AKID, secret_access_key_env: BR_TEST_SECRET, session_token_env: BR_TEST_TOKEN}}}}\n    - {{id: claude, provider: bedrock, model: '{MODEL}', base_url: '{url}', region: {REGION}, secret_key_ref: {{access_key_id_env: BR_TEST_AKID, secret_access_key_env: BR_TEST_SECRET, session_token_env: BR_TEST_TOKEN}}}}\npolicies:\n  chain: [audit-logger]\n",
+        url = up.url
+    );
+    let gw = Gateway::start_with(
+        Some(&yaml),
+        &[],
+        &[
+            ("BR_TEST_AKID", AKID),
+            ("BR_TEST_SECRET", SECRET),
+            ("BR_TEST_TOKEN", TOKEN),
+        ],
+    );
+    let url = format!("{}/embeddings", gw.base_url());
+    let (status, _, body) = post_json(
+        &url,
+        &json!({"model": TITAN, "input": "one text", "dimensions": 256}),
+        &[],
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"][0]["embedding"], json!([0.5, 0.25]));
+    assert_eq!(body["usage"]["prompt_tokens"], 3);
+    assert_eq!(body["x_keeptrusts"]["provider_used"], "bedrock");
+    assert_eq!(
+        up.requests()[0].json(),
+        json!({"inputText": "one text", "dimensions": 256})
+    );
+    // Titan embeds one text per request: a batch is refused before anything is sent.
+    let (status, _, body) = post_json(&url, &json!({"model": TITAN, "input": ["a", "b"]}), &[]);
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["param"], "input");
+    assert_eq!(up.count(), 1);
+
+    let (status, _, body) = post_json(
+        &url,
+        &json!({"model": COHERE, "input": ["a", "b"], "input_type": "search_query"}),
+        &[],
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"][1]["embedding"], json!([1.0, -1.0]));
+    assert_eq!(
+        up.requests()[1].json(),
+        json!({"texts": ["a", "b"], "input_type": "search_query", "embedding_types": ["float"]})
+    );
+    // A chat model is no embedding model.
+    let (status, _, body) = post_json(&url, &json!({"model": MODEL, "input": "x"}), &[]);
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["param"], "model");
+    assert_eq!(up.count(), 2);
+    let evs = gw.events(4);
+    assert_eq!(evs[0]["kind"], "embeddings");
+    assert_eq!(evs[0]["prompt_tokens"], 3);
+}

@@ -9,15 +9,20 @@
 //! Auth, in order: a Bedrock API key configured on the target (`secret_key_ref.env`) sent as
 //! `Authorization: Bearer`; else SigV4 with the target's AWS credentials; else a key the
 //! client passed through, as a bearer.
+//!
+//! Embeddings go through InvokeModel (`/model/{modelId}/invoke`, `embeddings.rs`), with the
+//! same auth.
 
+mod embeddings;
 pub mod eventstream;
 mod request;
 mod response;
 pub mod sigv4;
 mod stream;
 
-use super::{Adapter, BuildContext, StreamDecoder, UpstreamRequest};
+use super::{Adapter, BuildContext, EmbeddingAnswer, StreamDecoder, UpstreamRequest};
 use crate::config::Target;
+use crate::openai::embeddings::EmbeddingRequest;
 use crate::openai::{ApiError, ChatRequest, ChatResponse};
 
 pub use response::error_for;
@@ -34,13 +39,9 @@ pub struct BedrockAdapter;
 pub static BEDROCK: BedrockAdapter = BedrockAdapter;
 
 impl BedrockAdapter {
-    /// The request URL and the region to sign for.
-    fn url(target: &Target, stream: bool) -> Result<(String, String), ApiError> {
-        let action = if stream {
-            "converse-stream"
-        } else {
-            "converse"
-        };
+    /// The URL of `action` (`converse`, `converse-stream`, `invoke`) on the target's model,
+    /// and the region to sign for.
+    fn url(target: &Target, action: &str) -> Result<(String, String), ApiError> {
         let model = sigv4::uri_encode(target.model.trim(), false);
         let (base, region) = match (target.base_url.is_empty(), target.region.as_deref()) {
             (false, region) => (
@@ -60,19 +61,19 @@ impl BedrockAdapter {
         };
         Ok((format!("{base}/model/{model}/{action}"), region))
     }
-}
 
-impl Adapter for BedrockAdapter {
-    fn build_request(
-        &self,
+    /// A JSON `POST` of `body` to `url` with the target's auth: a configured Bedrock API key
+    /// as a bearer, else SigV4 for `region`, else the client's pass-through key as a bearer.
+    ///
+    /// # Errors
+    /// 401 when there is no credential at all; 500 when the URL cannot be signed.
+    fn post(
         ctx: BuildContext<'_>,
-        req: &ChatRequest,
+        url: String,
+        region: &str,
+        body: Vec<u8>,
     ) -> Result<UpstreamRequest, ApiError> {
         let target = ctx.target;
-        super::native::openai_only(req, "Bedrock")?;
-        let body = serde_json::to_vec(&request::to_converse(req)?)
-            .map_err(|e| ApiError::internal(format!("failed to serialize the request: {e}")))?;
-        let (url, region) = BedrockAdapter::url(target, req.is_stream())?;
         let mut headers = vec![("Content-Type".to_string(), "application/json".to_string())];
         let configured_key = target.credential.as_ref().map(|s| s.expose());
         match (configured_key, &target.aws, ctx.api_key) {
@@ -91,7 +92,7 @@ impl Adapter for BedrockAdapter {
                         session_token: aws.session_token.as_ref().map(|t| t.expose()),
                     },
                     sigv4::Scope {
-                        region: &region,
+                        region,
                         service: SIGNING_NAME,
                     },
                     ctx.now,
@@ -119,6 +120,26 @@ impl Adapter for BedrockAdapter {
             headers,
             body,
         })
+    }
+}
+
+impl Adapter for BedrockAdapter {
+    fn build_request(
+        &self,
+        ctx: BuildContext<'_>,
+        req: &ChatRequest,
+    ) -> Result<UpstreamRequest, ApiError> {
+        let target = ctx.target;
+        super::native::openai_only(req, "Bedrock")?;
+        let body = serde_json::to_vec(&request::to_converse(req)?)
+            .map_err(|e| ApiError::internal(format!("failed to serialize the request: {e}")))?;
+        let action = if req.is_stream() {
+            "converse-stream"
+        } else {
+            "converse"
+        };
+        let (url, region) = BedrockAdapter::url(target, action)?;
+        BedrockAdapter::post(ctx, url, &region, body)
     }
 
     fn parse_response(&self, target: &Target, body: &[u8]) -> Result<ChatResponse, ApiError> {
@@ -148,6 +169,23 @@ impl Adapter for BedrockAdapter {
             target.model.clone(),
             super::unix_now(),
         ))
+    }
+
+    fn build_embeddings(
+        &self,
+        ctx: BuildContext<'_>,
+        req: &EmbeddingRequest,
+    ) -> Result<UpstreamRequest, ApiError> {
+        embeddings::build(ctx, req)
+    }
+
+    fn parse_embeddings(
+        &self,
+        target: &Target,
+        req: &EmbeddingRequest,
+        body: &[u8],
+    ) -> Result<EmbeddingAnswer, ApiError> {
+        embeddings::parse(target, req, body)
     }
 }
 

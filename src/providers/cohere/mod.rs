@@ -1,18 +1,23 @@
-//! Cohere v2 chat (`POST {base}/chat`, `Authorization: Bearer`).
+//! Cohere v2 chat (`POST {base}/chat`, `Authorization: Bearer`), and Embed
+//! (`POST {base}/embed`, [`embeddings`]).
 //!
 //! A pure translation: [`request`] builds the body, this file reads a complete answer and
 //! errors, [`stream`] decodes the SSE stream. Cohere's `tool_plan` (the model's note before
 //! calling tools) and citations have no OpenAI field and are dropped; a generation that
 //! ends in `ERROR` or `TIMEOUT` is an error, not a short answer.
 
+pub mod embeddings;
 pub mod request;
 pub mod stream;
 
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{errors, unix_now, Adapter, BuildContext, StreamDecoder, UpstreamRequest};
+use super::{
+    errors, unix_now, Adapter, BuildContext, EmbeddingAnswer, StreamDecoder, UpstreamRequest,
+};
 use crate::config::Target;
+use crate::openai::embeddings::EmbeddingRequest;
 use crate::openai::{
     function_type, ApiError, ChatRequest, ChatResponse, Choice, Content, FunctionCall, Message,
     Role, ToolCall, Usage,
@@ -76,6 +81,23 @@ impl Adapter for CohereAdapter {
             target.model.clone(),
             unix_now(),
         ))
+    }
+
+    fn build_embeddings(
+        &self,
+        ctx: BuildContext<'_>,
+        req: &EmbeddingRequest,
+    ) -> Result<UpstreamRequest, ApiError> {
+        embeddings::build(ctx, req)
+    }
+
+    fn parse_embeddings(
+        &self,
+        _target: &Target,
+        req: &EmbeddingRequest,
+        body: &[u8],
+    ) -> Result<EmbeddingAnswer, ApiError> {
+        embeddings::parse(req, body)
     }
 }
 

@@ -1,14 +1,17 @@
 //! Google Gemini (Generative Language API): `models/{model}:generateContent` and
-//! `models/{model}:streamGenerateContent?alt=sse`, key in `x-goog-api-key`. Pure
-//! translation; `gateway::transport` sends the bytes.
+//! `models/{model}:streamGenerateContent?alt=sse`, key in `x-goog-api-key`; embeddings
+//! through `models/{model}:batchEmbedContents` (`embeddings.rs`). Pure translation;
+//! `gateway::transport` sends the bytes.
 
+mod embeddings;
 mod error;
 mod request;
 mod response;
 mod stream;
 
-use super::{Adapter, BuildContext, StreamDecoder, UpstreamRequest};
+use super::{Adapter, BuildContext, EmbeddingAnswer, StreamDecoder, UpstreamRequest};
 use crate::config::Target;
+use crate::openai::embeddings::EmbeddingRequest;
 use crate::openai::{ApiError, ChatRequest, ChatResponse};
 
 pub use error::parse_error;
@@ -76,6 +79,23 @@ impl Adapter for GeminiAdapter {
             target.model.clone(),
             super::unix_now(),
         ))
+    }
+
+    fn build_embeddings(
+        &self,
+        ctx: BuildContext<'_>,
+        req: &EmbeddingRequest,
+    ) -> Result<UpstreamRequest, ApiError> {
+        embeddings::build(ctx, req)
+    }
+
+    fn parse_embeddings(
+        &self,
+        _target: &Target,
+        req: &EmbeddingRequest,
+        body: &[u8],
+    ) -> Result<EmbeddingAnswer, ApiError> {
+        embeddings::parse(req, body)
     }
 }
 
