@@ -93,19 +93,30 @@ pub fn handle(state: &Arc<State>, mut req: Request, request_id: &str) {
     });
     let prepared = match prepared {
         Ok(p) => p,
-        Err(e) => {
-            finish_event(state, &mut ev, started, &e);
-            let mut reply = Reply::error(&e);
-            reply.headers.extend(headers);
-            reply.send(req, request_id);
-            return;
-        }
+        Err(e) => return refuse(state, req, request_id, &mut ev, started, headers, &e),
     };
     if prepared.chat.is_stream() {
         stream::run(state, req, prepared, ev);
     } else {
         unary::run(state, req, prepared, ev);
     }
+}
+
+/// Answers a request refused before it was prepared (auth, body, routing, admission,
+/// input policies), with the headers admission gave, and records its event.
+pub fn refuse(
+    state: &State,
+    req: Request,
+    request_id: &str,
+    ev: &mut Event,
+    started: Instant,
+    headers: Vec<(String, String)>,
+    e: &ApiError,
+) {
+    finish_event(state, ev, started, e);
+    let mut reply = Reply::error(e);
+    reply.headers.extend(headers);
+    reply.send(req, request_id);
 }
 
 /// Who is calling and under which configuration: a gateway key selects its bound
@@ -283,25 +294,8 @@ pub fn parse_request(body: &[u8]) -> Result<(ChatRequest, bool), ApiError> {
             return Ok((chat, true));
         }
     }
-    let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| {
-        ApiError::invalid_json(format!(
-            "We could not parse the JSON body of your request: {e}. Send a valid JSON object."
-        ))
-    })?;
-    let obj = value
-        .as_object()
-        .ok_or_else(|| ApiError::bad_request("The request body must be a JSON object."))?;
-    match obj.get("model") {
-        None | Some(serde_json::Value::Null) => return Err(ApiError::missing_param("model")),
-        Some(serde_json::Value::String(s)) if s.is_empty() => {
-            return Err(ApiError::missing_param("model"))
-        }
-        Some(serde_json::Value::String(_)) => {}
-        Some(_) => {
-            return Err(ApiError::bad_request("'model' must be a string.").with_param("model"))
-        }
-    }
-    match obj.get("messages") {
+    let value = crate::openai::request_object(body)?;
+    match value.get("messages") {
         None | Some(serde_json::Value::Null) => return Err(ApiError::missing_param("messages")),
         Some(serde_json::Value::Array(a)) if a.is_empty() => {
             return Err(

@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use super::chat::{self, Native, Prepared, RawBody, Upstream};
 use super::conn::Request;
-use super::http::{event_for, read_body, Reply};
+use super::http::{event_for, read_body};
 use super::{unary, State};
 use crate::openai::embeddings::{EmbeddingRequest, EmbeddingResponse};
 use crate::openai::{splice, ApiError, Usage};
@@ -31,13 +31,7 @@ pub fn handle(state: &Arc<State>, mut req: Request, request_id: &str) {
     let mut headers = Vec::new();
     let mut p = match prepare(state, &mut req, request_id, started, &mut ev, &mut headers) {
         Ok(p) => p,
-        Err(e) => {
-            chat::finish_event(state, &mut ev, started, &e);
-            let mut reply = Reply::error(&e);
-            reply.headers.extend(headers);
-            reply.send(req, request_id);
-            return;
-        }
+        Err(e) => return chat::refuse(state, req, request_id, &mut ev, started, headers, &e),
     };
     let result = answer(state, &mut p, &mut ev);
     unary::send(state, req, &p, &mut ev, result);

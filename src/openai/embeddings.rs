@@ -142,23 +142,8 @@ impl EmbeddingRequest {
     /// Parses and checks a body: malformed JSON and a missing or empty `model` or
     /// `input` are 400s naming the parameter.
     pub fn parse(body: &[u8]) -> Result<EmbeddingRequest, ApiError> {
-        let value: Value = serde_json::from_slice(body).map_err(|e| {
-            ApiError::invalid_json(format!(
-                "We could not parse the JSON body of your request: {e}. Send a valid JSON object."
-            ))
-        })?;
-        let obj = value
-            .as_object()
-            .ok_or_else(|| ApiError::bad_request("The request body must be a JSON object."))?;
-        match obj.get("model") {
-            None | Some(Value::Null) => return Err(ApiError::missing_param("model")),
-            Some(Value::String(s)) if s.is_empty() => return Err(ApiError::missing_param("model")),
-            Some(Value::String(_)) => {}
-            Some(_) => {
-                return Err(ApiError::bad_request("'model' must be a string.").with_param("model"))
-            }
-        }
-        if matches!(obj.get("input"), None | Some(Value::Null)) {
+        let value = super::request_object(body)?;
+        if matches!(value.get("input"), None | Some(Value::Null)) {
             return Err(ApiError::missing_param("input"));
         }
         let req: EmbeddingRequest = serde_path_to_error::deserialize(value).map_err(|e| {

@@ -53,6 +53,27 @@ impl ChatRequest {
     }
 }
 
+/// A request body read as JSON: 400s for malformed JSON, a body that is no object, and a
+/// `model` that is missing, empty or no string (naming the parameter). Every endpoint
+/// that takes a `model` reads its body through this.
+pub fn request_object(body: &[u8]) -> Result<Value, super::ApiError> {
+    use super::ApiError;
+    let value: Value = serde_json::from_slice(body).map_err(|e| {
+        ApiError::invalid_json(format!(
+            "We could not parse the JSON body of your request: {e}. Send a valid JSON object."
+        ))
+    })?;
+    let obj = value
+        .as_object()
+        .ok_or_else(|| ApiError::bad_request("The request body must be a JSON object."))?;
+    match obj.get("model") {
+        None | Some(Value::Null) => Err(ApiError::missing_param("model")),
+        Some(Value::String(s)) if s.is_empty() => Err(ApiError::missing_param("model")),
+        Some(Value::String(_)) => Ok(value),
+        Some(_) => Err(ApiError::bad_request("'model' must be a string.").with_param("model")),
+    }
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct StreamOptions {
     #[serde(default, skip_serializing_if = "Option::is_none")]

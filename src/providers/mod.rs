@@ -45,6 +45,41 @@ pub struct BuildContext<'a> {
     pub raw_body: Option<&'a [u8]>,
 }
 
+impl BuildContext<'_> {
+    /// A JSON request's headers: `Content-Type`, `Accept` when given, the credential in
+    /// the target's header with its prefix, the adapter's `own`, then the target's
+    /// configured `headers`.
+    pub fn json_headers(
+        &self,
+        accept: Option<&str>,
+        own: &[(&str, &str)],
+    ) -> Vec<(String, String)> {
+        let target = self.target;
+        let mut headers = Vec::with_capacity(3 + own.len() + target.headers.len());
+        headers.push(("Content-Type".to_string(), "application/json".to_string()));
+        if let Some(accept) = accept {
+            headers.push(("Accept".to_string(), accept.to_string()));
+        }
+        if let Some(key) = self.api_key {
+            headers.push((
+                target.api_key_header.clone(),
+                format!("{}{key}", target.api_key_prefix),
+            ));
+        }
+        headers.extend(
+            own.iter()
+                .map(|(k, v)| ((*k).to_string(), (*v).to_string())),
+        );
+        headers.extend(target.headers.iter().cloned());
+        headers
+    }
+}
+
+/// `Accept` for a request that may stream: SSE when it does.
+pub fn sse_if(stream: bool) -> Option<&'static str> {
+    stream.then_some("text/event-stream")
+}
+
 /// Something decoded from an upstream stream.
 #[derive(Debug, Clone)]
 pub enum StreamEvent {

@@ -52,24 +52,6 @@ impl OpenAiAdapter {
         }
     }
 
-    /// The target's headers: JSON, its credential (else the client's key), its own.
-    fn headers(ctx: &BuildContext<'_>, stream: bool) -> Vec<(String, String)> {
-        let target = ctx.target;
-        let mut headers = Vec::with_capacity(3 + target.headers.len());
-        headers.push(("Content-Type".to_string(), "application/json".to_string()));
-        if stream {
-            headers.push(("Accept".to_string(), "text/event-stream".to_string()));
-        }
-        if let Some(key) = ctx.api_key {
-            headers.push((
-                target.api_key_header.clone(),
-                format!("{}{key}", target.api_key_prefix),
-            ));
-        }
-        headers.extend(target.headers.iter().cloned());
-        headers
-    }
-
     /// The client's bytes when they may go as sent, else `value` serialised.
     fn body<T: serde::Serialize>(ctx: &BuildContext<'_>, value: &T) -> Result<Vec<u8>, ApiError> {
         match ctx.raw_body {
@@ -90,7 +72,7 @@ impl Adapter for OpenAiAdapter {
         Ok(UpstreamRequest {
             method: "POST",
             url: self.url(ctx.target, "/chat/completions"),
-            headers: Self::headers(&ctx, req.is_stream()),
+            headers: ctx.json_headers(super::sse_if(req.is_stream()), &[]),
             body: Self::body(&ctx, req)?,
         })
     }
@@ -119,7 +101,7 @@ impl Adapter for OpenAiAdapter {
         Ok(UpstreamRequest {
             method: "POST",
             url: self.url(ctx.target, "/embeddings"),
-            headers: Self::headers(&ctx, false),
+            headers: ctx.json_headers(None, &[]),
             body: Self::body(&ctx, req)?,
         })
     }

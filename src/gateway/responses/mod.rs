@@ -43,13 +43,7 @@ pub fn handle(state: &Arc<State>, mut req: Request, request_id: &str) {
     let prepared = prepare(state, &mut req, request_id, started, &mut ev, &mut headers);
     let (rreq, mut p) = match prepared {
         Ok(x) => x,
-        Err(e) => {
-            finish_event(state, &mut ev, started, &e);
-            let mut reply = Reply::error(&e);
-            reply.headers.extend(headers);
-            reply.send(req, request_id);
-            return;
-        }
+        Err(e) => return chat::refuse(state, req, request_id, &mut ev, started, headers, &e),
     };
     ev.stream = rreq.is_stream();
     let (ti, upstream) = match chat::call_upstream(state, &mut p, &mut ev) {
@@ -162,20 +156,7 @@ fn fail(state: &State, req: Request, p: &Prepared, ev: &mut Event, e: &ApiError)
 /// Parses and checks the body: malformed JSON and a missing `model` are 400s naming the
 /// parameter. Returns the typed request and the body as sent.
 pub fn parse_request(body: &[u8]) -> Result<(ResponsesRequest, Value), ApiError> {
-    let value: Value = serde_json::from_slice(body).map_err(|e| {
-        ApiError::invalid_json(format!(
-            "We could not parse the JSON body of your request: {e}. Send a valid JSON object."
-        ))
-    })?;
-    if !value.is_object() {
-        return Err(ApiError::bad_request(
-            "The request body must be a JSON object.",
-        ));
-    }
-    let model = value.get("model").and_then(Value::as_str);
-    if model.is_none_or(str::is_empty) {
-        return Err(ApiError::missing_param("model"));
-    }
+    let value = crate::openai::request_object(body)?;
     let rreq = serde_json::from_value(value.clone())
         .map_err(|e| ApiError::bad_request(format!("Invalid request: {e}")).with_param("input"))?;
     Ok((rreq, value))

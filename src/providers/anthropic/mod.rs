@@ -41,26 +41,17 @@ impl Adapter for AnthropicAdapter {
         let body = request::to_anthropic(req)?;
         let body = serde_json::to_vec(&body)
             .map_err(|e| ApiError::internal(format!("failed to serialize the request: {e}")))?;
-        let mut headers = Vec::with_capacity(4 + target.headers.len());
-        headers.push(("Content-Type".to_string(), "application/json".to_string()));
-        if req.is_stream() {
-            headers.push(("Accept".to_string(), "text/event-stream".to_string()));
-        }
-        if let Some(key) = ctx.api_key {
-            headers.push((
-                target.api_key_header.clone(),
-                format!("{}{key}", target.api_key_prefix),
-            ));
-        }
         let has_version = target
             .headers
             .iter()
             .any(|(k, _)| k.eq_ignore_ascii_case("anthropic-version"));
-        if !has_version {
-            headers.push(("anthropic-version".to_string(), API_VERSION.to_string()));
-        }
+        let version: &[(&str, &str)] = if has_version {
+            &[]
+        } else {
+            &[("anthropic-version", API_VERSION)]
+        };
         // Configured headers (e.g. `anthropic-beta`) go as they are.
-        headers.extend(target.headers.iter().cloned());
+        let headers = ctx.json_headers(super::sse_if(req.is_stream()), version);
         Ok(UpstreamRequest {
             method: "POST",
             url: format!("{}/messages", target.base_url.trim_end_matches('/')),

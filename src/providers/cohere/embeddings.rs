@@ -25,17 +25,7 @@ pub fn build(ctx: BuildContext<'_>, req: &EmbeddingRequest) -> Result<UpstreamRe
     body.extend(embed_fields(req, texts));
     let body = serde_json::to_vec(&body)
         .map_err(|e| ApiError::internal(format!("failed to serialize the request: {e}")))?;
-    let mut headers = Vec::with_capacity(4 + target.headers.len());
-    headers.push(("Content-Type".to_string(), "application/json".to_string()));
-    headers.push(("Accept".to_string(), "application/json".to_string()));
-    if let Some(key) = ctx.api_key {
-        headers.push((
-            target.api_key_header.clone(),
-            format!("{}{key}", target.api_key_prefix),
-        ));
-    }
-    headers.push(("X-Client-Name".to_string(), "keeptrusts-kt".to_string()));
-    headers.extend(target.headers.iter().cloned());
+    let headers = ctx.json_headers(Some("application/json"), &[super::CLIENT_NAME]);
     Ok(UpstreamRequest {
         method: "POST",
         url: format!("{}/embed", target.base_url.trim_end_matches('/')),

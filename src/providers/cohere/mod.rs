@@ -23,6 +23,9 @@ use crate::openai::{
     Role, ToolCall, Usage,
 };
 
+/// Cohere asks integrations to name themselves.
+pub const CLIENT_NAME: (&str, &str) = ("X-Client-Name", "keeptrusts-kt");
+
 pub struct CohereAdapter;
 
 pub static COHERE: CohereAdapter = CohereAdapter;
@@ -38,25 +41,8 @@ impl Adapter for CohereAdapter {
         let body = request::to_cohere(req)?;
         let body = serde_json::to_vec(&body)
             .map_err(|e| ApiError::internal(format!("failed to serialize the request: {e}")))?;
-        let mut headers = Vec::with_capacity(4 + target.headers.len());
-        headers.push(("Content-Type".to_string(), "application/json".to_string()));
-        headers.push((
-            "Accept".to_string(),
-            if req.is_stream() {
-                "text/event-stream"
-            } else {
-                "application/json"
-            }
-            .to_string(),
-        ));
-        if let Some(key) = ctx.api_key {
-            headers.push((
-                target.api_key_header.clone(),
-                format!("{}{key}", target.api_key_prefix),
-            ));
-        }
-        headers.push(("X-Client-Name".to_string(), "keeptrusts-kt".to_string()));
-        headers.extend(target.headers.iter().cloned());
+        let accept = super::sse_if(req.is_stream()).unwrap_or("application/json");
+        let headers = ctx.json_headers(Some(accept), &[CLIENT_NAME]);
         Ok(UpstreamRequest {
             method: "POST",
             url: format!("{}/chat", target.base_url.trim_end_matches('/')),

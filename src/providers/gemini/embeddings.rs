@@ -38,15 +38,7 @@ pub fn build(ctx: BuildContext<'_>, req: &EmbeddingRequest) -> Result<UpstreamRe
         .collect();
     let body = serde_json::to_vec(&json!({ "requests": requests }))
         .map_err(|e| ApiError::internal(format!("failed to serialize the request: {e}")))?;
-    let mut headers = Vec::with_capacity(2 + target.headers.len());
-    headers.push(("Content-Type".to_string(), "application/json".to_string()));
-    if let Some(key) = ctx.api_key {
-        headers.push((
-            target.api_key_header.clone(),
-            format!("{}{key}", target.api_key_prefix),
-        ));
-    }
-    headers.extend(target.headers.iter().cloned());
+    let headers = ctx.json_headers(None, &[]);
     Ok(UpstreamRequest {
         method: "POST",
         url: format!(

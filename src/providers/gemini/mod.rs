@@ -45,22 +45,10 @@ impl Adapter for GeminiAdapter {
         super::native::openai_only(req, "Gemini")?;
         let body = serde_json::to_vec(&request::to_gemini(req)?)
             .map_err(|e| ApiError::internal(format!("failed to serialize the request: {e}")))?;
-        let mut headers = Vec::with_capacity(3 + target.headers.len());
-        headers.push(("Content-Type".to_string(), "application/json".to_string()));
-        if req.is_stream() {
-            headers.push(("Accept".to_string(), "text/event-stream".to_string()));
-        }
-        if let Some(key) = ctx.api_key {
-            headers.push((
-                target.api_key_header.clone(),
-                format!("{}{key}", target.api_key_prefix),
-            ));
-        }
-        headers.extend(target.headers.iter().cloned());
         Ok(UpstreamRequest {
             method: "POST",
             url: GeminiAdapter::url(target, req.is_stream()),
-            headers,
+            headers: ctx.json_headers(super::sse_if(req.is_stream()), &[]),
             body,
         })
     }

@@ -29,18 +29,7 @@ pub fn native_request(ctx: BuildContext<'_>, body: &Value) -> Result<UpstreamReq
             ))
         }
     }
-    let mut headers = Vec::with_capacity(3 + target.headers.len());
-    headers.push(("Content-Type".to_string(), "application/json".to_string()));
-    if stream {
-        headers.push(("Accept".to_string(), "text/event-stream".to_string()));
-    }
-    if let Some(key) = ctx.api_key {
-        headers.push((
-            target.api_key_header.clone(),
-            format!("{}{key}", target.api_key_prefix),
-        ));
-    }
-    headers.extend(target.headers.iter().cloned());
+    let headers = ctx.json_headers(crate::providers::sse_if(stream), &[]);
     let body = serde_json::to_vec(&body)
         .map_err(|e| ApiError::internal(format!("failed to serialize the request: {e}")))?;
     Ok(UpstreamRequest {
