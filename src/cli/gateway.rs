@@ -141,6 +141,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitStatus> {
         upstream,
         shutdown_grace: Duration::from_secs(30),
         admin,
+        policy_config: policy_config.clone(),
     };
 
     crate::gateway::run(opts, announce).context("the gateway stopped with an error")?;

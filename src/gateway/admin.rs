@@ -62,8 +62,9 @@ pub fn config(state: &State, req: &Request) -> Reply {
     if let Err(e) = state.admin.check(req) {
         return Reply::error(&e);
     }
+    let loaded = state.loaded();
     let mut configs = serde_json::Map::new();
-    for (name, rt) in &state.by_name {
+    for (name, rt) in &loaded.by_name {
         let mut spec = serde_json::to_value(&rt.config.spec).unwrap_or(Value::Null);
         if let Some(targets) = spec
             .pointer_mut("/providers/targets")
@@ -80,8 +81,8 @@ pub fn config(state: &State, req: &Request) -> Reply {
         configs.insert(name.clone(), spec);
     }
     let body = json!({
-        "default": state.default.config.name,
-        "source": state.default.config.source,
+        "default": loaded.default.config.name,
+        "source": loaded.default.config.source,
         "configurations": configs,
     });
     Reply::json(200, body.to_string().into_bytes())

@@ -128,7 +128,8 @@ pub fn caller(state: &State, req: &Request, ev: &mut Event) -> Result<Caller, Ap
 /// `caller` for a credential found elsewhere than in the headers (a WebSocket
 /// subprotocol).
 pub fn caller_for(state: &State, presented: Presented, ev: &mut Event) -> Result<Caller, ApiError> {
-    let default = state.default.clone();
+    let loaded = state.loaded();
+    let default = loaded.default.clone();
     ev.configuration = Some(default.config.name.clone());
     ev.chain = default.chain.audit().is_some_and(|a| a.immutable);
     let (runtime, key, client_key) = match presented {
@@ -136,7 +137,7 @@ pub fn caller_for(state: &State, presented: Presented, ev: &mut Event) -> Result
             let record = state.keys.validate(&k)?;
             ev.key_name = Some(record.name.clone());
             ev.team.clone_from(&record.team);
-            let rt = state.by_name.get(&record.configuration_id).cloned().ok_or_else(|| {
+            let rt = loaded.by_name.get(&record.configuration_id).cloned().ok_or_else(|| {
                 ApiError::new(
                     403,
                     "invalid_request_error",
@@ -234,7 +235,7 @@ pub fn prepare_chat(
     // The gateway-wide limits come from the default configuration.
     let grant = admission::admit(
         state,
-        &state.default.config,
+        &state.default_runtime().config,
         key.as_ref(),
         &chat,
         pricing.as_ref(),

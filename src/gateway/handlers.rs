@@ -6,7 +6,7 @@ use std::sync::Arc;
 use super::conn::{Method, Request};
 
 use super::http::{event_for, Reply};
-use super::{admin, chat, embeddings, realtime, responses, State};
+use super::{admin, chat, embeddings, realtime, reload, responses, State};
 
 use crate::openai::{ApiError, ModelEntry};
 use crate::store::{Event, EventKind};
@@ -55,6 +55,9 @@ pub fn handle(state: &Arc<State>, req: Request) {
         }
         (Method::Get, "/v1/events") => admin::events(state, &req).send(req, &request_id),
         (Method::Get, "/keeptrusts/config") => admin::config(state, &req).send(req, &request_id),
+        (Method::Post, reload::ENDPOINT) => {
+            reload::handle(state, &req, &request_id).send(req, &request_id)
+        }
         (Method::Get, "/health") | (Method::Get, "/healthz") => {
             health(state).send(req, &request_id)
         }
@@ -85,6 +88,7 @@ fn is_known_path(p: &str) -> bool {
             | "/healthz"
             | "/v1/events"
             | "/keeptrusts/config"
+            | "/keeptrusts/config/reload"
             | "/keeptrusts/providers/metrics"
     )
 }
@@ -98,7 +102,7 @@ fn shed(state: &State, req: Request, request_id: &str, endpoint: &str, err: &Api
         _ => EventKind::ChatCompletion,
     };
     state.events.record(Event {
-        configuration: Some(state.default.config.name.clone()),
+        configuration: Some(state.default_runtime().config.name.clone()),
         status: err.status,
         error: Some(err.body.message.clone()),
         ..event_for(&req, request_id, kind, endpoint)
@@ -123,7 +127,7 @@ fn record_access(
     status: u16,
     started: std::time::Instant,
 ) {
-    let rt = &state.default;
+    let rt = state.default_runtime();
     let Some(audit) = rt.chain.audit().filter(|a| a.log_all_access) else {
         return;
     };
@@ -138,7 +142,7 @@ fn record_access(
 
 fn models(state: &State) -> Reply {
     let created = crate::providers::unix_now();
-    let data: Vec<ModelEntry> = crate::router::catalog(&state.default.config)
+    let data: Vec<ModelEntry> = crate::router::catalog(&state.default_runtime().config)
         .into_iter()
         .map(|(id, owned_by)| ModelEntry {
             id,
@@ -167,7 +171,8 @@ fn model_path(path: &str) -> Option<String> {
 /// catalog's names, provider pins, target ids, deprecated names); else the chat path's
 /// 404 `model_not_found`.
 fn model(state: &State, id: String) -> Reply {
-    let config = &state.default.config;
+    let rt = state.default_runtime();
+    let config = &rt.config;
     match crate::router::resolve(config, &id) {
         Ok(res) => {
             let owned_by = res
@@ -193,11 +198,12 @@ fn model(state: &State, id: String) -> Reply {
 fn health(state: &State) -> Reply {
     // The event writer's counters; `degraded` while it retries a failing database.
     let events = state.events.stats();
+    let rt = state.default_runtime();
     let body = serde_json::json!({
         "status": if events.error.is_some() { "degraded" } else { "ok" },
         "version": env!("CARGO_PKG_VERSION"),
-        "configuration": state.default.config.name,
-        "policies": state.default.chain.names(),
+        "configuration": rt.config.name,
+        "policies": rt.chain.names(),
         "events": events,
     });
     Reply::json(200, body.to_string().into_bytes())

@@ -15,6 +15,7 @@ pub mod limits;
 pub mod pool;
 pub mod probe;
 pub mod realtime;
+pub mod reload;
 pub mod resolver;
 pub mod responses;
 pub mod routing;
@@ -29,7 +30,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use crate::config::{Config, ConfigSet, Secret};
 use crate::policy::chain::FailMode;
@@ -61,6 +62,8 @@ pub struct GatewayOptions {
     pub shutdown_grace: std::time::Duration,
     /// Guards `GET /v1/events` and `/keeptrusts/*`.
     pub admin: auth::AdminToken,
+    /// The `--policy-config` files, read again on a reload (none: the sandbox).
+    pub policy_config: Vec<PathBuf>,
 }
 
 /// One configuration with its built policy chain.
@@ -72,10 +75,59 @@ pub struct Runtime {
 /// The longest a model request waits in the admission queue before a 503.
 const ADMISSION_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// Shared by every worker.
-pub struct State {
+/// The loaded configurations: replaced whole by a reload, while requests in flight finish
+/// under the ones they started with.
+pub struct Loaded {
+    /// What requests without a gateway key run under.
     pub default: Arc<Runtime>,
     pub by_name: BTreeMap<String, Arc<Runtime>>,
+}
+
+impl Loaded {
+    /// Builds every configuration's policy chain (`--upstream*` applied).
+    pub fn build(
+        configs: &ConfigSet,
+        fail_mode: FailMode,
+        upstream: Option<&UpstreamOverride>,
+    ) -> Result<Loaded, String> {
+        let mut by_name = BTreeMap::new();
+        let mut default = None;
+        for (name, cfg) in &configs.by_name {
+            let cfg = apply_override(cfg, upstream);
+            let chain = PolicyChain::build(&cfg, fail_mode)
+                .map_err(|e| format!("configuration `{name}`: {e}"))?;
+            let rt = Arc::new(Runtime { config: cfg, chain });
+            if *name == configs.default.name {
+                default = Some(rt.clone());
+            }
+            by_name.insert(name.clone(), rt);
+        }
+        let default = match default {
+            Some(d) => d,
+            None => {
+                let cfg = apply_override(&configs.default, upstream);
+                let chain = PolicyChain::build(&cfg, fail_mode)?;
+                Arc::new(Runtime { config: cfg, chain })
+            }
+        };
+        Ok(Loaded { default, by_name })
+    }
+
+    /// Every configuration, the default first.
+    pub fn configs(&self) -> impl Iterator<Item = &Config> {
+        std::iter::once(&self.default)
+            .chain(self.by_name.values())
+            .map(|rt| &*rt.config)
+    }
+}
+
+/// Shared by every worker.
+pub struct State {
+    loaded: RwLock<Arc<Loaded>>,
+    /// What a reload needs to build the configurations again.
+    pub fail_mode: FailMode,
+    pub upstream: Option<UpstreamOverride>,
+    pub policy_config: Vec<PathBuf>,
     pub agent: transport::Agents,
     pub events: EventSink,
     pub shutting_down: AtomicBool,
@@ -96,34 +148,14 @@ pub struct State {
 
 impl State {
     pub fn build(opts: &GatewayOptions, events: EventSink) -> Result<State, String> {
-        let mut by_name = BTreeMap::new();
-        let mut default = None;
-        for (name, cfg) in &opts.configs.by_name {
-            let cfg = apply_override(cfg, opts.upstream.as_ref());
-            let chain = PolicyChain::build(&cfg, opts.fail_mode)
-                .map_err(|e| format!("configuration `{name}`: {e}"))?;
-            let rt = Arc::new(Runtime { config: cfg, chain });
-            if *name == opts.configs.default.name {
-                default = Some(rt.clone());
-            }
-            by_name.insert(name.clone(), rt);
-        }
-        let default = match default {
-            Some(d) => d,
-            None => {
-                let cfg = apply_override(&opts.configs.default, opts.upstream.as_ref());
-                let chain = PolicyChain::build(&cfg, opts.fail_mode)?;
-                Arc::new(Runtime { config: cfg, chain })
-            }
-        };
+        let loaded = Loaded::build(&opts.configs, opts.fail_mode, opts.upstream.as_ref())?;
         let agent = transport::Agents::new()?;
-        let configs = std::iter::once(&default)
-            .chain(by_name.values())
-            .map(|rt| &*rt.config);
-        let routing = routing::Routing::start(configs, &agent);
+        let routing = routing::Routing::start(loaded.configs(), &agent);
         Ok(State {
-            default,
-            by_name,
+            loaded: RwLock::new(Arc::new(loaded)),
+            fail_mode: opts.fail_mode,
+            upstream: opts.upstream.clone(),
+            policy_config: opts.policy_config.clone(),
             agent,
             events,
             shutting_down: AtomicBool::new(false),
@@ -141,6 +173,31 @@ impl State {
             ),
             realtime: realtime::Sessions::default(),
         })
+    }
+
+    /// The configurations as they are now.
+    pub fn loaded(&self) -> Arc<Loaded> {
+        self.loaded
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The default configuration as it is now.
+    pub fn default_runtime(&self) -> Arc<Runtime> {
+        self.loaded().default.clone()
+    }
+
+    /// Puts `loaded` in place: its targets join the routing state (and get health
+    /// probes) first, so the first request under it finds them.
+    pub fn replace(&self, loaded: Loaded) {
+        for config in loaded.configs() {
+            self.routing.add(config, &self.agent);
+        }
+        *self
+            .loaded
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(loaded);
     }
 }
 

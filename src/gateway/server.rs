@@ -65,9 +65,15 @@ pub fn run(
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, shutdown.clone()).map_err(GatewayError::Signals)?;
     }
-    let mut wake =
-        supervisor::SignalWake::new(&[signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM])
-            .map_err(GatewayError::Signals)?;
+    let reload = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, reload.clone())
+        .map_err(GatewayError::Signals)?;
+    let mut wake = supervisor::SignalWake::new(&[
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGHUP,
+    ])
+    .map_err(GatewayError::Signals)?;
     let writer = EventWriter::start(&opts.db, writer_options(&opts.configs))?;
     let state = Arc::new(State::build(&opts, writer.sink()).map_err(GatewayError::Config)?);
 
@@ -89,10 +95,14 @@ pub fn run(
         .map_err(|e| GatewayError::Server(format!("failed to start the server threads: {e}")))?;
     on_ready(addr);
 
-    // Idle, this thread wakes once per watchdog period (or for SIGINT/SIGTERM).
+    // Idle, this thread wakes once per watchdog period (or for SIGINT/SIGTERM, and SIGHUP
+    // to reload the configuration).
     let mut last_check = Instant::now();
     while !shutdown.load(Ordering::Relaxed) && !state.listener_dead.load(Ordering::Relaxed) {
         wake.wait(Some(WATCHDOG_PERIOD.saturating_sub(last_check.elapsed())));
+        if reload.swap(false, Ordering::Relaxed) {
+            super::reload::on_signal(&state);
+        }
         if last_check.elapsed() >= WATCHDOG_PERIOD {
             last_check = Instant::now();
             listener_watchdog(addr);
@@ -140,19 +150,14 @@ pub fn run(
 
 /// Retention from the default configuration; durability per configuration.
 fn writer_options(configs: &crate::config::ConfigSet) -> WriterOptions {
-    use crate::policy::audit_logger::settings_of;
-    let default = settings_of(&configs.default).unwrap_or_default();
+    let fixed = super::reload::AuditFixed::of(
+        &configs.default,
+        configs.by_name.iter().map(|(n, c)| (n, &**c)),
+    );
     WriterOptions {
-        retention_days: default.retention_days,
-        durability: default.durability,
-        by_configuration: configs
-            .by_name
-            .iter()
-            .map(|(name, cfg)| {
-                let d = settings_of(cfg).unwrap_or_default().durability;
-                (name.clone(), d)
-            })
-            .collect(),
+        retention_days: fixed.retention_days,
+        durability: fixed.durability,
+        by_configuration: fixed.by_configuration,
         ..WriterOptions::default()
     }
 }

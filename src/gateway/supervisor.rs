@@ -2,7 +2,8 @@
 //! child process (itself, with `KT_GATEWAY_WORKER=1`) and restarts it on the same address
 //! when it dies abnormally — the nginx master/worker pattern. Whatever aborts the server (a
 //! bug we have not found, an allocation failure in a dependency), the supervisor turns it
-//! into a restart of a few milliseconds instead of an outage. SIGINT/SIGTERM are forwarded, and the child gets
+//! into a restart of a few milliseconds instead of an outage. SIGINT/SIGTERM (and SIGHUP, the
+//! configuration reload) are forwarded, and the child gets
 //! SIGTERM if the supervisor itself dies (PR_SET_PDEATHSIG).
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -95,10 +96,15 @@ pub fn supervise(on_ready: impl FnOnce(SocketAddr)) -> Result<ExitStatus, Gatewa
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, shutdown.clone()).map_err(GatewayError::Signals)?;
     }
+    // SIGHUP (reload the configuration) goes on to the server process.
+    let reload = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, reload.clone())
+        .map_err(GatewayError::Signals)?;
     // Woken by a signal to forward or by the child's exit (SIGCHLD), nothing else.
     let mut wake = SignalWake::new(&[
         signal_hook::consts::SIGINT,
         signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGHUP,
         signal_hook::consts::SIGCHLD,
     ])
     .map_err(GatewayError::Signals)?;
@@ -149,6 +155,9 @@ pub fn supervise(on_ready: impl FnOnce(SocketAddr)) -> Result<ExitStatus, Gatewa
                     .wait()
                     .map_err(|e| GatewayError::Server(format!("failed to wait: {e}")))?;
                 return exit_result(status);
+            }
+            if reload.swap(false, Ordering::Relaxed) {
+                signal(&child, Signal::HUP);
             }
             match child.try_wait() {
                 Ok(Some(status)) => break status,

@@ -16,6 +16,8 @@ pub enum EventKind {
     Embeddings,
     Models,
     Realtime,
+    /// `POST /keeptrusts/config/reload` or SIGHUP.
+    ConfigReload,
 }
 
 impl EventKind {
@@ -26,6 +28,7 @@ impl EventKind {
             EventKind::Embeddings => "embeddings",
             EventKind::Models => "models",
             EventKind::Realtime => "realtime",
+            EventKind::ConfigReload => "config_reload",
         }
     }
 
@@ -36,6 +39,7 @@ impl EventKind {
             EventKind::Embeddings,
             EventKind::Models,
             EventKind::Realtime,
+            EventKind::ConfigReload,
         ]
         .into_iter()
         .find(|k| k.as_str() == s)

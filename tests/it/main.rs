@@ -29,6 +29,7 @@ mod providers_bedrock;
 mod providers_cohere;
 mod providers_gemini;
 mod realtime;
+mod reload;
 mod responses;
 mod routing;
 mod sdk;

@@ -119,7 +119,7 @@ fn open(
         .and_then(|t| t.pricing);
     let grant = admission::admit(
         state,
-        &state.default.config,
+        &state.default_runtime().config,
         key.as_ref(),
         &chat,
         pricing.as_ref(),
