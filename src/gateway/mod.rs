@@ -189,15 +189,18 @@ impl State {
     }
 
     /// Puts `loaded` in place: its targets join the routing state (and get health
-    /// probes) first, so the first request under it finds them.
+    /// probes) first, so the first request under it finds them; targets it no longer
+    /// holds leave it afterwards.
     pub fn replace(&self, loaded: Loaded) {
         for config in loaded.configs() {
             self.routing.add(config, &self.agent);
         }
+        let loaded = Arc::new(loaded);
         *self
             .loaded
             .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(loaded);
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = loaded.clone();
+        self.routing.retain(loaded.configs());
     }
 }
 

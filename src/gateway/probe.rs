@@ -4,7 +4,8 @@
 //! `timeout_seconds` (a 401 or 404 still proves the server is there); down: a connect
 //! error, a timeout or a 5xx.
 //!
-//! Threads stop when the [`ProbeHandle`] is dropped (the gateway's `State`).
+//! Threads stop when the [`ProbeHandle`] is dropped (the gateway's `State`), and a
+//! target's when a reload retires it.
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
@@ -111,7 +112,7 @@ fn run(
         }
         ts.health
             .set(error, u64::try_from(now_ms()).unwrap_or_default());
-        if stop.wait(settings.interval) {
+        if stop.wait(settings.interval) || ts.retired.load(Ordering::SeqCst) {
             return;
         }
     }

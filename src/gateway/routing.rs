@@ -48,6 +48,11 @@ impl Routing {
         routing
     }
 
+    /// After a reload: only the targets of `configs` stay (see `RouterState::retain`).
+    pub fn retain<'a>(&self, configs: impl IntoIterator<Item = &'a Config>) {
+        self.router.retain(configs);
+    }
+
     /// Adds a configuration (e.g. after a reload): its targets show in the metrics, and
     /// targets with a `health_probe` not probed yet get a probe thread. Targets keep their
     /// state (breaker, health, statistics) across reloads when `id`, `base_url` and
@@ -447,6 +452,8 @@ pub fn metrics(state: &State, req: &super::conn::Request) -> Reply {
         .router
         .all()
         .iter()
+        // A request in flight under a replaced configuration may touch a retired target.
+        .filter(|ts| !ts.configurations().is_empty())
         .map(|ts| target_metrics(ts, now))
         .collect();
     let body = serde_json::json!({"object": "list", "data": data});

@@ -42,6 +42,9 @@ pub struct TargetState {
     pub probe: Option<ProbeSettings>,
     /// Set once a probe thread runs for it.
     pub probing: AtomicBool,
+    /// No loaded configuration holds the target any more (a reload removed it): its
+    /// health probe stops.
+    pub retired: AtomicBool,
 }
 
 impl TargetState {
@@ -58,6 +61,7 @@ impl TargetState {
             health: HealthState::default(),
             probe: ProbeSettings::of(t),
             probing: AtomicBool::new(false),
+            retired: AtomicBool::new(false),
         }
     }
 
@@ -168,6 +172,40 @@ impl RouterState {
             .unwrap_or_else(PoisonError::into_inner)
             .push(ts.clone());
         ts
+    }
+
+    /// After a reload: each target belongs to the configurations in `configs` that hold
+    /// it; one that none holds is forgotten (retired: its probe stops). Coming back in a
+    /// later reload, it starts afresh.
+    pub fn retain<'a>(&self, configs: impl IntoIterator<Item = &'a Config>) {
+        use std::sync::atomic::Ordering::SeqCst;
+        let configs: Vec<&Config> = configs.into_iter().collect();
+        let holders = |ts: &TargetState| {
+            let mut names: Vec<String> = Vec::new();
+            for c in &configs {
+                let holds = c.targets.iter().any(|t| t.id == ts.id && ts.is_for(t));
+                if holds && !names.contains(&c.name) {
+                    names.push(c.name.clone());
+                }
+            }
+            names
+        };
+        let mut map = self.targets.write().unwrap_or_else(PoisonError::into_inner);
+        let mut listing = self.listing.write().unwrap_or_else(PoisonError::into_inner);
+        for ts in listing.iter() {
+            let names = holders(ts);
+            if names.is_empty() {
+                ts.retired.store(true, SeqCst);
+            }
+            *ts.configurations
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = names;
+        }
+        listing.retain(|ts| !ts.retired.load(SeqCst));
+        map.retain(|_, same_id| {
+            same_id.retain(|ts| !ts.retired.load(SeqCst));
+            !same_id.is_empty()
+        });
     }
 
     /// Every known target, in registration order.
@@ -352,6 +390,35 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+
+    #[test]
+    fn a_reload_keeps_the_state_of_targets_still_held_and_retires_the_rest() {
+        let load = |yaml: &str| {
+            crate::config::load_str(yaml, std::path::Path::new("t.yaml"))
+                .unwrap()
+                .0
+        };
+        let before = load("pack: {name: a}\nproviders:\n  targets:\n    - {id: x, provider: openai, model: m, base_url: 'http://x/v1'}\n    - {id: y, provider: openai, model: m, base_url: 'http://y/v1'}\n");
+        let after = load("pack: {name: b}\nproviders:\n  targets:\n    - {id: x, provider: openai, model: m, base_url: 'http://x/v1'}\n");
+        let router = RouterState::new();
+        router.register(&before);
+        let x = router.target(&before.targets[0]);
+        let y = router.target(&before.targets[1]);
+        router.register(&after);
+        router.retain([&after]);
+        let ids: Vec<String> = router.all().iter().map(|t| t.id.clone()).collect();
+        assert_eq!(ids, ["x"]);
+        assert!(
+            Arc::ptr_eq(&router.target(&after.targets[0]), &x),
+            "x keeps its state"
+        );
+        assert_eq!(x.configurations(), ["b"]);
+        assert!(y.retired.load(std::sync::atomic::Ordering::SeqCst));
+        assert!(
+            !Arc::ptr_eq(&router.target(&before.targets[1]), &y),
+            "y comes back afresh"
+        );
+    }
     use crate::config::load_str;
     use crate::openai::{Message, Role};
     use crate::router::breaker::{Outcome, Permit};

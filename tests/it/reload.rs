@@ -40,6 +40,24 @@ fn answer(body: &Value) -> &str {
         .unwrap_or("")
 }
 
+/// The target ids `/keeptrusts/providers/metrics` lists.
+fn metric_ids(gw: &Gateway) -> Vec<String> {
+    let mut resp = http()
+        .get(&format!("{}/keeptrusts/providers/metrics", gw.url()))
+        .header("Authorization", &format!("Bearer {ADMIN}"))
+        .call()
+        .unwrap();
+    let v: Value = serde_json::from_str(&resp.body_mut().read_to_string().unwrap()).unwrap();
+    let mut ids: Vec<String> = v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_str().unwrap().to_string())
+        .collect();
+    ids.sort();
+    ids
+}
+
 fn reload(gw: &Gateway, token: Option<&str>) -> (u16, Value) {
     let mut req = http().post(&format!("{}/keeptrusts/config/reload", gw.url()));
     if let Some(t) = token {
@@ -84,6 +102,7 @@ fn a_reload_puts_new_policies_and_targets_in_place_or_changes_nothing() {
     assert_eq!(status, 200);
     assert_eq!(answer(&body), "mail [EMAIL]", "the new chain runs");
     assert_eq!(echo(&gw, "model-two", "hi").0, 200, "the new target serves");
+    assert_eq!(metric_ids(&gw), ["m1", "m2"]);
     let (_, models) = get_json(&format!("{}/models", gw.base_url()));
     assert!(models.to_string().contains("model-two"), "{models}");
 
@@ -134,6 +153,7 @@ fn a_reload_puts_new_policies_and_targets_in_place_or_changes_nothing() {
         404,
         "the removed target is gone"
     );
+    assert_eq!(metric_ids(&gw), ["m1"], "and so is its routing state");
 
     let evs = gw.events(14);
     let reloads: Vec<(u64, &str)> = evs
