@@ -177,6 +177,13 @@ pub fn decision(e: &Event) -> String {
 }
 
 fn model_provider(e: &Event) -> String {
+    if e.kind == crate::store::EventKind::ConfigReload {
+        // No model: what the event is, and how it was asked for.
+        return match e.endpoint.as_str() {
+            "SIGHUP" => "config reload (SIGHUP)".to_string(),
+            _ => "config reload".to_string(),
+        };
+    }
     let model = e
         .model_requested
         .as_deref()
@@ -441,6 +448,30 @@ mod tests {
         assert!(l.chars().count() <= 80, "{l}");
         assert!(l.contains("pii-detector:"), "{l}");
         assert!(l.ends_with('…'), "{l}");
+    }
+
+    #[test]
+    fn a_config_reload_says_so_where_a_model_would_be() {
+        let e = Event {
+            kind: crate::store::EventKind::ConfigReload,
+            endpoint: "SIGHUP".into(),
+            verdict: "allow".into(),
+            status: 400,
+            error: Some("`p.yaml` is not a valid policy config".into()),
+            ..Event::default()
+        };
+        let l = line(
+            &e,
+            &Look {
+                color: false,
+                width: None,
+            },
+        );
+        assert!(l.contains("config reload (SIGHUP)"), "{l}");
+        assert!(
+            l.contains("HTTP 400: `p.yaml` is not a valid policy config"),
+            "{l}"
+        );
     }
 
     #[test]
