@@ -6,7 +6,8 @@
 //! usual 409. Token-id inputs cannot be read: with a policy in the chain that enforces a
 //! decision on text they are refused, else passed on. Only the targets serving the model
 //! itself are tried — a fallback to another model would answer vectors of another space.
-//! OpenAI-format targets get the client's own bytes while no policy rewrote them, and
+//! OpenAI-format targets get the client's own bytes while no policy rewrote them (and no
+//! key is written twice: another parser could read the other value), and
 //! their answer goes back as sent (plus `x_keeptrusts`); other providers' answers are
 //! rebuilt as OpenAI's list, encoded as the client asked (`encoding_format`).
 
@@ -52,7 +53,7 @@ fn prepare(
     if payload == Payload::Full {
         ev.request_body = Some(String::from_utf8_lossy(&body).into_owned());
     }
-    let mut embed = EmbeddingRequest::parse(&body)?;
+    let (mut embed, exact) = EmbeddingRequest::parse_exact(&body)?;
     ev.model_requested = Some(embed.model.clone());
     if embed.input.is_tokens() {
         if let Some(policy) = runtime.chain.text_reader() {
@@ -73,7 +74,7 @@ fn prepare(
         .map(str::to_string));
     if rewrote {
         embed.write_back(&p.chat);
-    } else {
+    } else if exact {
         p.raw = Some(RawBody {
             bytes: body,
             model: embed.model.clone(),

@@ -140,7 +140,21 @@ impl EmbeddingRequest {
     }
 
     /// Parses and checks a body: malformed JSON and a missing or empty `model` or
-    /// `input` are 400s naming the parameter.
+    /// `input` are 400s naming the parameter. The flag: the body says exactly what the
+    /// request says (no duplicate key another parser could read differently), so its
+    /// bytes may go upstream.
+    pub fn parse_exact(body: &[u8]) -> Result<(EmbeddingRequest, bool), ApiError> {
+        // The usual body straight into its type (which refuses a duplicate key); anything
+        // else the checking way, for the same request or the precise error.
+        if let Ok(req) = serde_json::from_slice::<EmbeddingRequest>(body) {
+            if req.check().is_ok() {
+                return Ok((req, true));
+            }
+        }
+        EmbeddingRequest::parse(body).map(|req| (req, false))
+    }
+
+    /// `parse_exact` without the flag.
     pub fn parse(body: &[u8]) -> Result<EmbeddingRequest, ApiError> {
         let value = super::request_object(body)?;
         if matches!(value.get("input"), None | Some(Value::Null)) {
@@ -317,6 +331,24 @@ mod tests {
             e.body.message
         );
         assert_eq!(EmbeddingRequest::parse(b"{").unwrap_err().status, 400);
+    }
+
+    #[test]
+    fn only_a_body_without_duplicate_keys_may_go_upstream_as_sent() {
+        let (r, exact) =
+            EmbeddingRequest::parse_exact(br#"{"model":"m","input":["a"],"x":{"y":1}}"#).unwrap();
+        assert!(exact);
+        assert_eq!(r.extra["x"]["y"], 1);
+        // A provider may read the first `input`: the policies saw the last.
+        for body in [
+            &br#"{"model":"m","input":"a@b.io","input":"safe"}"#[..],
+            br#"{"model":"m","model":"n","input":"x"}"#,
+        ] {
+            let (r, exact) = EmbeddingRequest::parse_exact(body).unwrap();
+            assert!(!exact, "{}", String::from_utf8_lossy(body));
+            assert_ne!(r.input, EmbeddingInput::Text("a@b.io".into()));
+        }
+        assert!(EmbeddingRequest::parse_exact(br#"{"model":"m","input":""}"#).is_err());
     }
 
     #[test]

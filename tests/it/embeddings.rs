@@ -94,7 +94,21 @@ fn embeddings_reach_an_openai_target_as_sent_and_redacted_when_a_policy_rewrites
     assert_eq!(up_body["dimensions"], 3);
     assert_eq!(up_body["model"], "text-embedding-3-small");
 
-    let evs = gw.events(2);
+    // A key written twice: the policies read the last value, and the provider gets kt's
+    // serialisation of it, not bytes whose first value it might read.
+    let resp = post_text(
+        &format!("{}/embeddings", gw.base_url()),
+        r#"{"model":"embed","input":"mail bob@example.com","input":"nothing here"}"#,
+    );
+    assert_eq!(resp.status().as_u16(), 200);
+    let sent = String::from_utf8_lossy(&up.requests()[2].body).into_owned();
+    assert!(!sent.contains("bob@"), "{sent}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&sent).unwrap(),
+        json!({"model": "text-embedding-3-small", "input": "nothing here"})
+    );
+
+    let evs = gw.events(3);
     let e = &evs[1];
     assert_eq!(e["kind"], "embeddings");
     assert_eq!(e["endpoint"], "/v1/embeddings");
