@@ -177,3 +177,37 @@ fn a_reload_puts_new_policies_and_targets_in_place_or_changes_nothing() {
         "every reload is recorded (the unauthorised one is not a reload)"
     );
 }
+
+/// A stream in flight when the configuration is replaced finishes under the one it
+/// started with; the next request gets the new.
+#[test]
+fn a_stream_in_flight_finishes_under_its_configuration() {
+    let gw = Gateway::start_with(
+        Some(&yaml("audit-logger", "")),
+        &[],
+        &[("KT_ADMIN_TOKEN", ADMIN)],
+    );
+    let words: Vec<String> = (0..30).map(|i| format!("w{i}")).collect();
+    let text = format!("{} mail bob@example.com", words.join(" "));
+    let url = format!("{}/chat/completions", gw.base_url());
+    let body = json!({"model": "model-one", "stream": true,
+                      "messages": [{"role": "user", "content": format!("echo: {text}")}]});
+    let streaming = std::thread::spawn(move || post_stream(&url, &body));
+    std::thread::sleep(Duration::from_millis(150));
+    let file = gw.dir.path().join("policy-config.yaml");
+    std::fs::write(&file, yaml("pii-detector, audit-logger", "")).unwrap();
+    let (status, body) = reload(&gw, Some(ADMIN));
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        !streaming.is_finished(),
+        "the reload came while the stream was going"
+    );
+    let (status, arrivals) = streaming.join().unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(arrivals.last().unwrap().data, "[DONE]");
+    assert_eq!(streamed_text(&arrivals), text, "the old chain, to the end");
+    assert_eq!(
+        answer(&echo(&gw, "model-one", "mail bob@example.com").1),
+        "mail [EMAIL]"
+    );
+}
