@@ -21,7 +21,7 @@ use crate::gateway::transport::UpstreamResponse;
 use crate::gateway::{routing, stream, State};
 use crate::openai::ApiError;
 use crate::policy::audit_logger::Payload;
-use crate::policy::StreamFilter;
+use crate::policy::{ChainOutcome, StreamFilter};
 use crate::providers::responses::native::{native_usage, native_view};
 use crate::providers::responses::relay::{Relay, Rewriter};
 use crate::providers::responses::write_back;
@@ -99,6 +99,67 @@ pub fn unary(
 enum Stop {
     ClientGone,
     Upstream(ApiError),
+    /// The output phase refused a tool call before the client saw it complete.
+    Blocked(ChainOutcome),
+}
+
+/// Checks each tool call of a native stream once its arguments are complete, before the
+/// client gets the event that completes it (`.done`): an agent may act on that event, so
+/// a call the policies refuse (`agent-firewall`) must not reach it. The call's name comes
+/// from its `response.output_item.added`.
+struct CallCheck<'a> {
+    p: &'a Prepared,
+    /// `output_index` → the call item as announced (type, name, call id).
+    announced: Vec<(u64, Value)>,
+    checked: Vec<u64>,
+}
+
+impl CallCheck<'_> {
+    /// `Some` when the policies refuse the call this upstream event completes.
+    fn check(&mut self, event: &Value) -> Option<ChainOutcome> {
+        let kind = event.get("type").and_then(Value::as_str)?;
+        let o = event.get("output_index").and_then(Value::as_u64)?;
+        let is_call = |item: &Value| {
+            matches!(
+                item.get("type").and_then(Value::as_str),
+                Some("function_call" | "custom_tool_call")
+            )
+        };
+        let item = match kind {
+            "response.output_item.added" => {
+                if let Some(item) = event.get("item").filter(|i| is_call(i)) {
+                    self.announced.push((o, item.clone()));
+                }
+                return None;
+            }
+            "response.function_call_arguments.done" | "response.custom_tool_call_input.done" => {
+                let field = if kind == "response.custom_tool_call_input.done" {
+                    "input"
+                } else {
+                    "arguments"
+                };
+                let mut item = self
+                    .announced
+                    .iter()
+                    .find(|(at, _)| *at == o)
+                    .map(|(_, item)| item.clone())?;
+                item[field] = event.get(field).cloned().unwrap_or(Value::Null);
+                if let Some(name) = event.get("name").filter(|n| n.is_string()) {
+                    item["name"] = name.clone();
+                }
+                item
+            }
+            "response.output_item.done" => event.get("item").filter(|i| is_call(i))?.clone(),
+            _ => return None,
+        };
+        if self.checked.contains(&o) {
+            return None;
+        }
+        self.checked.push(o);
+        let (mut view, _) = native_view(&serde_json::json!({ "output": [item] }));
+        let outcome = self.p.runtime.chain.run_output(&self.p.ctx, &mut view);
+        outcome.block.is_some().then_some(outcome)
+    }
 }
 
 type NativeRelay = Relay<StreamFilter, Box<dyn FnMut() -> StreamFilter>>;
@@ -133,9 +194,15 @@ pub fn stream(
     let rt = p.runtime.clone();
     let mut relay: NativeRelay = Relay::new(Box::new(move || rt.chain.stream_filter()));
     let mut first_text = None;
+    let mut calls = CallCheck {
+        p: &p,
+        announced: Vec::new(),
+        checked: Vec::new(),
+    };
     let result = pump(
         &mut writer,
         &mut relay,
+        &mut calls,
         resp.into_reader(),
         p.started,
         &mut first_text,
@@ -157,6 +224,22 @@ pub fn stream(
             let _ = write_events(&mut writer, events).and_then(|()| writer.end());
             ev.status = e.status;
             ev.error = Some(e.body.message.clone());
+        }
+        Err(Stop::Blocked(mut outcome)) => {
+            stream::add_stream_traces(&mut ev, &outcome.trace, &[]);
+            if let Some(block) = outcome.block.take() {
+                let events = relay.fail(
+                    "output_blocked",
+                    &block.message,
+                    Some(&block.policy),
+                    "output_blocked",
+                );
+                ev.blocked_by = Some(block.policy);
+                ev.status = match write_events(&mut writer, events).and_then(|()| writer.end()) {
+                    Ok(()) => 409,
+                    Err(_) => 499,
+                };
+            }
         }
         Ok(()) => complete(&p, target, &mut ev, &mut writer, &mut relay),
     }
@@ -220,10 +303,12 @@ fn complete(
 }
 
 /// Reads the upstream stream and writes what the relay makes of each event, flushed at
-/// once. Ends at the upstream's end; complete only if a terminal event came.
+/// once; a tool call the policies refuse stops it before its completing event.
+/// Ends at the upstream's end; complete only if a terminal event came.
 fn pump(
     writer: &mut SseWriter,
     relay: &mut NativeRelay,
+    calls: &mut CallCheck<'_>,
     mut reader: impl Read,
     started: Instant,
     first_text: &mut Option<f64>,
@@ -256,6 +341,9 @@ fn pump(
                     "upstream sent a malformed stream event: {err}"
                 )))
             })?;
+            if let Some(refused) = calls.check(&value) {
+                return Err(Stop::Blocked(refused));
+            }
             for out in relay.push(value) {
                 writer
                     .event_with(&out.kind, |buf| Ok(serde_json::to_writer(buf, &out.data)?))

@@ -442,3 +442,59 @@ fn native_responses_tools_pass_the_firewall_by_name() {
     );
     assert_eq!(up.count(), before);
 }
+
+/// A native stream's tool call is checked once its arguments are complete, before the
+/// event that completes it: a client (an agent) acting on `.done` never gets a call the
+/// firewall refuses.
+#[test]
+fn a_refused_call_in_a_native_stream_never_completes() {
+    let up = mocks::native(Duration::ZERO);
+    let yaml = format!(
+        "pack: {{name: responses}}\nproviders:\n  targets:\n{}\npolicies:\n  chain: [agent-firewall, audit-logger]\npolicy:\n  agent-firewall: {{deny_tools: [get_weather]}}\n",
+        native_target(&up)
+    );
+    let gw = Gateway::start(Some(&yaml));
+    let body = json!({"model": "gpt-4.1", "input": "What's the weather in Paris?", "stream": true,
+                      "tools": [{"type": "function", "name": "lookup", "parameters": {"type": "object"}}]});
+    let (status, arrivals) = post_stream(&format!("{}/responses", gw.base_url()), &body);
+    assert_eq!(status, 200);
+    let events: Vec<Value> = typed_events(&arrivals)
+        .into_iter()
+        .map(|(_, e)| e)
+        .collect();
+    let kinds: Vec<&str> = events.iter().filter_map(|e| e["type"].as_str()).collect();
+    assert!(kinds.contains(&"response.output_item.added"), "{kinds:?}");
+    for completes in [
+        "response.function_call_arguments.done",
+        "response.output_item.done",
+        "response.completed",
+    ] {
+        assert!(!kinds.contains(&completes), "{completes} in {kinds:?}");
+    }
+    assert_eq!(
+        kinds[kinds.len() - 2..],
+        ["error", "response.failed"],
+        "{kinds:?}"
+    );
+    let failed = &events.last().unwrap()["response"];
+    assert_eq!(failed["error"]["code"], "output_blocked");
+    let ev = &gw.events(1)[0];
+    assert_eq!(ev["status"], 409, "{ev:#?}");
+    assert_eq!(ev["blocked_by"], "agent-firewall");
+
+    // An allowed call streams to its end.
+    let yaml = yaml.replace("deny_tools: [get_weather]", "deny_tools: [shell]");
+    let gw = Gateway::start(Some(&yaml));
+    let (status, arrivals) = post_stream(&format!("{}/responses", gw.base_url()), &body);
+    assert_eq!(status, 200);
+    let events: Vec<Value> = typed_events(&arrivals)
+        .into_iter()
+        .map(|(_, e)| e)
+        .collect();
+    let kinds: Vec<&str> = events.iter().filter_map(|e| e["type"].as_str()).collect();
+    assert!(
+        kinds.contains(&"response.function_call_arguments.done"),
+        "{kinds:?}"
+    );
+    assert_eq!(kinds.last(), Some(&"response.completed"), "{kinds:?}");
+}
