@@ -295,11 +295,8 @@ fn a_broken_upstream_stream_ends_with_error_and_response_failed() {
         let body = json!({"model": model, "input": "hi", "stream": true});
         let (status, arrivals) = post_stream(&format!("{}/responses", gw.base_url()), &body);
         assert_eq!(status, 200);
-        let events: Vec<Value> = typed_events(&arrivals)
-            .into_iter()
-            .map(|(_, e)| e)
-            .collect();
-        let kinds: Vec<&str> = events.iter().filter_map(|e| e["type"].as_str()).collect();
+        let events = events_of(&arrivals);
+        let kinds = kinds_of(&events);
         assert!(kinds.contains(&"response.output_text.delta"), "{kinds:?}");
         assert_eq!(
             kinds[kinds.len() - 2..],
@@ -458,11 +455,8 @@ fn a_refused_call_in_a_native_stream_never_completes() {
                       "tools": [{"type": "function", "name": "lookup", "parameters": {"type": "object"}}]});
     let (status, arrivals) = post_stream(&format!("{}/responses", gw.base_url()), &body);
     assert_eq!(status, 200);
-    let events: Vec<Value> = typed_events(&arrivals)
-        .into_iter()
-        .map(|(_, e)| e)
-        .collect();
-    let kinds: Vec<&str> = events.iter().filter_map(|e| e["type"].as_str()).collect();
+    let events = events_of(&arrivals);
+    let kinds = kinds_of(&events);
     assert!(kinds.contains(&"response.output_item.added"), "{kinds:?}");
     for completes in [
         "response.function_call_arguments.done",
@@ -487,14 +481,21 @@ fn a_refused_call_in_a_native_stream_never_completes() {
     let gw = Gateway::start(Some(&yaml));
     let (status, arrivals) = post_stream(&format!("{}/responses", gw.base_url()), &body);
     assert_eq!(status, 200);
-    let events: Vec<Value> = typed_events(&arrivals)
-        .into_iter()
-        .map(|(_, e)| e)
-        .collect();
-    let kinds: Vec<&str> = events.iter().filter_map(|e| e["type"].as_str()).collect();
+    let events = events_of(&arrivals);
+    let kinds = kinds_of(&events);
     assert!(
         kinds.contains(&"response.function_call_arguments.done"),
         "{kinds:?}"
     );
     assert_eq!(kinds.last(), Some(&"response.completed"), "{kinds:?}");
+}
+
+/// A Responses stream's events, in order.
+fn events_of(arrivals: &[Arrival]) -> Vec<Value> {
+    typed_events(arrivals).into_iter().map(|(_, e)| e).collect()
+}
+
+/// Their `type`s.
+fn kinds_of(events: &[Value]) -> Vec<&str> {
+    events.iter().filter_map(|e| e["type"].as_str()).collect()
 }
