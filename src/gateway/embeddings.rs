@@ -3,8 +3,8 @@
 //!
 //! The input phase reads each text input as a user message (`EmbeddingRequest::chat_view`);
 //! its redactions are written back before anything goes upstream, and a block is the
-//! usual 409. Token-id inputs cannot be read: with a policy in the chain that enforces a
-//! decision on text they are refused, else passed on. Only the targets serving the model
+//! usual 409. Token-id inputs are read as the text they encode (`cl100k_base`); after a
+//! redaction the redacted text goes instead of the ids. Only the targets serving the model
 //! itself are tried — a fallback to another model would answer vectors of another space.
 //! OpenAI-format targets get the client's own bytes while no policy rewrote them (and no
 //! key is written twice: another parser could read the other value), and
@@ -55,11 +55,7 @@ fn prepare(
     }
     let (mut embed, exact) = EmbeddingRequest::parse_exact(&body)?;
     ev.model_requested = Some(embed.model.clone());
-    if embed.input.is_tokens() {
-        if let Some(policy) = runtime.chain.text_reader() {
-            return Err(unreadable_tokens(policy));
-        }
-    }
+    embed.decode_tokens()?;
     let view = embed.chat_view();
     let mut p = chat::prepare_chat(
         state, runtime, key, client_key, view, None, request_id, started, ev, headers,
@@ -67,7 +63,6 @@ fn prepare(
     // Only the model asked for: another model's vectors are not comparable.
     p.resolution.candidates.truncate(p.resolution.serving);
     let rewrote = p.chat.messages.iter().map(|m| m.text_content()).ne(embed
-        .input
         .texts()
         .unwrap_or_default()
         .into_iter()
@@ -89,19 +84,6 @@ fn prepare(
     }
     p.native = Some(Native::Embeddings(embed));
     Ok(p)
-}
-
-/// A token-id input with a policy that must read the text.
-fn unreadable_tokens(policy: &str) -> ApiError {
-    ApiError::new(
-        400,
-        "invalid_request_error",
-        Some("unreadable_input"),
-        format!(
-            "'input' holds token ids, which policy `{policy}` cannot read: send the input as text. (LangChain's OpenAIEmbeddings sends token ids unless created with `check_embedding_ctx_length=False`.)"
-        ),
-    )
-    .with_param("input")
 }
 
 /// Calls the targets and gives the client's body.

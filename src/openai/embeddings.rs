@@ -21,6 +21,10 @@ pub struct EmbeddingRequest {
     /// Everything else the client sent (`input_type` for Cohere, …), passed on.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
+    /// Token-id inputs as text (`decode_tokens`): what the policies read and the
+    /// providers that take only text get.
+    #[serde(skip)]
+    pub decoded: Option<Vec<String>>,
 }
 
 /// `input`: a text, texts, or the same as token ids.
@@ -91,10 +95,47 @@ impl EmbeddingRequest {
         self.encoding_format.unwrap_or_default()
     }
 
-    /// The texts as user messages, for the input policies (token ids: no messages).
+    /// The input as texts: the texts sent, or token ids decoded (`decode_tokens`).
+    pub fn texts(&self) -> Option<Vec<&str>> {
+        self.input.texts().or_else(|| {
+            self.decoded
+                .as_ref()
+                .map(|d| d.iter().map(String::as_str).collect())
+        })
+    }
+
+    /// Reads token-id inputs as text with `cl100k_base`, the encoding of OpenAI's
+    /// embedding models (`text-embedding-3-*`, `ada-002`; what LangChain's
+    /// `OpenAIEmbeddings` sends). A cut through a character (a long text sent in
+    /// chunks) reads as U+FFFD. An id outside the encoding is a 400.
+    pub fn decode_tokens(&mut self) -> Result<(), ApiError> {
+        let lists: Vec<&[u32]> = match &self.input {
+            EmbeddingInput::Tokens(ids) => vec![ids.as_slice()],
+            EmbeddingInput::TokenLists(ls) => ls.iter().map(Vec::as_slice).collect(),
+            EmbeddingInput::Text(_) | EmbeddingInput::Texts(_) => return Ok(()),
+        };
+        let bpe = tiktoken_rs::cl100k_base_singleton();
+        let decoded = lists
+            .into_iter()
+            .map(|ids| {
+                bpe.decode_bytes(ids)
+                    .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+                    .map_err(|e| {
+                        ApiError::bad_request(format!(
+                            "'input' holds token id {}, which is not in cl100k_base (the encoding of OpenAI's embedding models).",
+                            e.token
+                        ))
+                        .with_param("input")
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        self.decoded = Some(decoded);
+        Ok(())
+    }
+
+    /// The texts as user messages, for the input policies.
     pub fn chat_view(&self) -> ChatRequest {
         let messages = self
-            .input
             .texts()
             .unwrap_or_default()
             .into_iter()
@@ -112,8 +153,22 @@ impl EmbeddingRequest {
     }
 
     /// Takes the policies' rewrites of the chat view back into `input` (same order).
+    /// Token ids become the rewritten texts: ids cannot say what a redaction wrote.
     pub fn write_back(&mut self, view: &ChatRequest) {
         let mut texts = view.messages.iter().map(Message::text_content);
+        match &mut self.input {
+            EmbeddingInput::Tokens(_) => {
+                self.input = EmbeddingInput::Text(texts.next().unwrap_or_default());
+                self.decoded = None;
+                return;
+            }
+            EmbeddingInput::TokenLists(_) => {
+                self.input = EmbeddingInput::Texts(texts.collect());
+                self.decoded = None;
+                return;
+            }
+            EmbeddingInput::Text(_) | EmbeddingInput::Texts(_) => {}
+        }
         match &mut self.input {
             EmbeddingInput::Text(t) => {
                 if let Some(new) = texts.next() {
@@ -129,9 +184,10 @@ impl EmbeddingRequest {
         }
     }
 
-    /// The input texts, or the 400 for token ids, which `provider` cannot embed.
+    /// The input texts (token ids decoded), or the 400 for token ids not decoded,
+    /// which `provider` cannot embed.
     pub fn texts_for(&self, provider: &str) -> Result<Vec<&str>, ApiError> {
-        self.input.texts().ok_or_else(|| {
+        self.texts().ok_or_else(|| {
             ApiError::bad_request(format!(
                 "{provider} takes text input, not token ids: send `input` as a string or an array of strings."
             ))
@@ -360,7 +416,31 @@ mod tests {
         r.write_back(&view);
         assert_eq!(r.input, EmbeddingInput::Texts(vec!["a".into(), "B".into()]));
         let r = EmbeddingRequest::parse(br#"{"model":"m","input":[5,6]}"#).unwrap();
-        assert!(r.chat_view().messages.is_empty());
+        assert!(r.chat_view().messages.is_empty(), "not decoded yet");
+    }
+
+    #[test]
+    fn token_ids_read_as_their_text_and_a_rewrite_sends_the_text() {
+        let bpe = tiktoken_rs::cl100k_base_singleton();
+        let ids = bpe.encode_ordinary("mail bob@example.com");
+        let body = serde_json::json!({"model": "m", "input": [ids, bpe.encode_ordinary("hi")]});
+        let mut r = EmbeddingRequest::parse(body.to_string().as_bytes()).unwrap();
+        assert!(r.texts().is_none());
+        r.decode_tokens().unwrap();
+        assert_eq!(r.texts().unwrap(), ["mail bob@example.com", "hi"]);
+        assert_eq!(r.texts_for("Gemini").unwrap().len(), 2);
+        let mut view = r.chat_view();
+        assert_eq!(view.messages.len(), 2);
+        view.messages[0].content = Some(Content::Text("mail [EMAIL]".into()));
+        r.write_back(&view);
+        assert_eq!(
+            r.input,
+            EmbeddingInput::Texts(vec!["mail [EMAIL]".into(), "hi".into()])
+        );
+        let mut r = EmbeddingRequest::parse(br#"{"model":"m","input":[4000000000]}"#).unwrap();
+        let e = r.decode_tokens().unwrap_err();
+        assert_eq!(e.body.param.as_deref(), Some("input"));
+        assert!(e.body.message.contains("4000000000"), "{}", e.body.message);
     }
 
     #[test]

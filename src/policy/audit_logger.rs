@@ -87,11 +87,6 @@ impl Policy for AuditLogger {
         NAME
     }
 
-    /// It records, does not decide on text.
-    fn reads_text(&self) -> bool {
-        false
-    }
-
     fn mode(&self) -> Mode {
         self.settings.mode
     }

@@ -158,14 +158,6 @@ impl PolicyChain {
         self.policies.iter().map(|p| p.name()).collect()
     }
 
-    /// The first policy that enforces a decision on a request's text, if any.
-    pub fn text_reader(&self) -> Option<&'static str> {
-        self.policies
-            .iter()
-            .find(|p| p.reads_text() && p.mode() == Mode::Enforce)
-            .map(|p| p.name())
-    }
-
     pub fn audit(&self) -> Option<&super::audit_logger::AuditSettings> {
         self.policies.iter().find_map(|p| p.audit())
     }

@@ -98,11 +98,6 @@ impl Policy for DataRoutingPolicy {
         NAME
     }
 
-    /// It decides on targets, not on text.
-    fn reads_text(&self) -> bool {
-        false
-    }
-
     fn mode(&self) -> Mode {
         self.settings.mode
     }

@@ -211,12 +211,6 @@ pub trait Policy: Send + Sync {
         Mode::Enforce
     }
 
-    /// Whether the policy decides on a request's text (an input it cannot read, such as
-    /// embeddings token ids, would go around it).
-    fn reads_text(&self) -> bool {
-        true
-    }
-
     /// Decides on the request. A policy that changes `req` must return
     /// `Decision::Redacted` (or block): the gateway forwards the client's own bytes
     /// when no policy rewrote the request (`ChainOutcome::rewrote`).

@@ -324,14 +324,15 @@ pub fn embed(req: &EmbeddingRequest) -> Result<(Vec<Vec<f32>>, u64), ApiError> {
         .with_param("dimensions"));
     }
     let dims = dims as usize;
-    let vectors = match &req.input {
-        EmbeddingInput::Text(t) => vec![hashed(words(t), dims)],
-        EmbeddingInput::Texts(ts) => ts.iter().map(|t| hashed(words(t), dims)).collect(),
-        EmbeddingInput::Tokens(ids) => vec![hashed(token_words(ids), dims)],
-        EmbeddingInput::TokenLists(ls) => ls
+    // Token ids the gateway decoded embed as their text.
+    let vectors = match (req.texts(), &req.input) {
+        (Some(texts), _) => texts.into_iter().map(|t| hashed(words(t), dims)).collect(),
+        (None, EmbeddingInput::Tokens(ids)) => vec![hashed(token_words(ids), dims)],
+        (None, EmbeddingInput::TokenLists(ls)) => ls
             .iter()
             .map(|ids| hashed(token_words(ids), dims))
             .collect(),
+        (None, _) => Vec::new(),
     };
     let tokens = req.input.estimated_tokens();
     Ok((vectors, tokens))

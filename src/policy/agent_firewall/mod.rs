@@ -387,11 +387,6 @@ impl Policy for AgentFirewall {
         NAME
     }
 
-    /// It decides on tools and their calls, not on text.
-    fn reads_text(&self) -> bool {
-        false
-    }
-
     fn mode(&self) -> Mode {
         self.spec.mode
     }
