@@ -14,7 +14,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::chat::{self, Native, Prepared, RawBody, Upstream};
+use super::chat::{self, Native, Prepared, Upstream};
 use super::conn::Request;
 use super::http::{event_for, read_body};
 use super::{unary, State};
@@ -57,8 +57,10 @@ fn prepare(
     ev.model_requested = Some(embed.model.clone());
     embed.decode_tokens()?;
     let view = embed.chat_view();
+    // The client's bytes stay on `p.raw` while no policy rewrote the texts.
+    let raw = exact.then_some(body);
     let mut p = chat::prepare_chat(
-        state, runtime, key, client_key, view, None, request_id, started, ev, headers,
+        state, runtime, key, client_key, view, raw, request_id, started, ev, headers,
     )?;
     // Only the model asked for: another model's vectors are not comparable.
     p.resolution.candidates.truncate(p.resolution.serving);
@@ -69,18 +71,10 @@ fn prepare(
         .map(str::to_string));
     if rewrote {
         embed.write_back(&p.chat);
-    } else if exact {
-        p.raw = Some(RawBody {
-            bytes: body,
-            model: embed.model.clone(),
-        });
     }
-    if payload == Payload::Redacted {
-        // What goes upstream: the client's body, or the request after the redactions.
-        ev.request_body = match &p.raw {
-            Some(raw) => Some(String::from_utf8_lossy(&raw.bytes).into_owned()),
-            None => serde_json::to_string(&embed).ok(),
-        };
+    if payload == Payload::Redacted && p.raw.is_none() {
+        // What goes upstream (`prepare_chat` recorded the client's bytes when they go).
+        ev.request_body = serde_json::to_string(&embed).ok();
     }
     p.native = Some(Native::Embeddings(embed));
     Ok(p)
@@ -97,13 +91,10 @@ fn answer(state: &State, p: &mut Prepared, ev: &mut Event) -> Result<Vec<u8>, Ap
     let Some(Native::Embeddings(embed)) = &p.native else {
         return Err(ApiError::internal("an embeddings request without its body"));
     };
-    let answer = match upstream {
+    let (vectors, prompt_tokens) = match upstream {
         Upstream::Mock => {
             let (vectors, tokens) = providers::mock::embed(embed)?;
-            EmbeddingAnswer::Vectors {
-                vectors,
-                prompt_tokens: Some(tokens),
-            }
+            (vectors, Some(tokens))
         }
         Upstream::Http(resp) => {
             if !(200..300).contains(&resp.status) {
@@ -123,16 +114,12 @@ fn answer(state: &State, p: &mut Prepared, ev: &mut Event) -> Result<Vec<u8>, Ap
                     let tokens = usage.map(|u| u.prompt_tokens);
                     return Ok(finish(state, p, ev, target, tokens, out));
                 }
-                vectors => vectors,
+                EmbeddingAnswer::Vectors {
+                    vectors,
+                    prompt_tokens,
+                } => (vectors, prompt_tokens),
             }
         }
-    };
-    let EmbeddingAnswer::Vectors {
-        vectors,
-        prompt_tokens,
-    } = answer
-    else {
-        return Err(ApiError::internal("an embeddings answer without vectors"));
     };
     if vectors.len() != embed.input.len() {
         return Err(ApiError::bad_gateway(format!(

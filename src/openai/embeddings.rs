@@ -157,19 +157,6 @@ impl EmbeddingRequest {
     pub fn write_back(&mut self, view: &ChatRequest) {
         let mut texts = view.messages.iter().map(Message::text_content);
         match &mut self.input {
-            EmbeddingInput::Tokens(_) => {
-                self.input = EmbeddingInput::Text(texts.next().unwrap_or_default());
-                self.decoded = None;
-                return;
-            }
-            EmbeddingInput::TokenLists(_) => {
-                self.input = EmbeddingInput::Texts(texts.collect());
-                self.decoded = None;
-                return;
-            }
-            EmbeddingInput::Text(_) | EmbeddingInput::Texts(_) => {}
-        }
-        match &mut self.input {
             EmbeddingInput::Text(t) => {
                 if let Some(new) = texts.next() {
                     *t = new;
@@ -180,7 +167,14 @@ impl EmbeddingRequest {
                     *t = new;
                 }
             }
-            EmbeddingInput::Tokens(_) | EmbeddingInput::TokenLists(_) => {}
+            EmbeddingInput::Tokens(_) => {
+                self.input = EmbeddingInput::Text(texts.next().unwrap_or_default());
+                self.decoded = None;
+            }
+            EmbeddingInput::TokenLists(_) => {
+                self.input = EmbeddingInput::Texts(texts.collect());
+                self.decoded = None;
+            }
         }
     }
 
