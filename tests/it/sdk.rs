@@ -62,3 +62,114 @@ fn openai_python_sdk_against_the_sandbox() {
     let out = run_python("sdk_sandbox.py", &gw.base_url(), &[]);
     assert!(out.contains("ALL OK"), "{out}");
 }
+
+/// The official `openai` Node SDK (tests/node, the version its lock file pins) against the
+/// sandbox: catalogue, chat, streams (whole, abandoned part-way, the streaming helper),
+/// concurrency, tools run by the SDK, structured output, policy blocks, errors,
+/// embeddings and the Responses API.
+#[test]
+fn openai_node_sdk_against_the_sandbox() {
+    let gw = Gateway::start(None);
+    let out = run_node("sdk_sandbox.js", &gw.base_url(), &[]);
+    assert!(out.contains("ALL OK"), "{out}");
+    let events = gw.events(30);
+    assert!(
+        events.iter().any(|e| e["status"] == 409),
+        "no blocked request recorded: {events:?}"
+    );
+}
+
+/// The Node SDK through kt to an OpenAI-format upstream: the provider's answer as sent,
+/// a stream arriving as the upstream sends it, tool calls both ways, upstream errors with
+/// their status and headers; the SDK's key and headers reach the upstream and the event.
+#[test]
+fn openai_node_sdk_against_an_openai_upstream() {
+    const GAP_MS: u64 = 150;
+    let up = MockUpstream::start(|r| {
+        let body = r.json();
+        let model = body["model"].as_str().unwrap_or("").to_string();
+        let last = &body["messages"][body["messages"]
+            .as_array()
+            .map_or(0, Vec::len)
+            .saturating_sub(1)];
+        let text = last["content"].as_str().unwrap_or("").to_string();
+        let usage = json!({"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5});
+        match model.as_str() {
+            "rate-limited" => {
+                return MockReply::Json(
+                    429,
+                    json!({"error": {"message": "slow down", "type": "requests", "code": "rate_limit_exceeded"}}).to_string(),
+                    vec![("retry-after".into(), "7".into())],
+                );
+            }
+            "broken" => {
+                return MockReply::json(
+                    500,
+                    json!({"error": {"message": "upstream fell over", "type": "server_error"}}),
+                );
+            }
+            _ => {}
+        }
+        if body["stream"] == true {
+            let mk = |delta: serde_json::Value, finish: Option<&str>| json!({"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o", "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]});
+            let mut chunks = vec![mk(json!({"role": "assistant", "content": ""}), None)];
+            for w in text.split_inclusive(' ') {
+                chunks.push(mk(json!({"content": w}), None));
+            }
+            chunks.push(mk(json!({}), Some("stop")));
+            chunks.push(json!({"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o", "choices": [], "usage": usage}));
+            return MockReply::openai_sse(&chunks, Duration::from_millis(GAP_MS));
+        }
+        let message = if body["tools"].is_array() && last["role"] == "user" {
+            json!({"role": "assistant", "content": null, "refusal": null,
+                   "tool_calls": [{"id": "call_9", "type": "function", "function": {"name": "get_account_balance", "arguments": "{\"account_id\":\"AC-1234\"}"}}]})
+        } else {
+            json!({"role": "assistant", "content": format!("echo {text}"), "refusal": null})
+        };
+        let finish = if message["tool_calls"].is_array() {
+            "tool_calls"
+        } else {
+            "stop"
+        };
+        MockReply::json(
+            200,
+            json!({"id": "c3", "object": "chat.completion", "created": 1, "model": model, "system_fingerprint": "fp_mock",
+                   "choices": [{"index": 0, "finish_reason": finish, "logprobs": null, "message": message}], "usage": usage}),
+        )
+    });
+    let target = |id: &str, model: &str| {
+        format!(
+            "    - {{id: {id}, provider: openai, model: {model}, base_url: '{}'}}\n",
+            up.v1()
+        )
+    };
+    let yaml = format!(
+        "pack: {{name: node}}\nproviders:\n  strategy: single\n  targets:\n{}{}{}policies:\n  chain: [audit-logger]\n",
+        target("main", "gpt-4o"),
+        target("limited", "rate-limited"),
+        target("broken", "broken"),
+    );
+    let gw = Gateway::start(Some(&yaml));
+    let gap = GAP_MS.to_string();
+    let out = run_node(
+        "sdk_upstream.js",
+        &gw.base_url(),
+        &[("STREAM_GAP_MS", &gap)],
+    );
+    assert!(out.contains("ALL OK"), "{out}");
+    let requests = up.requests();
+    assert!(
+        requests
+            .iter()
+            .all(|r| r.header("authorization") == Some("Bearer sk-node-passthrough")),
+        "the SDK's key was not passed through"
+    );
+    // Six requests: chat, stream, two tool turns, the 429 and the 500.
+    let events = gw.events(6);
+    assert!(
+        events
+            .iter()
+            .any(|e| e["request_source"] == "node-sdk-test" && e["correlation_id"] == "corr-node"),
+        "the SDK's headers are not on the events: {events:?}"
+    );
+}

@@ -436,3 +436,71 @@ pub fn run_python(script: &str, base_url: &str, envs: &[(&str, &str)]) -> String
     );
     out.stdout
 }
+
+/// The `node_modules` of the official `openai` Node SDK. The test set-up installs it on
+/// first use: `tests/node/package.json` and its lock file are copied into the target
+/// directory and `npm ci` installs exactly the locked version there (again only when the
+/// lock file changed). `KT_TEST_NODE_MODULES` overrides it.
+pub fn node_modules() -> PathBuf {
+    static MODULES: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    MODULES
+        .get_or_init(|| {
+            if let Ok(p) = std::env::var("KT_TEST_NODE_MODULES") {
+                return PathBuf::from(p);
+            }
+            let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("node");
+            let lock = std::fs::read(repo().join("tests/node/package-lock.json")).unwrap();
+            let installed = dir.join("node_modules/.kt-installed-lock.json");
+            if std::fs::read(&installed).is_ok_and(|l| l == lock) {
+                return dir.join("node_modules");
+            }
+            assert!(
+                Command::new("npm").arg("--version").output().is_ok(),
+                "npm not found: the Node SDK tests need Node.js and npm (.ci/run installs them)"
+            );
+            std::fs::create_dir_all(&dir).unwrap();
+            for f in ["package.json", "package-lock.json"] {
+                std::fs::copy(repo().join("tests/node").join(f), dir.join(f)).unwrap();
+            }
+            let mut cmd = Command::new("npm");
+            cmd.args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+                .current_dir(&dir);
+            let out = run(cmd, None, Duration::from_secs(300));
+            assert!(
+                out.status.success(),
+                "could not install tests/node/package.json (openai Node SDK) with `npm ci` \
+                 ({}); is Node.js with npm installed?\n{}",
+                out.status,
+                out.stderr
+            );
+            std::fs::write(&installed, lock).unwrap();
+            dir.join("node_modules")
+        })
+        .clone()
+}
+
+/// Runs `tests/node/<script>` with Node.js against `base_url`; panics with its output on
+/// failure.
+pub fn run_node(script: &str, base_url: &str, envs: &[(&str, &str)]) -> String {
+    let mut cmd = Command::new("node");
+    cmd.arg(repo().join("tests/node").join(script))
+        .env("NODE_PATH", node_modules())
+        .env("KT_BASE_URL", base_url)
+        .env("NO_PROXY", "127.0.0.1,localhost")
+        .env_remove("HTTPS_PROXY")
+        .env_remove("HTTP_PROXY")
+        .env_remove("OPENAI_BASE_URL")
+        .env_remove("OPENAI_API_KEY");
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let out = run(cmd, None, Duration::from_secs(120));
+    assert!(
+        out.status.success(),
+        "node {script} failed ({}):\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        out.stdout,
+        out.stderr
+    );
+    out.stdout
+}
