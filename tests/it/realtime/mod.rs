@@ -707,3 +707,20 @@ fn the_python_websockets_client_works_through_kt() {
     let out = run_python("realtime_ws.py", &gw.base_url(), &[("KT_WS_URL", &ws_url)]);
     assert!(out.contains("realtime ok"), "{out}");
 }
+
+/// The official `openai` Python SDK's realtime client, pointed at kt with
+/// `websocket_base_url` (tests/python/sdk_realtime.py).
+#[test]
+fn the_openai_python_sdk_realtime_client_works_through_kt() {
+    let up = MockRealtime::start(&["Hello ", "there"], Duration::from_millis(5));
+    let gw = Gateway::start(Some(&config(&up.v1(), "")));
+    let ws_base = format!("ws://{}/v1", gw.addr);
+    let out = run_python(
+        "sdk_realtime.py",
+        &gw.base_url(),
+        &[("KT_WS_BASE_URL", &ws_base)],
+    );
+    assert!(out.contains("realtime sdk ok"), "{out}");
+    let offered = up.handshake_header("authorization");
+    assert_eq!(offered.as_deref(), Some("Bearer sk-test"));
+}
