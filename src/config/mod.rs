@@ -8,6 +8,7 @@
 pub mod diagnostic;
 pub mod layer;
 pub mod lint;
+pub mod origin;
 pub mod sandbox;
 pub mod schema;
 pub mod validate;

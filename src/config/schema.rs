@@ -268,6 +268,26 @@ pub struct GatewaySpec {
     /// A spending limit for the whole gateway.
     #[serde(default)]
     pub budget: Option<BudgetSpec>,
+    /// Which web pages may call the gateway from a browser.
+    #[serde(default)]
+    pub cors: Option<CorsSpec>,
+}
+
+/// Browser access (`gateway.cors`). A request that carries an `Origin` header comes from a
+/// web page; it is served only when that origin is allowed here.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CorsSpec {
+    /// Origins (`https://app.example.com`, `http://localhost:5173`), `null`, or `*` for any.
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
+    /// Allow pages served from this machine (`localhost`, `127.0.0.1`, `[::1]`, any port;
+    /// default true).
+    #[serde(default)]
+    pub allow_localhost: Option<bool>,
+    /// How long a browser may cache a preflight answer (default 600).
+    #[serde(default)]
+    pub max_age_seconds: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

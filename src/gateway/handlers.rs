@@ -6,7 +6,7 @@ use std::sync::Arc;
 use super::conn::{Method, Request};
 
 use super::http::{event_for, Reply};
-use super::{admin, chat, embeddings, realtime, reload, responses, State};
+use super::{admin, chat, cors, embeddings, realtime, reload, responses, State};
 
 use crate::openai::{ApiError, ModelEntry};
 use crate::store::{Event, EventKind};
@@ -19,6 +19,13 @@ pub fn handle(state: &Arc<State>, req: Request) {
         Reply::error(&e).send(req, &request_id);
         return;
     }
+    let req = match super::http::header(&req, "origin") {
+        None => req,
+        Some(_) => match browser(state, req, &request_id, &path) {
+            Some(req) => req,
+            None => return,
+        },
+    };
     match (&method, path.trim_end_matches('/')) {
         (Method::Post, "/v1/chat/completions") | (Method::Post, "/chat/completions") => {
             match state.slots.acquire() {
@@ -71,6 +78,62 @@ pub fn handle(state: &Arc<State>, req: Request) {
     }
 }
 
+/// A request from a web page (it carries `Origin`): refused unless `gateway.cors` allows
+/// the page; a preflight is answered here; otherwise its answer gets the CORS headers.
+/// Gives the request back when it goes on to its handler.
+fn browser(state: &State, mut req: Request, request_id: &str, path: &str) -> Option<Request> {
+    let rt = state.default_runtime();
+    let spec = rt.config.spec.gateway.cors.as_ref();
+    let origin = super::http::header(&req, "origin");
+    let origin = match cors::access(origin, spec) {
+        cors::Access::NotBrowser => return Some(req),
+        cors::Access::Allowed(origin) => origin,
+        cors::Access::Refused(e) => {
+            let endpoint = path.trim_end_matches('/');
+            let endpoint = endpoint.strip_prefix("/v1").unwrap_or(endpoint);
+            // A refused preflight is the browser asking, not a model request: no event.
+            let preflight = matches!(req.method(), Method::Other(m) if m == "OPTIONS");
+            let kind = match endpoint {
+                _ if preflight => None,
+                "/chat/completions" => Some(EventKind::ChatCompletion),
+                "/responses" => Some(EventKind::Responses),
+                "/embeddings" => Some(EventKind::Embeddings),
+                "/realtime" => Some(EventKind::Realtime),
+                _ => None,
+            };
+            match kind {
+                Some(kind) => refuse(state, req, request_id, kind, &format!("/v1{endpoint}"), &e),
+                None => Reply::error(&e).send(req, request_id),
+            }
+            return None;
+        }
+    };
+    let asked = super::http::header(&req, "access-control-request-method");
+    if !cors::is_preflight(req.method().as_str(), asked) {
+        req.add_answer_headers(cors::answer_headers(&origin));
+        return Some(req);
+    }
+    let p = path.trim_end_matches('/');
+    let reply = if is_known_path(p) || model_path(p).is_some() {
+        let private = super::http::header(&req, "access-control-request-private-network")
+            .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+        Reply {
+            status: 204,
+            headers: cors::preflight_headers(
+                &origin,
+                super::http::header(&req, "access-control-request-headers"),
+                private,
+                spec,
+            ),
+            body: Vec::new(),
+        }
+    } else {
+        Reply::error(&ApiError::not_found(p)).header("Access-Control-Allow-Origin", origin)
+    };
+    reply.send(req, request_id);
+    None
+}
+
 fn is_known_path(p: &str) -> bool {
     matches!(
         p,
@@ -101,6 +164,19 @@ fn shed(state: &State, req: Request, request_id: &str, endpoint: &str, err: &Api
         embeddings::ENDPOINT => EventKind::Embeddings,
         _ => EventKind::ChatCompletion,
     };
+    refuse(state, req, request_id, kind, endpoint, err);
+}
+
+/// A model request refused before its handler ran: answered with `err` and recorded
+/// under the default configuration.
+fn refuse(
+    state: &State,
+    req: Request,
+    request_id: &str,
+    kind: EventKind,
+    endpoint: &str,
+    err: &ApiError,
+) {
     state.events.record(Event {
         configuration: Some(state.default_runtime().config.name.clone()),
         status: err.status,

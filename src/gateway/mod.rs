@@ -8,6 +8,7 @@ pub mod auth;
 pub mod chat;
 pub mod choice_filter;
 pub mod conn;
+pub mod cors;
 pub mod embeddings;
 pub mod handlers;
 pub mod http;

@@ -112,23 +112,16 @@ pub fn deliver<O: StreamOut>(
             return;
         }
     }
-    let http10 = req.is_http10();
-    let writer = match SseWriter::start(
-        req.into_writer(),
-        http10,
-        &request_id,
-        &chat::response_headers(&p),
-    )
-    .and_then(make_out)
-    {
-        Ok(w) => w,
-        Err(_) => {
-            ev.status = 499;
-            ev.error = Some("client closed the connection".to_string());
-            finish_ok(state, &mut ev, p.started);
-            return;
-        }
-    };
+    let writer =
+        match SseWriter::answer(req, &request_id, &chat::response_headers(&p)).and_then(make_out) {
+            Ok(w) => w,
+            Err(_) => {
+                ev.status = 499;
+                ev.error = Some("client closed the connection".to_string());
+                finish_ok(state, &mut ev, p.started);
+                return;
+            }
+        };
     let mut pump = Pump {
         writer,
         acc: StreamAccumulator::default(),

@@ -22,6 +22,19 @@ const KEEP: usize = 64 * 1024;
 const HEAD: usize = 18;
 
 impl SseWriter {
+    /// Answers `req` with a stream: its connection, the head with `extra` headers and
+    /// the ones every answer to the request carries (`Request::answer_headers`).
+    pub fn answer(
+        req: super::conn::Request,
+        request_id: &str,
+        extra: &[(String, String)],
+    ) -> io::Result<SseWriter> {
+        let http10 = req.is_http10();
+        let mut headers = extra.to_vec();
+        headers.extend_from_slice(req.answer_headers());
+        SseWriter::start(req.into_writer(), http10, request_id, &headers)
+    }
+
     /// Writes the response head. `extra` headers are added as given.
     pub fn start(
         mut out: Box<dyn Write + Send>,

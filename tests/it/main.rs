@@ -13,6 +13,7 @@ mod support;
 
 mod audit;
 mod cli;
+mod cors;
 mod durability;
 mod embeddings;
 mod faults;

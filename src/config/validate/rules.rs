@@ -444,6 +444,32 @@ fn gateway(spec: &ConfigSpec, out: &mut Findings) {
             out,
         );
     }
+    if let Some(cors) = &spec.gateway.cors {
+        for (i, origin) in cors.allowed_origins.iter().enumerate() {
+            if let Some(why) = crate::config::origin::invalid_origin(origin) {
+                out.push_unless_touched(
+                    Diagnostic::error(
+                        code::INVALID_URL,
+                        format!("gateway.cors.allowed_origins[{i}]"),
+                        format!("`{origin}` is not an origin: {why}"),
+                    )
+                    .with_suggestion(
+                        "write scheme, host and port as the browser shows them, e.g. `https://app.example.com` or `http://localhost:5173`; `*` allows every page",
+                    ),
+                );
+            }
+        }
+        if cors.max_age_seconds == Some(0) {
+            out.push_unless_touched(
+                Diagnostic::error(
+                    code::INVALID_NUMBER,
+                    "gateway.cors.max_age_seconds",
+                    "`max_age_seconds` must be at least 1, found 0",
+                )
+                .with_suggestion("remove it for the default of 600 seconds"),
+            );
+        }
+    }
 }
 
 #[cfg(test)]

@@ -506,7 +506,7 @@ fn reject(io: &mut Io, status: u16, message: &str) {
     .to_string();
     let headers = [("Content-Type".to_string(), "application/json".to_string())];
     // The client may be gone already.
-    let _ = write_response(io, status, &headers, body.as_bytes(), false);
+    let _ = write_response(io, status, &[&headers], body.as_bytes(), false);
     linger(io);
 }
 

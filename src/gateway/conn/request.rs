@@ -158,6 +158,9 @@ pub struct Request {
     home: Home,
     /// What `as_reader` gives once the connection is gone.
     empty: io::Empty,
+    /// Headers every answer to this request carries, whichever way it is answered
+    /// (the CORS headers of an allowed web page).
+    answer_headers: Vec<(String, String)>,
 }
 
 /// The connection after a `101 Switching Protocols`: the socket and the bytes the client
@@ -186,6 +189,7 @@ impl Request {
             io: Some(io),
             home,
             empty: io::empty(),
+            answer_headers: Vec::new(),
         }
     }
 
@@ -215,6 +219,17 @@ impl Request {
         self.body_length
     }
 
+    /// Adds headers to whatever answers this request: a whole response, a stream's head
+    /// (`answer_headers`, read by whoever frames one) or an error.
+    pub fn add_answer_headers(&mut self, headers: Vec<(String, String)>) {
+        self.answer_headers.extend(headers);
+    }
+
+    /// The headers `add_answer_headers` added.
+    pub fn answer_headers(&self) -> &[(String, String)] {
+        &self.answer_headers
+    }
+
     /// The request body.
     pub fn as_reader(&mut self) -> &mut dyn Read {
         match &mut self.io {
@@ -234,7 +249,13 @@ impl Request {
         let Some(mut io) = self.io.take() else {
             return Ok(());
         };
-        let result = write_response(&mut io, status, headers, body, head_only);
+        let result = write_response(
+            &mut io,
+            status,
+            &[headers, &self.answer_headers],
+            body,
+            head_only,
+        );
         if result.is_err() {
             io.close = true;
         }
@@ -281,7 +302,7 @@ impl Drop for Request {
             io.close = true;
             let json = [("Content-Type".to_string(), "application/json".to_string())];
             // The client may be gone; nothing more to do.
-            let _ = write_response(&mut io, 500, &json, body, false);
+            let _ = write_response(&mut io, 500, &[&json, &self.answer_headers], body, false);
             put_home(&self.home, io);
         }
     }
@@ -348,28 +369,35 @@ fn push_headers(head: &mut String, headers: &[(String, String)]) {
     }
 }
 
-/// Writes a whole response; small ones leave in one write.
+/// Writes a whole response (the header lists one after the other); small ones leave in
+/// one write. A 204 or 304 has no body and says no length.
 pub(super) fn write_response(
     io: &mut Io,
     status: u16,
-    headers: &[(String, String)],
+    headers: &[&[(String, String)]],
     body: &[u8],
     head_only: bool,
 ) -> io::Result<()> {
-    let mut head = String::with_capacity(192 + headers.len() * 48);
+    let fields: usize = headers.iter().map(|h| h.len()).sum();
+    let mut head = String::with_capacity(192 + fields * 48);
     head.push_str(if io.http10 { "HTTP/1.0 " } else { "HTTP/1.1 " });
     head.push_str(&status.to_string());
     head.push(' ');
     head.push_str(reason(status));
     head.push_str("\r\nDate: ");
     super::date::now(&mut head);
-    head.push_str("\r\nContent-Length: ");
-    head.push_str(&body.len().to_string());
     head.push_str("\r\n");
+    if !matches!(status, 204 | 304) {
+        head.push_str("Content-Length: ");
+        head.push_str(&body.len().to_string());
+        head.push_str("\r\n");
+    }
     if io.close {
         head.push_str("Connection: close\r\n");
     }
-    push_headers(&mut head, headers);
+    for list in headers {
+        push_headers(&mut head, list);
+    }
     head.push_str("\r\n");
     if head_only {
         io.writer.write_all(head.as_bytes())?;

@@ -179,13 +179,7 @@ pub fn stream(
         Ok(r) => return refuse(state, req, &p, &mut ev, &chat::upstream_error(target, r)),
         Err(e) => return refuse(state, req, &p, &mut ev, &e),
     };
-    let http10 = req.is_http10();
-    let Ok(mut writer) = SseWriter::start(
-        req.into_writer(),
-        http10,
-        &request_id,
-        &chat::response_headers(&p),
-    ) else {
+    let Ok(mut writer) = SseWriter::answer(req, &request_id, &chat::response_headers(&p)) else {
         ev.status = 499;
         ev.error = Some("client closed the connection".to_string());
         finish_ok(state, &mut ev, p.started);
