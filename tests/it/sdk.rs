@@ -173,3 +173,44 @@ fn openai_node_sdk_against_an_openai_upstream() {
         "the SDK's headers are not on the events: {events:?}"
     );
 }
+
+/// A tiktoken cache holding `cl100k_base`, for Python's tiktoken on a machine that reaches
+/// no OpenAI host: the file is written back from the ranks kt itself decodes with
+/// (tiktoken-rs), byte for byte the published one (tiktoken checks its SHA-256), under
+/// the name tiktoken gives it: the SHA-1 of its URL,
+/// `https://openaipublic.blob.core.windows.net/encodings/cl100k_base.tiktoken`.
+fn tiktoken_cache() -> std::path::PathBuf {
+    use base64::Engine;
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("tiktoken");
+    let file = dir.join("9b5ad71b2ce5302211f9c61530b329a4922fc6a4");
+    if !file.exists() {
+        let bpe = tiktoken_rs::cl100k_base_singleton();
+        let mut text = String::new();
+        for rank in 0..100_256u32 {
+            let bytes = bpe.decode_bytes(&[rank]).unwrap();
+            text.push_str(&base64::engine::general_purpose::STANDARD.encode(bytes));
+            text.push(' ');
+            text.push_str(&rank.to_string());
+            text.push('\n');
+        }
+        std::fs::create_dir_all(&dir).unwrap();
+        let tmp = dir.join(format!("tmp-{}", std::process::id()));
+        std::fs::write(&tmp, text).unwrap();
+        std::fs::rename(&tmp, &file).unwrap();
+    }
+    dir
+}
+
+/// LangChain's `ChatOpenAI` and `OpenAIEmbeddings` (langchain-openai) against the
+/// sandbox; its embeddings send token ids, which kt reads as their text.
+#[test]
+fn langchain_against_the_sandbox() {
+    let gw = Gateway::start(None);
+    let cache = tiktoken_cache();
+    let out = run_python(
+        "langchain_sandbox.py",
+        &gw.base_url(),
+        &[("TIKTOKEN_CACHE_DIR", cache.to_str().unwrap())],
+    );
+    assert!(out.contains("ALL OK"), "{out}");
+}

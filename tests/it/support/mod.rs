@@ -371,7 +371,7 @@ pub fn python() -> String {
             let py = venv.join("bin").join("python");
             let ready = |py: &Path| {
                 Command::new(py)
-                    .args(["-c", "import openai, websockets"])
+                    .args(["-c", "import openai, websockets, langchain_openai"])
                     .stdout(Stdio::null())
                     .stderr(Stdio::null())
                     .status()
