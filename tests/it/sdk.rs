@@ -6,6 +6,20 @@ use serde_json::json;
 
 use crate::support::*;
 
+/// OpenAI's stream of `text`, a word per chunk `gap` apart, then the finish reason and
+/// the usage chunk (3 + 2 tokens).
+fn word_stream(text: &str, gap: Duration) -> MockReply {
+    let mk = |delta: serde_json::Value, finish: Option<&str>| json!({"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o", "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]});
+    let mut chunks = vec![mk(json!({"role": "assistant", "content": ""}), None)];
+    for w in text.split_inclusive(' ') {
+        chunks.push(mk(json!({"content": w}), None));
+    }
+    chunks.push(mk(json!({}), Some("stop")));
+    chunks.push(json!({"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o", "choices": [],
+                       "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}}));
+    MockReply::openai_sse(&chunks, gap)
+}
+
 /// The upstream answers as OpenAI does (`logprobs`, `refusal`), so the SDK parses the
 /// provider's bytes as kt passes them on, `x_keeptrusts` added.
 #[test]
@@ -17,14 +31,7 @@ fn openai_python_sdk_against_an_openai_upstream() {
             .unwrap_or("")
             .to_string();
         if body["stream"] == true {
-            let mk = |delta: serde_json::Value, finish: Option<&str>| json!({"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o", "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]});
-            let mut chunks = vec![mk(json!({"role": "assistant", "content": ""}), None)];
-            for w in text.split_inclusive(' ') {
-                chunks.push(mk(json!({"content": w}), None));
-            }
-            chunks.push(mk(json!({}), Some("stop")));
-            chunks.push(json!({"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o", "choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}}));
-            return MockReply::openai_sse(&chunks, Duration::from_millis(5));
+            return word_stream(&text, Duration::from_millis(5));
         }
         if body["tools"].is_array() {
             return MockReply::json(
@@ -111,14 +118,7 @@ fn openai_node_sdk_against_an_openai_upstream() {
             _ => {}
         }
         if body["stream"] == true {
-            let mk = |delta: serde_json::Value, finish: Option<&str>| json!({"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o", "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]});
-            let mut chunks = vec![mk(json!({"role": "assistant", "content": ""}), None)];
-            for w in text.split_inclusive(' ') {
-                chunks.push(mk(json!({"content": w}), None));
-            }
-            chunks.push(mk(json!({}), Some("stop")));
-            chunks.push(json!({"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o", "choices": [], "usage": usage}));
-            return MockReply::openai_sse(&chunks, Duration::from_millis(GAP_MS));
+            return word_stream(&text, Duration::from_millis(GAP_MS));
         }
         let message = if body["tools"].is_array() && last["role"] == "user" {
             json!({"role": "assistant", "content": null, "refusal": null,

@@ -416,8 +416,14 @@ pub fn python() -> String {
 /// Runs `tests/python/<script>` against `base_url`; panics with its output on failure.
 pub fn run_python(script: &str, base_url: &str, envs: &[(&str, &str)]) -> String {
     let mut cmd = Command::new(python());
-    cmd.arg(repo().join("tests/python").join(script))
-        .env("KT_BASE_URL", base_url)
+    cmd.arg(repo().join("tests/python").join(script));
+    run_sdk_script(cmd, &format!("python {script}"), base_url, envs)
+}
+
+/// Runs an SDK script `cmd` against `base_url` (`KT_BASE_URL`; no proxy, no OpenAI
+/// settings from the environment) with `envs`; its stdout, or a panic with its output.
+fn run_sdk_script(mut cmd: Command, what: &str, base_url: &str, envs: &[(&str, &str)]) -> String {
+    cmd.env("KT_BASE_URL", base_url)
         .env("NO_PROXY", "127.0.0.1,localhost")
         .env_remove("HTTPS_PROXY")
         .env_remove("HTTP_PROXY")
@@ -429,7 +435,7 @@ pub fn run_python(script: &str, base_url: &str, envs: &[(&str, &str)]) -> String
     let out = run(cmd, None, Duration::from_secs(120));
     assert!(
         out.status.success(),
-        "python {script} failed ({}):\nstdout:\n{}\nstderr:\n{}",
+        "{what} failed ({}):\nstdout:\n{}\nstderr:\n{}",
         out.status,
         out.stdout,
         out.stderr
@@ -484,23 +490,6 @@ pub fn node_modules() -> PathBuf {
 pub fn run_node(script: &str, base_url: &str, envs: &[(&str, &str)]) -> String {
     let mut cmd = Command::new("node");
     cmd.arg(repo().join("tests/node").join(script))
-        .env("NODE_PATH", node_modules())
-        .env("KT_BASE_URL", base_url)
-        .env("NO_PROXY", "127.0.0.1,localhost")
-        .env_remove("HTTPS_PROXY")
-        .env_remove("HTTP_PROXY")
-        .env_remove("OPENAI_BASE_URL")
-        .env_remove("OPENAI_API_KEY");
-    for (k, v) in envs {
-        cmd.env(k, v);
-    }
-    let out = run(cmd, None, Duration::from_secs(120));
-    assert!(
-        out.status.success(),
-        "node {script} failed ({}):\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        out.stdout,
-        out.stderr
-    );
-    out.stdout
+        .env("NODE_PATH", node_modules());
+    run_sdk_script(cmd, &format!("node {script}"), base_url, envs)
 }
