@@ -32,7 +32,7 @@ const ALLOWED_HEADERS: &str = "authorization, content-type, api-key, x-api-key, 
 pub enum Access {
     /// No `Origin`: not a browser.
     NotBrowser,
-    /// A page kt allows; the headers every answer to it carries.
+    /// A page kt allows (its origin).
     Allowed(String),
     /// A page kt does not allow.
     Refused(ApiError),

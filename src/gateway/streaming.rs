@@ -30,6 +30,9 @@ impl SseWriter {
         extra: &[(String, String)],
     ) -> io::Result<SseWriter> {
         let http10 = req.is_http10();
+        if req.answer_headers().is_empty() {
+            return SseWriter::start(req.into_writer(), http10, request_id, extra);
+        }
         let mut headers = extra.to_vec();
         headers.extend_from_slice(req.answer_headers());
         SseWriter::start(req.into_writer(), http10, request_id, &headers)
