@@ -50,6 +50,44 @@ pub fn presented(req: &Request) -> Presented {
     }
 }
 
+/// A provider key the client sent (not a gateway key), forwarded when the target has
+/// none, with the account headers that came with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientKey {
+    pub key: String,
+    /// `OpenAI-Organization` and `OpenAI-Project` as the client sent them: which of the
+    /// key's organizations and projects the call is billed to. They go upstream with the
+    /// client's key only, never with a target's own.
+    pub account: Vec<(String, String)>,
+}
+
+/// The account headers a client sends with its OpenAI key.
+pub const ACCOUNT_HEADERS: [&str; 2] = ["OpenAI-Organization", "OpenAI-Project"];
+
+impl ClientKey {
+    /// The key alone (a WebSocket subprotocol carries no headers with it).
+    pub fn bare(key: String) -> ClientKey {
+        ClientKey {
+            key,
+            account: Vec::new(),
+        }
+    }
+
+    /// The key with the account headers of `req`.
+    pub fn with_account(key: String, req: &Request) -> ClientKey {
+        let account = ACCOUNT_HEADERS
+            .iter()
+            .filter_map(|name| {
+                header(req, name)
+                    .map(str::trim)
+                    .filter(|v| !v.is_empty())
+                    .map(|v| ((*name).to_string(), v.to_string()))
+            })
+            .collect();
+        ClientKey { key, account }
+    }
+}
+
 /// Gateway-key lookups with a short-lived cache in front of SQLite.
 pub struct KeyCache {
     conn: Mutex<Connection>,

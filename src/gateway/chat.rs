@@ -8,7 +8,7 @@ use crate::gateway::conn::Request;
 use crate::store::events::JsonText;
 
 use super::admission::{self, Grant};
-use super::auth::{self, Presented};
+use super::auth::{self, ClientKey, Presented};
 use super::http::{event_for, read_body, Reply};
 use super::transport::UpstreamResponse;
 use super::{stream, unary, Runtime, State};
@@ -31,7 +31,7 @@ pub struct Prepared {
     pub resolution: Resolution,
     pub ctx: RequestContext,
     /// A non-gateway key the client sent, forwarded when the target has none.
-    pub client_key: Option<String>,
+    pub client_key: Option<ClientKey>,
     pub started: Instant,
     /// Rate-limit and budget admission; settled with the real usage.
     pub grant: Option<Grant>,
@@ -122,7 +122,9 @@ pub fn refuse(
 /// Who is calling and under which configuration: a gateway key selects its bound
 /// configuration; without one, the gateway's default (unless `gateway.auth.require_key`).
 pub fn caller(state: &State, req: &Request, ev: &mut Event) -> Result<Caller, ApiError> {
-    caller_for(state, auth::presented(req), ev)
+    let (runtime, key, client_key) = caller_for(state, auth::presented(req), ev)?;
+    let client_key = client_key.map(|c| ClientKey::with_account(c.key, req));
+    Ok((runtime, key, client_key))
 }
 
 /// `caller` for a credential found elsewhere than in the headers (a WebSocket
@@ -155,7 +157,7 @@ pub fn caller_for(state: &State, presented: Presented, ev: &mut Event) -> Result
                 "This gateway requires a gateway key: send `Authorization: Bearer kt_gk_…` (create one with `kt gateway-key create`).",
             ))
         }
-        Presented::Other(k) => (default, None, Some(k)),
+        Presented::Other(k) => (default, None, Some(ClientKey::bare(k))),
         Presented::None => (default, None, None),
     };
     ev.configuration = Some(runtime.config.name.clone());
@@ -164,7 +166,7 @@ pub fn caller_for(state: &State, presented: Presented, ev: &mut Event) -> Result
 }
 
 /// The configuration a request runs under, its gateway key, and a provider key to forward.
-pub type Caller = (Arc<Runtime>, Option<KeyRecord>, Option<String>);
+pub type Caller = (Arc<Runtime>, Option<KeyRecord>, Option<ClientKey>);
 
 fn require_key(rt: &Runtime) -> bool {
     rt.config
@@ -180,7 +182,7 @@ fn prepare(
     state: &State,
     runtime: Arc<Runtime>,
     key: Option<KeyRecord>,
-    client_key: Option<String>,
+    client_key: Option<ClientKey>,
     req: &mut Request,
     request_id: &str,
     started: Instant,
@@ -215,7 +217,7 @@ pub fn prepare_chat(
     state: &State,
     runtime: Arc<Runtime>,
     key: Option<KeyRecord>,
-    client_key: Option<String>,
+    client_key: Option<ClientKey>,
     mut chat: ChatRequest,
     raw: Option<Vec<u8>>,
     request_id: &str,

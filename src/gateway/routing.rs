@@ -405,14 +405,20 @@ fn build(
     body: &ChatRequest,
     raw_body: Option<&[u8]>,
 ) -> Result<UpstreamRequest, ApiError> {
-    let key = target
-        .credential
-        .as_ref()
-        .map(|s| s.expose())
-        .or(p.client_key.as_deref());
+    // The target's own key, else the client's, with the account headers that came with
+    // it when the target speaks OpenAI's format.
+    let (key, account) = match (&target.credential, &p.client_key) {
+        (Some(secret), _) => (Some(secret.expose()), &[][..]),
+        (None, Some(client)) if target.format == crate::config::schema::WireFormat::Openai => {
+            (Some(client.key.as_str()), &client.account[..])
+        }
+        (None, Some(client)) => (Some(client.key.as_str()), &[][..]),
+        (None, None) => (None, &[][..]),
+    };
     let ctx = BuildContext {
         target,
         api_key: key,
+        account,
         now: std::time::SystemTime::now(),
         raw_body,
     };

@@ -37,6 +37,9 @@ pub struct BuildContext<'a> {
     pub target: &'a Target,
     /// The key to send: the target's secret, or the client's pass-through bearer.
     pub api_key: Option<&'a str>,
+    /// Headers sent with the key: the account headers (`OpenAI-Organization`,
+    /// `OpenAI-Project`) a client sent with its own key, when that key is forwarded.
+    pub account: &'a [(String, String)],
     pub now: SystemTime,
     /// The client's own body, when an OpenAI-format target may get it byte for byte:
     /// no policy rewrote the request, the model is the one it names, and nothing was
@@ -66,6 +69,7 @@ impl BuildContext<'_> {
                 format!("{}{key}", target.api_key_prefix),
             ));
         }
+        headers.extend_from_slice(self.account);
         headers.extend(
             own.iter()
                 .map(|(k, v)| ((*k).to_string(), (*v).to_string())),

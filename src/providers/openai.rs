@@ -231,6 +231,7 @@ mod tests {
                 BuildContext {
                     target: &t,
                     api_key: Some("sk-x"),
+                    account: &[],
                     now: std::time::SystemTime::now(),
                     raw_body: None,
                 },
@@ -297,6 +298,7 @@ mod tests {
                 BuildContext {
                     target: &t,
                     api_key: Some("az-key"),
+                    account: &[],
                     now: std::time::SystemTime::now(),
                     raw_body: None,
                 },

@@ -64,6 +64,7 @@ fn check(targets: &[Target], input: &[u8]) -> Result<(), TestCaseError> {
         let ctx = BuildContext {
             target: t,
             api_key: t.aws.is_none().then_some("sk-fuzz"),
+            account: &[],
             now: SystemTime::UNIX_EPOCH + Duration::from_secs(1_740_816_550),
             raw_body: None,
         };

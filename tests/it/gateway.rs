@@ -109,13 +109,18 @@ fn client_key_is_forwarded_when_the_target_has_none() {
     let (status, _, _) = post_json(
         &format!("{}/chat/completions", gw.base_url()),
         &user("hi"),
-        &[("Authorization", "Bearer sk-client-123")],
+        &[
+            ("Authorization", "Bearer sk-client-123"),
+            ("OpenAI-Organization", "org-client"),
+            ("OpenAI-Project", "proj_client"),
+        ],
     );
     assert_eq!(status, 200);
-    assert_eq!(
-        up.requests()[0].header("authorization"),
-        Some("Bearer sk-client-123")
-    );
+    let r = &up.requests()[0];
+    assert_eq!(r.header("authorization"), Some("Bearer sk-client-123"));
+    // The account the client bills its own key to goes with the key.
+    assert_eq!(r.header("openai-organization"), Some("org-client"));
+    assert_eq!(r.header("openai-project"), Some("proj_client"));
     // A gateway key is never forwarded upstream (an unknown one is refused outright).
     let (status, _, _) = post_json(
         &format!("{}/chat/completions", gw.base_url()),
@@ -138,13 +143,18 @@ fn custom_auth_header_prefix_and_extra_headers() {
     let (status, _, _) = post_json(
         &format!("{}/chat/completions", gw.base_url()),
         &user("hi"),
-        &[],
+        &[
+            ("Authorization", "Bearer sk-client-123"),
+            ("OpenAI-Organization", "org-client"),
+        ],
     );
     assert_eq!(status, 200);
     let r = &up.requests()[0];
     assert_eq!(r.header("x-custom-auth"), Some("Token abc"));
     assert_eq!(r.header("x-team"), Some("platform"));
     assert_eq!(r.header("authorization"), None);
+    // A client cannot bill the target's own key to another organization.
+    assert_eq!(r.header("openai-organization"), None);
 }
 
 #[test]

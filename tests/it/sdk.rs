@@ -159,10 +159,12 @@ fn openai_node_sdk_against_an_openai_upstream() {
     assert!(out.contains("ALL OK"), "{out}");
     let requests = up.requests();
     assert!(
-        requests
-            .iter()
-            .all(|r| r.header("authorization") == Some("Bearer sk-node-passthrough")),
-        "the SDK's key was not passed through"
+        requests.iter().all(
+            |r| r.header("authorization") == Some("Bearer sk-node-passthrough")
+                && r.header("openai-organization") == Some("org-node")
+                && r.header("openai-project") == Some("proj_node")
+        ),
+        "the SDK's key and account were not passed through"
     );
     // Six requests: chat, stream, two tool turns, the 429 and the 500.
     let events = gw.events(6);

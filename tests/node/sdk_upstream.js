@@ -13,6 +13,8 @@ const GAP = Number(process.env.STREAM_GAP_MS);
 const client = new OpenAI({
   baseURL: BASE,
   apiKey: 'sk-node-passthrough',
+  organization: 'org-node',
+  project: 'proj_node',
   maxRetries: 0,
   timeout: 20_000,
   defaultHeaders: { 'X-Request-Source': 'node-sdk-test', 'X-Correlation-Id': 'corr-node' },

@@ -91,6 +91,7 @@ fn open(
         p => p,
     };
     let (runtime, key, client_key) = chat::caller_for(state, presented, ev)?;
+    let client_key = client_key.map(|c| c.key);
     let settings = Settings::of(&runtime.config);
     if !settings.enabled {
         return Err(ApiError::new(

@@ -281,6 +281,7 @@ mod tests {
                 BuildContext {
                     target: &t,
                     api_key: Some("sk-ant-x"),
+                    account: &[],
                     now: std::time::SystemTime::now(),
                     raw_body: None,
                 },

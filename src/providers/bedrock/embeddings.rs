@@ -131,6 +131,7 @@ mod tests {
         BuildContext {
             target: t,
             api_key: None,
+            account: &[],
             now: SystemTime::now(),
             raw_body: None,
         }
@@ -163,6 +164,7 @@ mod tests {
                 BuildContext {
                     target: &t,
                     api_key: None,
+                    account: &[],
                     now: SystemTime::UNIX_EPOCH + Duration::from_secs(1_740_816_550),
                     raw_body: None,
                 },

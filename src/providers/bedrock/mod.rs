@@ -233,6 +233,7 @@ mod tests {
                 BuildContext {
                     target: &t,
                     api_key: None,
+                    account: &[],
                     now: SystemTime::UNIX_EPOCH + Duration::from_secs(1_740_816_550),
                     raw_body: None,
                 },
@@ -270,6 +271,7 @@ mod tests {
             BuildContext {
                 target,
                 api_key,
+                account: &[],
                 now: SystemTime::now(),
                 raw_body: None,
             }

@@ -248,6 +248,7 @@ mod tests {
                 BuildContext {
                     target: &t,
                     api_key: Some("co-key"),
+                    account: &[],
                     now: std::time::SystemTime::now(),
                     raw_body: None,
                 },

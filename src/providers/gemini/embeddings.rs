@@ -95,6 +95,7 @@ mod tests {
         BuildContext {
             target: t,
             api_key: Some("AIza-test"),
+            account: &[],
             now: std::time::SystemTime::now(),
             raw_body: None,
         }

@@ -125,6 +125,7 @@ mod tests {
                 BuildContext {
                     target: &t,
                     api_key: Some("AIza-test"),
+                    account: &[],
                     now: std::time::SystemTime::now(),
                     raw_body: None,
                 },

@@ -175,6 +175,7 @@ mod tests {
             BuildContext {
                 target,
                 api_key: Some("sk-1"),
+                account: &[],
                 now: std::time::SystemTime::now(),
                 raw_body: None,
             },
