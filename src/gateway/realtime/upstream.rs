@@ -16,6 +16,7 @@ use tungstenite::{HandshakeError, WebSocket};
 
 use crate::config::schema::{ProviderKind, WireFormat};
 use crate::config::Target;
+use crate::gateway::auth::ClientKey;
 use crate::openai::ApiError;
 use crate::providers;
 
@@ -78,8 +79,9 @@ pub struct Forward {
     pub openai_beta: Option<String>,
     /// `Sec-WebSocket-Protocol` as the client offered it (gateway keys removed).
     pub protocols: Option<String>,
-    /// The client's own provider key, used when the target has no credential.
-    pub client_key: Option<String>,
+    /// The client's own provider key (with its account headers), used when the target
+    /// has no credential.
+    pub client_key: Option<ClientKey>,
 }
 
 /// Why a connection attempt failed.
@@ -113,16 +115,19 @@ pub fn connect(
             headers.insert(n, v);
         }
     };
-    let key = target
-        .credential
-        .as_ref()
-        .map(|s| s.expose())
-        .or(forward.client_key.as_deref());
+    let (key, account) = match (&target.credential, &forward.client_key) {
+        (Some(secret), _) => (Some(secret.expose()), &[][..]),
+        (None, Some(client)) => (Some(client.key.as_str()), &client.account[..]),
+        (None, None) => (None, &[][..]),
+    };
     if let Some(key) = key {
         put(
             &target.api_key_header,
             &format!("{}{key}", target.api_key_prefix),
         );
+    }
+    for (k, v) in account {
+        put(k, v);
     }
     if let Some(beta) = &forward.openai_beta {
         put("OpenAI-Beta", beta);

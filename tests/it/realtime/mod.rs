@@ -721,6 +721,17 @@ fn the_openai_python_sdk_realtime_client_works_through_kt() {
         &[("KT_WS_BASE_URL", &ws_base)],
     );
     assert!(out.contains("realtime sdk ok"), "{out}");
-    let offered = up.handshake_header("authorization");
-    assert_eq!(offered.as_deref(), Some("Bearer sk-test"));
+    // The client's own key reaches the provider with the account it bills.
+    assert_eq!(
+        up.handshake_header("authorization").as_deref(),
+        Some("Bearer sk-test")
+    );
+    assert_eq!(
+        up.handshake_header("openai-organization").as_deref(),
+        Some("org-rt")
+    );
+    assert_eq!(
+        up.handshake_header("openai-project").as_deref(),
+        Some("proj_rt")
+    );
 }
