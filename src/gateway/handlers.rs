@@ -14,7 +14,12 @@ use crate::store::{Event, EventKind};
 pub fn handle(state: &Arc<State>, req: Request) {
     let request_id = super::http::request_id();
     let path = req.url().split('?').next().unwrap_or("").to_string();
-    let method = req.method().clone();
+    // HEAD is GET without the body (monitors and load balancers probe with it); the
+    // answer leaves out the body because the request says HEAD.
+    let method = match req.method() {
+        Method::Head => Method::Get,
+        m => m.clone(),
+    };
     if let Err(e) = super::http::check_head(&req) {
         Reply::error(&e).send(req, &request_id);
         return;
@@ -45,7 +50,9 @@ pub fn handle(state: &Arc<State>, req: Request) {
                 Err(e) => shed(state, req, &request_id, embeddings::ENDPOINT, &e),
             }
         }
-        (Method::Get, "/v1/realtime") | (Method::Get, "/realtime") => {
+        (Method::Get, "/v1/realtime") | (Method::Get, "/realtime")
+            if *req.method() != Method::Head =>
+        {
             realtime::handle(state, req, &request_id);
         }
         (Method::Get, "/v1/models") | (Method::Get, "/models") => {
@@ -53,8 +60,7 @@ pub fn handle(state: &Arc<State>, req: Request) {
         }
         (m, p) if model_path(p).is_some() => {
             if *m != Method::Get {
-                let e = ApiError::method_not_allowed(m.as_str(), p);
-                Reply::error(&e).send(req, &request_id);
+                not_allowed(req, &request_id, p);
                 return;
             }
             let id = model_path(p).unwrap_or_default();
@@ -71,9 +77,7 @@ pub fn handle(state: &Arc<State>, req: Request) {
         (Method::Get, "/keeptrusts/providers/metrics") => {
             super::routing::metrics(state, &req).send(req, &request_id)
         }
-        (m, p) if is_known_path(p) => {
-            Reply::error(&ApiError::method_not_allowed(m.as_str(), p)).send(req, &request_id)
-        }
+        (_, p) if is_known_path(p) => not_allowed(req, &request_id, p),
         (_, p) => Reply::error(&ApiError::not_found(p)).send(req, &request_id),
     }
 }
@@ -132,6 +136,25 @@ fn browser(state: &State, mut req: Request, request_id: &str, path: &str) -> Opt
     };
     reply.send(req, request_id);
     None
+}
+
+/// 405 for a path kt serves with another method, with the `Allow` header HTTP asks for.
+fn not_allowed(req: Request, request_id: &str, path: &str) {
+    let allow = match path {
+        "/v1/chat/completions"
+        | "/chat/completions"
+        | "/v1/responses"
+        | "/responses"
+        | "/v1/embeddings"
+        | "/embeddings"
+        | "/keeptrusts/config/reload" => "POST",
+        "/v1/realtime" | "/realtime" => "GET",
+        _ => "GET, HEAD",
+    };
+    let e = ApiError::method_not_allowed(req.method().as_str(), path);
+    Reply::error(&e)
+        .header("Allow", allow)
+        .send(req, request_id);
 }
 
 fn is_known_path(p: &str) -> bool {

@@ -481,6 +481,42 @@ models:
     assert_eq!(health["status"], "ok");
 }
 
+/// HEAD answers as GET without the body (monitors probe with it); a method a path does
+/// not take is a 405 naming the ones it does (`Allow`).
+#[test]
+fn head_is_get_without_a_body_and_405_says_what_is_allowed() {
+    let gw = Gateway::start(None);
+    for path in ["/health", "/v1/models", "/v1/models/gpt-4o"] {
+        let mut resp = http().head(format!("{}{path}", gw.url())).call().unwrap();
+        assert_eq!(resp.status().as_u16(), 200, "{path}");
+        let len: usize = resp.headers()["content-length"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(len > 0, "{path}: the length of the GET answer");
+        assert_eq!(resp.body_mut().read_to_string().unwrap(), "", "{path}");
+    }
+    for (method, path, allow) in [
+        ("PUT", "/v1/chat/completions", "POST"),
+        ("HEAD", "/v1/embeddings", "POST"),
+        ("DELETE", "/v1/models/gpt-4o", "GET, HEAD"),
+        ("POST", "/health", "GET, HEAD"),
+        ("HEAD", "/v1/realtime", "GET"),
+    ] {
+        let url = format!("{}{path}", gw.url());
+        let resp = match method {
+            "PUT" => http().put(&url).send("{}"),
+            "HEAD" => http().head(&url).call(),
+            "DELETE" => http().delete(&url).call(),
+            _ => http().post(&url).send("{}"),
+        }
+        .unwrap();
+        assert_eq!(resp.status().as_u16(), 405, "{method} {path}");
+        assert_eq!(resp.headers()["allow"], allow, "{method} {path}");
+    }
+}
+
 fn assert_error(status: u16, body: &Value, want_status: u16, want_param: Option<&str>) {
     assert_eq!(status, want_status, "{body}");
     assert!(
