@@ -152,6 +152,21 @@ fn is_local(origin: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Any `Origin` a client can send gets an answer: a local-looking one is allowed
+        /// only when it parses as `scheme://host[:port]`, a refusal names at most 200
+        /// characters of it.
+        #[test]
+        fn any_origin_is_decided(origin in "(?s)(https?://)?(\\[?[a-z0-9.:\\]]{0,12}|localhost|127\\.0\\.0\\.1)(:[0-9]{0,6})?.{0,4}") {
+            match access(Some(&origin), None) {
+                Access::Allowed(o) => prop_assert!(origin::parse(&o).is_some(), "{o}"),
+                Access::Refused(e) => prop_assert!(e.body.message.chars().count() < 400),
+                Access::NotBrowser => prop_assert!(false),
+            }
+        }
+    }
 
     fn spec(origins: &[&str], localhost: Option<bool>) -> CorsSpec {
         CorsSpec {
