@@ -140,43 +140,37 @@ fn browser(state: &State, mut req: Request, request_id: &str, path: &str) -> Opt
 
 /// 405 for a path kt serves with another method, with the `Allow` header HTTP asks for.
 fn not_allowed(req: Request, request_id: &str, path: &str) {
-    let allow = match path {
+    let e = ApiError::method_not_allowed(req.method().as_str(), path);
+    Reply::error(&e)
+        .header("Allow", allowed_methods(path).unwrap_or("GET, HEAD"))
+        .send(req, request_id);
+}
+
+fn is_known_path(p: &str) -> bool {
+    allowed_methods(p).is_some()
+}
+
+/// The methods a path of kt's takes (`None`: not one of kt's paths; the models under
+/// `/v1/models/` are matched apart).
+fn allowed_methods(p: &str) -> Option<&'static str> {
+    match p {
         "/v1/chat/completions"
         | "/chat/completions"
         | "/v1/responses"
         | "/responses"
         | "/v1/embeddings"
         | "/embeddings"
-        | "/keeptrusts/config/reload" => "POST",
-        "/v1/realtime" | "/realtime" => "GET",
-        _ => "GET, HEAD",
-    };
-    let e = ApiError::method_not_allowed(req.method().as_str(), path);
-    Reply::error(&e)
-        .header("Allow", allow)
-        .send(req, request_id);
-}
-
-fn is_known_path(p: &str) -> bool {
-    matches!(
-        p,
-        "/v1/chat/completions"
-            | "/chat/completions"
-            | "/v1/responses"
-            | "/responses"
-            | "/v1/embeddings"
-            | "/embeddings"
-            | "/v1/realtime"
-            | "/realtime"
-            | "/v1/models"
-            | "/models"
-            | "/health"
-            | "/healthz"
-            | "/v1/events"
-            | "/keeptrusts/config"
-            | "/keeptrusts/config/reload"
-            | "/keeptrusts/providers/metrics"
-    )
+        | "/keeptrusts/config/reload" => Some("POST"),
+        "/v1/realtime" | "/realtime" => Some("GET"),
+        "/v1/models"
+        | "/models"
+        | "/health"
+        | "/healthz"
+        | "/v1/events"
+        | "/keeptrusts/config"
+        | "/keeptrusts/providers/metrics" => Some("GET, HEAD"),
+        _ => None,
+    }
 }
 
 /// A model request refused because the gateway is at `--max-concurrency` with a full
