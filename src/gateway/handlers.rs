@@ -93,20 +93,10 @@ fn browser(state: &State, mut req: Request, request_id: &str, path: &str) -> Opt
         cors::Access::NotBrowser => return Some(req),
         cors::Access::Allowed(origin) => origin,
         cors::Access::Refused(e) => {
-            let endpoint = path.trim_end_matches('/');
-            let endpoint = endpoint.strip_prefix("/v1").unwrap_or(endpoint);
             // A refused preflight is the browser asking, not a model request: no event.
             let preflight = matches!(req.method(), Method::Other(m) if m == "OPTIONS");
-            let kind = match endpoint {
-                _ if preflight => None,
-                "/chat/completions" => Some(EventKind::ChatCompletion),
-                "/responses" => Some(EventKind::Responses),
-                "/embeddings" => Some(EventKind::Embeddings),
-                "/realtime" => Some(EventKind::Realtime),
-                _ => None,
-            };
-            match kind {
-                Some(kind) => refuse(state, req, request_id, kind, &format!("/v1{endpoint}"), &e),
+            match model_endpoint(path.trim_end_matches('/')).filter(|_| !preflight) {
+                Some((kind, endpoint)) => refuse(state, req, request_id, kind, endpoint, &e),
                 None => Reply::error(&e).send(req, request_id),
             }
             return None;
@@ -176,12 +166,20 @@ fn allowed_methods(p: &str) -> Option<&'static str> {
 /// A model request refused because the gateway is at `--max-concurrency` with a full
 /// admission queue: answered 503 at once and recorded like any other request.
 fn shed(state: &State, req: Request, request_id: &str, endpoint: &str, err: &ApiError) {
-    let kind = match endpoint {
-        "/v1/responses" => EventKind::Responses,
-        embeddings::ENDPOINT => EventKind::Embeddings,
-        _ => EventKind::ChatCompletion,
-    };
+    let kind = model_endpoint(endpoint).map_or(EventKind::ChatCompletion, |(k, _)| k);
     refuse(state, req, request_id, kind, endpoint, err);
+}
+
+/// A model request's path (with or without `/v1`): the kind of its events and the
+/// endpoint they name.
+fn model_endpoint(path: &str) -> Option<(EventKind, &'static str)> {
+    match path.strip_prefix("/v1").unwrap_or(path) {
+        "/chat/completions" => Some((EventKind::ChatCompletion, "/v1/chat/completions")),
+        "/responses" => Some((EventKind::Responses, "/v1/responses")),
+        "/embeddings" => Some((EventKind::Embeddings, embeddings::ENDPOINT)),
+        "/realtime" => Some((EventKind::Realtime, "/v1/realtime")),
+        _ => None,
+    }
 }
 
 /// A model request refused before its handler ran: answered with `err` and recorded

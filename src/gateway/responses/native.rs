@@ -21,10 +21,11 @@ use crate::gateway::transport::UpstreamResponse;
 use crate::gateway::{routing, stream, State};
 use crate::openai::ApiError;
 use crate::policy::audit_logger::Payload;
+use crate::policy::chain::Block;
 use crate::policy::{ChainOutcome, StreamFilter};
 use crate::providers::responses::native::{native_usage, native_view};
 use crate::providers::responses::relay::{Relay, Rewriter};
-use crate::providers::responses::write_back;
+use crate::providers::responses::{write_back, TypedEvent};
 use crate::providers::sse::SseParser;
 use crate::store::Event;
 
@@ -222,13 +223,7 @@ pub fn stream(
         Err(Stop::Blocked(mut outcome)) => {
             stream::add_stream_traces(&mut ev, &outcome.trace, &[]);
             if let Some(block) = outcome.block.take() {
-                let events = relay.fail(
-                    "output_blocked",
-                    &block.message,
-                    Some(&block.policy),
-                    "output_blocked",
-                );
-                ev.blocked_by = Some(block.policy);
+                let events = output_blocked(&mut relay, &mut ev, block);
                 ev.status = match write_events(&mut writer, events).and_then(|()| writer.end()) {
                     Ok(()) => 409,
                     Err(_) => 499,
@@ -267,16 +262,7 @@ fn complete(
     let streamed: Vec<_> = relay.rewriters().flat_map(StreamFilter::trace).collect();
     stream::add_stream_traces(ev, &output.trace, &streamed);
     let (events, status) = match output.block {
-        Some(block) => {
-            let events = relay.fail(
-                "output_blocked",
-                &block.message,
-                Some(&block.policy),
-                "output_blocked",
-            );
-            ev.blocked_by = Some(block.policy);
-            (events, 409)
-        }
+        Some(block) => (output_blocked(relay, ev, block), 409),
         None => {
             let m = serde_json::to_value(meta(p, Some(target))).unwrap_or(Value::Null);
             let events = relay.finish(vec![("x_keeptrusts".to_string(), m)]);
@@ -294,6 +280,19 @@ fn complete(
         ev.status = 502;
         ev.error = Some(message);
     }
+}
+
+/// The events ending a stream the output policies refused (`error`, `response.failed`),
+/// the refusing policy noted on the event.
+fn output_blocked(relay: &mut NativeRelay, ev: &mut Event, block: Block) -> Vec<TypedEvent> {
+    let events = relay.fail(
+        "output_blocked",
+        &block.message,
+        Some(&block.policy),
+        "output_blocked",
+    );
+    ev.blocked_by = Some(block.policy);
+    events
 }
 
 /// Reads the upstream stream and writes what the relay makes of each event, flushed at
