@@ -7,6 +7,8 @@ use std::path::Path;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use crate::config::schema::WireFormat;
+use crate::config::Target;
 use crate::gateway::conn::Request;
 use rusqlite::Connection;
 
@@ -65,14 +67,6 @@ pub struct ClientKey {
 pub const ACCOUNT_HEADERS: [&str; 2] = ["OpenAI-Organization", "OpenAI-Project"];
 
 impl ClientKey {
-    /// The key alone (a WebSocket subprotocol carries no headers with it).
-    pub fn bare(key: String) -> ClientKey {
-        ClientKey {
-            key,
-            account: Vec::new(),
-        }
-    }
-
     /// The key with the account headers of `req`.
     pub fn with_account(key: String, req: &Request) -> ClientKey {
         let account = ACCOUNT_HEADERS
@@ -85,6 +79,21 @@ impl ClientKey {
             })
             .collect();
         ClientKey { key, account }
+    }
+}
+
+/// The key an upstream call to `target` sends — the target's own, else the client's —
+/// and the headers that go with it: the client's account headers, only with the client's
+/// key and only to a target speaking OpenAI's format.
+pub fn upstream_key<'a>(
+    target: &'a Target,
+    client: Option<&'a ClientKey>,
+) -> (Option<&'a str>, &'a [(String, String)]) {
+    match (&target.credential, client) {
+        (Some(secret), _) => (Some(secret.expose()), &[]),
+        (None, Some(c)) if target.format == WireFormat::Openai => (Some(&c.key), &c.account),
+        (None, Some(c)) => (Some(&c.key), &[]),
+        (None, None) => (None, &[]),
     }
 }
 

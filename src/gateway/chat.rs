@@ -122,14 +122,17 @@ pub fn refuse(
 /// Who is calling and under which configuration: a gateway key selects its bound
 /// configuration; without one, the gateway's default (unless `gateway.auth.require_key`).
 pub fn caller(state: &State, req: &Request, ev: &mut Event) -> Result<Caller, ApiError> {
-    let (runtime, key, client_key) = caller_for(state, auth::presented(req), ev)?;
-    let client_key = client_key.map(|c| ClientKey::with_account(c.key, req));
-    Ok((runtime, key, client_key))
+    caller_for(state, req, auth::presented(req), ev)
 }
 
 /// `caller` for a credential found elsewhere than in the headers (a WebSocket
-/// subprotocol).
-pub fn caller_for(state: &State, presented: Presented, ev: &mut Event) -> Result<Caller, ApiError> {
+/// subprotocol); a provider key goes on with `req`'s account headers.
+pub fn caller_for(
+    state: &State,
+    req: &Request,
+    presented: Presented,
+    ev: &mut Event,
+) -> Result<Caller, ApiError> {
     let loaded = state.loaded();
     let default = loaded.default.clone();
     ev.configuration = Some(default.config.name.clone());
@@ -157,7 +160,7 @@ pub fn caller_for(state: &State, presented: Presented, ev: &mut Event) -> Result
                 "This gateway requires a gateway key: send `Authorization: Bearer kt_gk_…` (create one with `kt gateway-key create`).",
             ))
         }
-        Presented::Other(k) => (default, None, Some(ClientKey::bare(k))),
+        Presented::Other(k) => (default, None, Some(ClientKey::with_account(k, req))),
         Presented::None => (default, None, None),
     };
     ev.configuration = Some(runtime.config.name.clone());

@@ -405,16 +405,7 @@ fn build(
     body: &ChatRequest,
     raw_body: Option<&[u8]>,
 ) -> Result<UpstreamRequest, ApiError> {
-    // The target's own key, else the client's, with the account headers that came with
-    // it when the target speaks OpenAI's format.
-    let (key, account) = match (&target.credential, &p.client_key) {
-        (Some(secret), _) => (Some(secret.expose()), &[][..]),
-        (None, Some(client)) if target.format == crate::config::schema::WireFormat::Openai => {
-            (Some(client.key.as_str()), &client.account[..])
-        }
-        (None, Some(client)) => (Some(client.key.as_str()), &[][..]),
-        (None, None) => (None, &[][..]),
-    };
+    let (key, account) = super::auth::upstream_key(target, p.client_key.as_ref());
     let ctx = BuildContext {
         target,
         api_key: key,

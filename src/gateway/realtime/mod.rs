@@ -26,7 +26,7 @@ use tungstenite::protocol::Role;
 use tungstenite::WebSocket;
 
 use super::admission::{self, Grant};
-use super::auth::{self, ClientKey, Presented};
+use super::auth::{self, Presented};
 use super::http::{event_for, header, Reply};
 use super::{chat, Runtime, State};
 use crate::openai::{ApiError, ChatRequest};
@@ -90,8 +90,7 @@ fn open(
         },
         p => p,
     };
-    let (runtime, key, client_key) = chat::caller_for(state, presented, ev)?;
-    let client_key = client_key.map(|c| ClientKey::with_account(c.key, req));
+    let (runtime, key, client_key) = chat::caller_for(state, req, presented, ev)?;
     let settings = Settings::of(&runtime.config);
     if !settings.enabled {
         return Err(ApiError::new(

@@ -115,11 +115,9 @@ pub fn connect(
             headers.insert(n, v);
         }
     };
-    let (key, account) = match (&target.credential, &forward.client_key) {
-        (Some(secret), _) => (Some(secret.expose()), &[][..]),
-        (None, Some(client)) => (Some(client.key.as_str()), &client.account[..]),
-        (None, None) => (None, &[][..]),
-    };
+    // Realtime targets all speak OpenAI's format (`is_realtime_capable`): the client's
+    // account headers go with its key.
+    let (key, account) = crate::gateway::auth::upstream_key(target, forward.client_key.as_ref());
     if let Some(key) = key {
         put(
             &target.api_key_header,
