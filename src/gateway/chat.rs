@@ -295,7 +295,7 @@ pub fn parse_request(body: &[u8]) -> Result<(ChatRequest, bool), ApiError> {
     // The usual well-formed request straight into its type; anything this does not take
     // (bad JSON, a missing or empty field, a duplicate key) goes the checking way below,
     // which gives the same request when there is one and the precise error otherwise.
-    if let Ok(chat) = serde_json::from_slice::<ChatRequest>(body) {
+    if let Ok(chat) = crate::openai::from_json::<ChatRequest>(body) {
         if !chat.model.is_empty() && !chat.messages.is_empty() {
             return Ok((chat, true));
         }

@@ -124,7 +124,7 @@ impl ChatResponse {
     /// Deserialises `body` and whether its bytes stand for the result (see `parse`).
     fn read(body: &[u8]) -> (serde_json::Result<ChatResponse>, bool) {
         FILLED.with(|f| f.set(false));
-        let parsed = serde_json::from_slice::<ChatResponse>(body);
+        let parsed = super::from_json::<ChatResponse>(body);
         let filled = FILLED.with(|f| f.replace(false));
         let as_sent = parsed.as_ref().is_ok_and(|resp| {
             !filled
