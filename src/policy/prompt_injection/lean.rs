@@ -70,9 +70,12 @@ impl LeanSet {
 
     /// The indices of the patterns that match somewhere in `haystack`, in order.
     pub fn matches(&self, haystack: impl AsRef<[u8]>) -> Vec<usize> {
+        let input = Input::new(haystack.as_ref());
+        if !self.0.is_match(input.clone()) {
+            return Vec::new();
+        }
         let mut set = PatternSet::new(self.0.pattern_len());
-        self.0
-            .which_overlapping_matches(&Input::new(haystack.as_ref()), &mut set);
+        self.0.which_overlapping_matches(&input, &mut set);
         set.iter().map(|p| p.as_usize()).collect()
     }
 
