@@ -198,6 +198,11 @@ fn main() {
         for conc in [1, 32] {
             closed_rows(&direct, &via, pid, conc, dur, ", kt own core");
         }
+        // The null relay on kt's core, the bench's clients and mock on the others: what
+        // the two extra hops cost in this split with no work done on them (RESULTS.md,
+        // twenty-first session: kt's own-core c=32 tail does not follow kt's CPU).
+        let relay = relay::start_on(&upstream, Some(&kt_cpus));
+        relay_load(&direct, &relay, "null relay, own core", relay_settled, dur);
         let all: Vec<usize> = bench_cpus.iter().chain(&kt_cpus).copied().collect();
         pin(std::process::id(), &all);
         pin(pid, &all);
@@ -424,14 +429,8 @@ fn pct_rows(label: impl Fn(&str) -> String, ps: &[(&str, f64)], direct: &[f64], 
 /// The c=32 closed loop on shared cores through the null proxy (`relay.rs`) instead of
 /// kt: what two extra loopback hops cost at that load with no work done on them.
 fn relay_rows(upstream: &str, direct: &str, dur: Duration) {
-    let threads = relay::start(upstream);
-    // The connection threads count their CPU when they end, with their slice's
-    // connections: a moment for the last to end.
-    let settled = || {
-        std::thread::sleep(Duration::from_millis(200));
-        relay::cpu_ms()
-    };
-    relay_load(direct, &threads, "null relay", settled, dur);
+    let threads = relay::start_on(upstream, None);
+    relay_load(direct, &threads, "null relay", relay_settled, dur);
     // The same null proxy as an event loop per core (relay.rs): the worker model's cost.
     let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
     // `KT_BENCH_LOOPS=N`: N loops instead of one per core (how the loops' share of
@@ -448,6 +447,13 @@ fn relay_rows(upstream: &str, direct: &str, dur: Duration) {
         relay::loop_cpu_ms,
         dur,
     );
+}
+
+/// The thread relay's CPU so far, ms. Its connection threads count their CPU when they
+/// end, with their slice's connections: a moment for the last to end.
+fn relay_settled() -> f64 {
+    std::thread::sleep(Duration::from_millis(200));
+    relay::cpu_ms()
 }
 
 /// The c=32 rows of one relay at `addr` (`host:port`), named `name`; `cpu_ms` reads its

@@ -30,12 +30,22 @@ impl Drop for CountCpu {
     }
 }
 
-/// Starts the relay in front of `upstream` (`host:port`); returns its `host:port`.
-pub fn start(upstream: &str) -> String {
+/// Starts the relay in front of `upstream` (`host:port`); returns its `host:port`. With
+/// `cpus`, its threads run only there (the connection threads inherit the listener's
+/// affinity).
+pub fn start_on(upstream: &str, cpus: Option<&[usize]>) -> String {
     let listener = crate::mock::listen();
     let addr = listener.local_addr().unwrap().to_string();
     let upstream = upstream.to_string();
+    let cpus = cpus.map(<[usize]>::to_vec);
     std::thread::spawn(move || {
+        if let Some(cpus) = cpus {
+            let mut set = rustix::thread::CpuSet::new();
+            for c in cpus {
+                set.set(c);
+            }
+            rustix::thread::sched_setaffinity(None, &set).unwrap();
+        }
         for s in listener.incoming().flatten() {
             let upstream = upstream.clone();
             std::thread::Builder::new()
