@@ -71,6 +71,7 @@ impl LeanSet {
     /// The indices of the patterns that match somewhere in `haystack`, in order.
     pub fn matches(&self, haystack: impl AsRef<[u8]>) -> Vec<usize> {
         let input = Input::new(haystack.as_ref());
+        // A clean text, the usual case: the plain search, no pattern set (as `Scanner::find`).
         if !self.0.is_match(input.clone()) {
             return Vec::new();
         }
