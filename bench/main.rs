@@ -50,6 +50,9 @@ struct Args {
     streams_only: bool,
     /// `--writer-only`: only the event writer's throughput, in process (no kt).
     writer_only: bool,
+    /// `--shared-only`: only the c=32 load on shared cores, direct and via kt taking
+    /// turns (#11's row that moves most between runs: A/B of builds and configs).
+    shared_only: bool,
     /// `--serve`: start the mock and kt, print their URLs and wait for SIGINT/SIGTERM.
     serve: bool,
 }
@@ -74,6 +77,7 @@ fn args() -> Args {
         load_only: args.iter().any(|a| a == "--load-only"),
         streams_only: args.iter().any(|a| a == "--streams-only"),
         writer_only: args.iter().any(|a| a == "--writer-only"),
+        shared_only: args.iter().any(|a| a == "--shared-only"),
         serve: args.iter().any(|a| a == "--serve"),
     }
 }
@@ -170,6 +174,11 @@ fn main() {
 
     if a.streams_only {
         stream_rows(&direct, &via, a.streams);
+        finish(kt, gauge_start, &prompt_4k);
+        return;
+    }
+    if a.shared_only {
+        closed_rows(&direct, &via, pid, 32, dur, "");
         finish(kt, gauge_start, &prompt_4k);
         return;
     }

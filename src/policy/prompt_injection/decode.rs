@@ -40,6 +40,31 @@ pub struct Payload {
     pub text: String,
 }
 
+/// A text that talks about ROT13 (`(?i-u)`, over the folded text).
+pub const ROT13_HINT: &str = r"(?i-u)\brot[\s_-]?13\b";
+/// A text that talks about reading backwards.
+pub const REVERSE_HINT: &str =
+    r"(?i-u)\b(?:backwards?|reversed?|in\s+reverse|right\s+to\s+left|mirror(?:ed)?)\b";
+
+/// Which hints a folded text may hold. The detector knows from its character set, which
+/// carries [`ROT13_HINT`] and [`REVERSE_HINT`] and reads the same text anyway: a text
+/// without them then costs no search of its own (two regexes' tables, cold on a busy
+/// gateway, were ~30 % of the detector's cache misses on a short prompt).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hints {
+    pub rot13: bool,
+    pub reverse: bool,
+}
+
+#[cfg(test)]
+impl Hints {
+    /// Not known: look for both.
+    pub const ANY: Hints = Hints {
+        rot13: true,
+        reverse: true,
+    };
+}
+
 /// The compiled finders, built once per policy.
 #[derive(Debug)]
 pub struct Decoder {
@@ -56,16 +81,20 @@ const URL_SAFE: GeneralPurpose = GeneralPurpose::new(&alphabet::URL_SAFE, LENIEN
 impl Decoder {
     pub fn new() -> Result<Decoder, regex::Error> {
         Ok(Decoder {
-            rot13_hint: Regex::new(r"(?i-u)\brot[\s_-]?13\b")?,
-            reverse_hint: Regex::new(
-                r"(?i-u)\b(?:backwards?|reversed?|in\s+reverse|right\s+to\s+left|mirror(?:ed)?)\b",
-            )?,
+            rot13_hint: Regex::new(ROT13_HINT)?,
+            reverse_hint: Regex::new(REVERSE_HINT)?,
         })
     }
 
     /// Payloads hidden in `raw` (the text as sent); `folded` is its normalised view, used
     /// for ROT13 and reversal.
+    #[cfg(test)]
     pub fn payloads(&self, raw: &str, folded: &str) -> Vec<Payload> {
+        self.payloads_hinted(raw, folded, Hints::ANY)
+    }
+
+    /// [`Decoder::payloads`], looking for ROT13 and reversal only where `hints` allow.
+    pub fn payloads_hinted(&self, raw: &str, folded: &str, hints: Hints) -> Vec<Payload> {
         let mut out = Vec::new();
         let mut budget = MAX_DECODED_BYTES;
         for run in runs(raw.as_bytes()) {
@@ -95,13 +124,17 @@ impl Decoder {
         }
         // Only the text around the hint ("decode this ROT13: …", "… read it backwards"):
         // "reverse" is a common word, and the whole prompt need not be read twice.
-        if let Some(m) = self.rot13_hint.find(folded.as_bytes()) {
+        let rot13_hint = hints.rot13.then(|| self.rot13_hint.find(folded.as_bytes()));
+        if let Some(m) = rot13_hint.flatten() {
             out.push(Payload {
                 encoding: Encoding::Rot13,
                 text: around(folded, m.range()).chars().map(rot13).collect(),
             });
         }
-        if let Some(m) = self.reverse_hint.find(folded.as_bytes()) {
+        let reverse_hint = hints
+            .reverse
+            .then(|| self.reverse_hint.find(folded.as_bytes()));
+        if let Some(m) = reverse_hint.flatten() {
             out.push(Payload {
                 encoding: Encoding::Reversed,
                 text: around(folded, m.range()).chars().rev().collect(),

@@ -10,9 +10,9 @@ use regex::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
 
 use super::compile::Compiler;
 use super::concepts::{self, Concepts};
-use super::decode::Decoder;
+use super::decode::{self, Decoder, Hints};
 use super::lean::LeanSet;
-use super::matcher::{Scratch, WordMatcher};
+use super::matcher::{AnchoredRegex, Scratch, WordMatcher};
 use super::normalize::normalize;
 use super::score::{score, Analysis, Evidence};
 use super::signals::{self, Kind, Signal};
@@ -47,7 +47,7 @@ pub struct Detector {
     scripts: LeanSet,
     squashed: LeanSet,
     discussion_scripts: LeanSet,
-    negated: Regex,
+    negated: AnchoredRegex,
     custom: Option<RegexSet>,
     allow: Vec<Regex>,
     decoder: Decoder,
@@ -122,7 +122,7 @@ impl Detector {
         let matcher = WordMatcher::new(&compiler, all_words())?;
         let discussion_start = word_signals.len();
         let atoms_start = discussion_start + signals::DISCUSSION.len();
-        let negated = Regex::new(&compiler.compile(signals::NEGATED)?)
+        let negated = AnchoredRegex::new(&compiler, signals::NEGATED)
             .map_err(|e| internal("negation", &e))?;
         let concepts = Concepts::new()?;
         let char_signals = signals::chars();
@@ -131,8 +131,15 @@ impl Detector {
             word_signals,
             discussion_start,
             atoms_start,
-            chars: LeanSet::bytes(&char_signals.iter().map(|s| s.pattern).collect::<Vec<_>>())
-                .map_err(|e| internal("character", &e))?,
+            // The decoder's hints ride along at the end (`Detector::scan`).
+            chars: LeanSet::bytes(
+                &char_signals
+                    .iter()
+                    .map(|s| s.pattern)
+                    .chain([decode::ROT13_HINT, decode::REVERSE_HINT])
+                    .collect::<Vec<_>>(),
+            )
+            .map_err(|e| internal("character", &e))?,
             char_signals,
             concepts,
             scripts: LeanSet::unicode(
@@ -171,9 +178,18 @@ impl Detector {
         let folded = self.allowed(std::mem::take(&mut norm.folded));
         let (symbols, leet) = self.symbols(&folded);
         let words = self.match_words(&symbols, depth == 0, ev);
+        let mut hints = Hints {
+            rot13: false,
+            reverse: false,
+        };
         for i in self.chars.matches(folded.as_bytes()) {
-            if let Some(s) = self.char_signals.get(i) {
-                ev.matched.insert((CHARS, i), (s.kind, s.weight));
+            match self.char_signals.get(i) {
+                Some(s) => {
+                    ev.matched.insert((CHARS, i), (s.kind, s.weight));
+                }
+                // The decoder's hints, after the signals.
+                None if i == self.char_signals.len() => hints.rot13 = true,
+                None => hints.reverse = true,
             }
         }
         if let Some(custom) = &self.custom {
@@ -232,7 +248,7 @@ impl Detector {
             self.scan(&norm.hidden, depth + 1, &mut sub);
             ev.absorb(sub, None);
         }
-        for payload in self.decoder.payloads(text, &folded) {
+        for payload in self.decoder.payloads_hinted(text, &folded, hints) {
             let mut sub = Evidence::default();
             self.scan(&payload.text, depth + 1, &mut sub);
             if !sub.matched.is_empty() {
@@ -249,12 +265,15 @@ impl Detector {
     }
 
     fn neutralize(&self, symbols: String) -> String {
-        if !self.negated.is_match(&symbols) {
+        let Some(negated) = self.negated.regex_for(&symbols) else {
+            return symbols;
+        };
+        if !negated.is_match(&symbols) {
             return symbols;
         }
         let mut out = String::with_capacity(symbols.len());
         let mut last = 0;
-        for m in self.negated.find_iter(&symbols) {
+        for m in negated.find_iter(&symbols) {
             out.push_str(symbols.get(last..m.start()).unwrap_or_default());
             out.extend(m.as_str().chars().map(|c| {
                 if c.is_alphabetic() || u32::from(c) >= 0xE000 {
@@ -313,6 +332,31 @@ impl Detector {
 
 #[cfg(test)]
 impl Detector {
+    /// Panics unless the scan's shortcuts agree with the full searches on `text`: the
+    /// negation's anchor lets through every symbol string its regex matches, and the
+    /// character set reports the decoder's hints exactly where their regexes match.
+    pub fn check_shortcuts(&self, text: &str) {
+        let folded = normalize(text).folded;
+        let (main, leet) = self.lexicon.symbolize_with_leet(&folded);
+        for symbols in std::iter::once(main).chain(leet) {
+            if self.negated.full().is_match(&symbols) {
+                assert!(
+                    self.negated.regex_for(&symbols).is_some(),
+                    "negation in {text:?}"
+                );
+            }
+        }
+        let found = self.chars.matches(folded.as_bytes());
+        let n = self.char_signals.len();
+        let hints = [decode::ROT13_HINT, decode::REVERSE_HINT];
+        for (k, hint) in hints.iter().enumerate() {
+            let expected = regex::bytes::Regex::new(hint)
+                .unwrap()
+                .is_match(folded.as_bytes());
+            assert_eq!(found.contains(&(n + k)), expected, "{hint} in {text:?}");
+        }
+    }
+
     /// Which patterns match `text` (top level only): for debugging the catalogue.
     pub fn explain(&self, text: &str) -> Vec<(Kind, f64, &'static str)> {
         let mut ev = Evidence::default();

@@ -9,7 +9,7 @@
 
 use super::lean::LeanRegex;
 
-use super::compile::Compiler;
+use super::compile::{Compiler, Requirement};
 use super::symbols::{ANCHOR_PUNCTUATION, SENTENCE_END};
 
 /// Words too common to anchor on: almost every sentence has one.
@@ -47,7 +47,7 @@ impl WordMatcher {
         compiler: &Compiler,
         patterns: impl IntoIterator<Item = &'a str>,
     ) -> Result<WordMatcher, String> {
-        let common: Vec<char> = COMMON.iter().flat_map(|w| compiler.symbols_of(w)).collect();
+        let common = common_symbols(compiler);
         let mut m = WordMatcher {
             regexes: Vec::new(),
             requirements: Vec::new(),
@@ -72,20 +72,8 @@ impl WordMatcher {
                     })
                     .collect(),
             );
-            // Anchor: the cheapest requirement of every alternative, together; an
-            // alternative with no requirement leaves the pattern unanchored.
-            let mut anchor = Vec::new();
-            for reqs in &alternatives {
-                match reqs.iter().min_by_key(|r| r.1) {
-                    Some((set, _)) if !set.is_empty() => anchor.extend(set.iter().copied()),
-                    _ => {
-                        anchor.clear();
-                        break;
-                    }
-                }
-            }
-            match Some((anchor, 0)) {
-                Some((set, _)) if !set.is_empty() => {
+            match anchor_of(&alternatives) {
+                Some(set) => {
                     for c in set {
                         if let Some(v) = slot(compiler, c).and_then(|o| m.by_symbol.get_mut(o)) {
                             if v.last() != Some(&i) {
@@ -94,7 +82,7 @@ impl WordMatcher {
                         }
                     }
                 }
-                _ => m.always.push(i),
+                None => m.always.push(i),
             }
         }
         Ok(m)
@@ -175,6 +163,87 @@ impl WordMatcher {
         out.sort_unstable();
         out.dedup();
         out
+    }
+}
+
+/// The symbols of the words too common to anchor on.
+fn common_symbols(compiler: &Compiler) -> Vec<char> {
+    COMMON.iter().flat_map(|w| compiler.symbols_of(w)).collect()
+}
+
+/// A pattern's anchor: the cheapest requirement of every alternative, together (any match
+/// holds one of these symbols); `None` when an alternative requires nothing.
+fn anchor_of(alternatives: &[Vec<Requirement>]) -> Option<Vec<char>> {
+    let mut anchor = Vec::new();
+    for reqs in alternatives {
+        match reqs.iter().min_by_key(|r| r.1) {
+            Some((set, _)) if !set.is_empty() => anchor.extend(set.iter().copied()),
+            _ => return None,
+        }
+    }
+    (!anchor.is_empty()).then_some(anchor)
+}
+
+/// One word pattern whose matches are needed (not only whether it matches), searched only
+/// in symbol strings that hold its anchor. `Detector::neutralize` runs one over every text:
+/// the anchor check reads the symbol string just written and a few hundred bytes of
+/// bitset, where the regex's search, even finding nothing, reads its prefilter's and
+/// automaton's tables — cold in the gateway, where the clients', the upstream's and the
+/// other requests' work runs between two scans on a core (bench/RESULTS.md,
+/// twenty-second session).
+#[derive(Debug)]
+pub struct AnchoredRegex {
+    regex: regex::Regex,
+    /// Bit per `by_symbol` slot (word symbols, then punctuation); `None`: unanchored.
+    anchor: Option<Vec<u64>>,
+    /// Word symbols in the lexicon (the first punctuation slot).
+    words: usize,
+}
+
+impl AnchoredRegex {
+    /// `pattern` (already registered with `compiler`).
+    pub fn new(compiler: &Compiler, pattern: &str) -> Result<AnchoredRegex, String> {
+        let regex = regex::Regex::new(&compiler.compile(pattern)?)
+            .map_err(|e| format!("word pattern `{pattern}`: {e}"))?;
+        let alternatives = compiler.requirements(pattern, &common_symbols(compiler))?;
+        let words = compiler.lexicon.len();
+        let anchor = anchor_of(&alternatives).map(|set| {
+            let mut bits = vec![0u64; (words + ANCHOR_PUNCTUATION.len()).div_ceil(64)];
+            for o in set.into_iter().filter_map(|c| slot(compiler, c)) {
+                if let Some(w) = bits.get_mut(o / 64) {
+                    *w |= 1 << (o % 64);
+                }
+            }
+            bits
+        });
+        Ok(AnchoredRegex {
+            regex,
+            anchor,
+            words,
+        })
+    }
+
+    /// The regex, whatever `symbols` hold.
+    #[cfg(test)]
+    pub fn full(&self) -> &regex::Regex {
+        &self.regex
+    }
+
+    /// The regex, when `symbols` may hold a match of it.
+    pub fn regex_for(&self, symbols: &str) -> Option<&regex::Regex> {
+        let Some(bits) = &self.anchor else {
+            return Some(&self.regex);
+        };
+        symbols
+            .chars()
+            .any(|c| {
+                let o = match anchor(c) {
+                    Some(p) => self.words + p,
+                    None => offset(c),
+                };
+                bits.get(o / 64).is_some_and(|w| w & (1 << (o % 64)) != 0)
+            })
+            .then_some(&self.regex)
     }
 }
 
