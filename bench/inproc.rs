@@ -69,6 +69,50 @@ pub fn chain_cost(prompt: &str, n: usize) -> ChainCost {
     cost
 }
 
+/// The input phase on the bench's own request (`BODY`: a short user prompt), `n` times,
+/// warm (back to back) and cold (a 16 MiB sweep evicting the caches before each call):
+/// per-call times in µs, sorted. In the gateway the chain's tables are cold at every
+/// request — the clients', the upstream's and other requests' work runs on the core in
+/// between — and the cold figure is what the chain costs there (bench/RESULTS.md,
+/// twenty-second session). `KT_POLICY_CONFIG` (one file) replaces the sandbox config.
+pub fn cold_input(n: usize) -> (Vec<f64>, Vec<f64>) {
+    let paths: Vec<std::path::PathBuf> = std::env::var_os("KT_POLICY_CONFIG")
+        .map(Into::into)
+        .into_iter()
+        .collect();
+    let (set, _) = ConfigSet::load(&paths).unwrap();
+    let chain = PolicyChain::build(&set.default, FailMode::Block).unwrap();
+    let req: ChatRequest = serde_json::from_str(crate::BODY).unwrap();
+    let ctx = RequestContext {
+        request_id: "req_bench".into(),
+        model: "gpt-4o".into(),
+        ..RequestContext::default()
+    };
+    let mut sweep = vec![0u8; 16 << 20];
+    let mut times = [Vec::with_capacity(n), Vec::with_capacity(n)];
+    for (cold, out) in times.iter_mut().enumerate() {
+        for i in 0..n + n / 10 {
+            if cold == 1 {
+                for b in sweep.iter_mut().step_by(64) {
+                    *b = b.wrapping_add(1);
+                }
+            }
+            let mut r = req.clone();
+            let t = Instant::now();
+            let outcome = chain.run_input(&ctx, &mut r);
+            let took = t.elapsed();
+            std::hint::black_box(&outcome);
+            if i >= n / 10 {
+                out.push(took.as_secs_f64() * 1e6);
+            }
+        }
+        out.sort_by(f64::total_cmp);
+    }
+    std::hint::black_box(&sweep);
+    let [warm, cold] = times;
+    (warm, cold)
+}
+
 /// An event like the gateway's for one chat completion through the default chain: the
 /// policy trace, the routing detail and both bodies (~1.5 KB in all).
 fn event(i: usize, chained: bool) -> Event {

@@ -50,6 +50,8 @@ struct Args {
     streams_only: bool,
     /// `--writer-only`: only the event writer's throughput, in process (no kt).
     writer_only: bool,
+    /// `--chain-only`: only the in-process chain rows (no kt), for A/B of policy code.
+    chain_only: bool,
     /// `--shared-only`: only the c=32 load on shared cores, direct and via kt taking
     /// turns (#11's row that moves most between runs: A/B of builds and configs).
     shared_only: bool,
@@ -78,6 +80,7 @@ fn args() -> Args {
         streams_only: args.iter().any(|a| a == "--streams-only"),
         writer_only: args.iter().any(|a| a == "--writer-only"),
         shared_only: args.iter().any(|a| a == "--shared-only"),
+        chain_only: args.iter().any(|a| a == "--chain-only"),
         serve: args.iter().any(|a| a == "--serve"),
     }
 }
@@ -107,6 +110,10 @@ fn main() {
             "event writer {rate:.0}/s, {cpu:.1} µs of CPU per event; \
              strict (32 threads) {strict:.0}/s, {per_tx:.1}/tx"
         );
+        return;
+    }
+    if a.chain_only {
+        chain_rows();
         return;
     }
     let upstream = mock::start();
@@ -254,18 +261,7 @@ fn main() {
     stream_rows(&direct, &via, a.streams);
     let hwm = hwm_kib(pid);
 
-    let prompt_64k = prompt_4k.repeat(16);
-    for (name, prompt, n) in [("4 KB", &prompt_4k, 5000), ("64 KB", &prompt_64k, 500)] {
-        let c = inproc::chain_cost(prompt, n);
-        only(
-            &format!("chain input p50/p99, {name} prompt"),
-            format!("{:.1}/{:.1}µs", pct(&c.input, 0.5), pct(&c.input, 0.99)),
-        );
-        only(
-            &format!("chain output p50/p99, {name} answer"),
-            format!("{:.1}/{:.1}µs", pct(&c.output, 0.5), pct(&c.output, 0.99)),
-        );
-    }
+    chain_rows();
     for chained in [false, true] {
         let (rate, cpu) = inproc::writer_throughput(dir.path(), 50_000, chained);
         only(
@@ -295,6 +291,37 @@ fn main() {
         format!("{:.1}MiB", hwm as f64 / 1024.0),
     );
     finish(kt, gauge_start, &prompt_4k);
+}
+
+/// The default chain in process: the bench's request warm and with cold caches, then 4 KB
+/// and 64 KB prompts and answers.
+fn chain_rows() {
+    let (warm, cold) = inproc::cold_input(3000);
+    only(
+        "chain input p50/p99, bench request",
+        format!("{:.2}/{:.2}µs", pct(&warm, 0.5), pct(&warm, 0.99)),
+    );
+    only(
+        "chain input p50/p99, same, caches cold",
+        format!("{:.2}/{:.2}µs", pct(&cold, 0.5), pct(&cold, 0.99)),
+    );
+    let prompt_4k = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("testdata/prompt_injection/prompt_4k.txt"),
+    )
+    .unwrap();
+    let prompt_64k = prompt_4k.repeat(16);
+    for (name, prompt, n) in [("4 KB", &prompt_4k, 5000), ("64 KB", &prompt_64k, 500)] {
+        let c = inproc::chain_cost(prompt, n);
+        only(
+            &format!("chain input p50/p99, {name} prompt"),
+            format!("{:.1}/{:.1}µs", pct(&c.input, 0.5), pct(&c.input, 0.99)),
+        );
+        only(
+            &format!("chain output p50/p99, {name} answer"),
+            format!("{:.1}/{:.1}µs", pct(&c.output, 0.5), pct(&c.output, 0.99)),
+        );
+    }
 }
 
 /// The streaming rows: time to first token and gaps (one stream at a time), a short
