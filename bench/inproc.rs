@@ -48,11 +48,7 @@ pub fn chain_cost(prompt: &str, n: usize) -> ChainCost {
         output: Vec::with_capacity(n),
     };
     for i in 0..n + n / 10 {
-        let mut r = req.clone();
-        let t = Instant::now();
-        let outcome = chain.run_input(&ctx, &mut r);
-        let input = t.elapsed();
-        std::hint::black_box(&outcome);
+        let input = timed_input(&chain, &ctx, &req);
         let mut a = resp.clone();
         let t = Instant::now();
         let outcome = chain.run_output(&ctx, &mut a);
@@ -97,11 +93,7 @@ pub fn cold_input(n: usize) -> (Vec<f64>, Vec<f64>) {
                     *b = b.wrapping_add(1);
                 }
             }
-            let mut r = req.clone();
-            let t = Instant::now();
-            let outcome = chain.run_input(&ctx, &mut r);
-            let took = t.elapsed();
-            std::hint::black_box(&outcome);
+            let took = timed_input(&chain, &ctx, &req);
             if i >= n / 10 {
                 out.push(took.as_secs_f64() * 1e6);
             }
@@ -111,6 +103,16 @@ pub fn cold_input(n: usize) -> (Vec<f64>, Vec<f64>) {
     std::hint::black_box(&sweep);
     let [warm, cold] = times;
     (warm, cold)
+}
+
+/// One input phase over a copy of `req`, timed.
+fn timed_input(chain: &PolicyChain, ctx: &RequestContext, req: &ChatRequest) -> Duration {
+    let mut r = req.clone();
+    let t = Instant::now();
+    let outcome = chain.run_input(ctx, &mut r);
+    let took = t.elapsed();
+    std::hint::black_box(&outcome);
+    took
 }
 
 /// An event like the gateway's for one chat completion through the default chain: the
