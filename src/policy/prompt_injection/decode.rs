@@ -50,7 +50,7 @@ pub const REVERSE_HINT: &str =
 /// carries [`ROT13_HINT`] and [`REVERSE_HINT`] and reads the same text anyway: a text
 /// without them then costs no search of its own (two regexes' tables, cold on a busy
 /// gateway, were ~30 % of the detector's cache misses on a short prompt).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Hints {
     pub rot13: bool,
     pub reverse: bool,

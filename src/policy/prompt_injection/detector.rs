@@ -178,10 +178,7 @@ impl Detector {
         let folded = self.allowed(std::mem::take(&mut norm.folded));
         let (symbols, leet) = self.symbols(&folded);
         let words = self.match_words(&symbols, depth == 0, ev);
-        let mut hints = Hints {
-            rot13: false,
-            reverse: false,
-        };
+        let mut hints = Hints::default();
         for i in self.chars.matches(folded.as_bytes()) {
             match self.char_signals.get(i) {
                 Some(s) => {

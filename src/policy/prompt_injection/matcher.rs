@@ -103,10 +103,7 @@ impl WordMatcher {
         }
         let words = self.by_symbol.len() - ANCHOR_PUNCTUATION.len();
         for c in sentence.chars() {
-            let o = match anchor(c) {
-                Some(p) => words + p,
-                None => offset(c),
-            };
+            let o = slot_of(c, words);
             if let Some(v) = self.by_symbol.get(o) {
                 for &p in v {
                     // First time this sentence: a candidate.
@@ -237,10 +234,7 @@ impl AnchoredRegex {
         symbols
             .chars()
             .any(|c| {
-                let o = match anchor(c) {
-                    Some(p) => self.words + p,
-                    None => offset(c),
-                };
+                let o = slot_of(c, self.words);
                 bits.get(o / 64).is_some_and(|w| w & (1 << (o % 64)) != 0)
             })
             .then_some(&self.regex)
@@ -274,6 +268,15 @@ fn anchor(c: char) -> Option<usize> {
         return None;
     }
     ANCHOR_PUNCTUATION.bytes().position(|b| char::from(b) == c)
+}
+
+/// The `by_symbol` slot of a symbol-string character when the lexicon has `words` word
+/// symbols (out of range for a character that is neither a word nor anchor punctuation).
+fn slot_of(c: char, words: usize) -> usize {
+    match anchor(c) {
+        Some(p) => words + p,
+        None => offset(c),
+    }
 }
 
 fn offset(c: char) -> usize {
