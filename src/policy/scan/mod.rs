@@ -14,6 +14,7 @@
 
 pub mod filter;
 pub mod live;
+pub mod screen;
 pub mod walk;
 
 use std::ops::Range;
@@ -90,6 +91,9 @@ pub struct Scanner {
     /// Whether any detector matches a text (a clean text skips every per-detector
     /// search), then which.
     set: RegexSet,
+    /// Bytes one of which every match holds: a text without any has no match, and the
+    /// set is not asked (`None`: some pattern could match without a known byte).
+    screen: Option<screen::Screen>,
     live: live::Liveness,
 }
 
@@ -124,6 +128,7 @@ impl Scanner {
         Ok(Scanner {
             detectors,
             set,
+            screen: screen::Screen::new(&patterns),
             live,
         })
     }
@@ -153,6 +158,10 @@ impl Scanner {
     pub fn find(&self, hay: &str, from: usize, limit: usize) -> Vec<Hit> {
         let mut hits = Vec::new();
         if self.detectors.is_empty() || from > hay.len() {
+            return hits;
+        }
+        let rest = hay.as_bytes().get(from..).unwrap_or_default();
+        if self.screen.as_ref().is_some_and(|s| !s.may_match(rest)) {
             return hits;
         }
         // Most texts hold nothing: the set's plain search says so in fewer instructions
