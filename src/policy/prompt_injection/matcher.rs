@@ -27,18 +27,103 @@ const COMMON: &[&str] = &[
 ];
 
 /// Word patterns, each with its anchor and requirements.
+///
+/// The tables a sentence reads are flat arrays (rows behind offsets, not a vector per
+/// row): in the gateway they are cold at every request, and a vector per row was a miss
+/// from memory per level per symbol (bench/RESULTS.md, twenty-third session).
 #[derive(Debug)]
 pub struct WordMatcher {
     regexes: Vec<LeanRegex>,
-    /// Per pattern: alternatives, each a list of requirements (slots of their symbols)
-    /// that must all be present.
-    requirements: Vec<Vec<Vec<Vec<usize>>>>,
+    requirements: Requirements,
     /// Per pattern: one alternation of single words, matched without a regex.
     lexical: Vec<bool>,
-    /// For each word symbol (offset from the first one), the patterns anchored on it.
-    by_symbol: Vec<Vec<u16>>,
+    /// For each slot (word symbols, then anchor punctuation), the patterns anchored on it.
+    by_symbol: Rows<u16>,
     /// Patterns without a usable anchor: run on every sentence.
     always: Vec<u16>,
+}
+
+/// Rows of items one after another: row `i` is `items[start[i]..start[i + 1]]`.
+#[derive(Debug)]
+struct Rows<T> {
+    start: Vec<u32>,
+    items: Vec<T>,
+}
+
+impl<T> Rows<T> {
+    fn new() -> Rows<T> {
+        Rows {
+            start: vec![0],
+            items: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, row: impl IntoIterator<Item = T>) -> Result<(), String> {
+        self.items.extend(row);
+        let end = u32::try_from(self.items.len()).map_err(|_| "word matcher too large")?;
+        self.start.push(end);
+        Ok(())
+    }
+
+    fn row(&self, i: usize) -> &[T] {
+        self.items.get(span(&self.start, i)).unwrap_or_default()
+    }
+
+    fn len(&self) -> usize {
+        self.start.len() - 1
+    }
+}
+
+/// `bounds[i]..bounds[i + 1]` (empty past the end).
+fn span(bounds: &[u32], i: usize) -> std::ops::Range<usize> {
+    match (bounds.get(i), bounds.get(i + 1)) {
+        (Some(&a), Some(&b)) => a as usize..b as usize,
+        _ => 0..0,
+    }
+}
+
+/// Per pattern, what a sentence must hold before its regex is worth running: some
+/// alternative all of whose requirements have one of their slots present.
+#[derive(Debug)]
+struct Requirements {
+    /// Pattern `p`'s alternatives: `span(alts, p)`.
+    alts: Vec<u32>,
+    /// Alternative `a`'s requirements: `span(reqs, a)`.
+    reqs: Vec<u32>,
+    /// Requirement `r`'s slots, one of which must be present.
+    slots: Rows<u16>,
+}
+
+impl Requirements {
+    fn new() -> Requirements {
+        Requirements {
+            alts: vec![0],
+            reqs: vec![0],
+            slots: Rows::new(),
+        }
+    }
+
+    /// Appends the next pattern's alternatives (each a list of requirements, each a list
+    /// of slots).
+    fn push(&mut self, alternatives: &[Vec<Vec<u16>>]) -> Result<(), String> {
+        let too_large = |_| "word matcher too large".to_string();
+        for reqs in alternatives {
+            for slots in reqs {
+                self.slots.push(slots.iter().copied())?;
+            }
+            self.reqs
+                .push(u32::try_from(self.slots.len()).map_err(too_large)?);
+        }
+        self.alts
+            .push(u32::try_from(self.reqs.len() - 1).map_err(too_large)?);
+        Ok(())
+    }
+
+    fn possible(&self, pattern: usize, present: impl Fn(usize) -> bool) -> bool {
+        span(&self.alts, pattern).any(|a| {
+            span(&self.reqs, a).all(|r| self.slots.row(r).iter().any(|&o| present(usize::from(o))))
+        })
+    }
 }
 
 impl WordMatcher {
@@ -48,44 +133,53 @@ impl WordMatcher {
         patterns: impl IntoIterator<Item = &'a str>,
     ) -> Result<WordMatcher, String> {
         let common = common_symbols(compiler);
-        let mut m = WordMatcher {
-            regexes: Vec::new(),
-            requirements: Vec::new(),
-            lexical: Vec::new(),
-            by_symbol: vec![Vec::new(); compiler.lexicon.len() + ANCHOR_PUNCTUATION.len()],
-            always: Vec::new(),
-        };
+        let slots = compiler.lexicon.len() + ANCHOR_PUNCTUATION.len();
+        let slot16 = |c| slot(compiler, c).and_then(|o| u16::try_from(o).ok());
+        let mut regexes = Vec::new();
+        let mut requirements = Requirements::new();
+        let mut lexical = Vec::new();
+        let mut by_symbol: Vec<Vec<u16>> = vec![Vec::new(); slots];
+        let mut always = Vec::new();
         for (i, p) in patterns.into_iter().enumerate() {
             let re = LeanRegex::new(&compiler.compile(p)?)
                 .map_err(|e| format!("word pattern `{p}`: {e}"))?;
-            m.regexes.push(re);
-            m.lexical.push(compiler.is_lexical(p));
+            regexes.push(re);
+            lexical.push(compiler.is_lexical(p));
             let i = u16::try_from(i).map_err(|_| "too many word patterns".to_string())?;
             let alternatives = compiler.requirements(p, &common)?;
-            m.requirements.push(
-                alternatives
-                    .iter()
-                    .map(|reqs| {
-                        reqs.iter()
-                            .map(|(set, _)| set.iter().filter_map(|c| slot(compiler, *c)).collect())
-                            .collect()
-                    })
-                    .collect(),
-            );
+            let flat: Vec<Vec<Vec<u16>>> = alternatives
+                .iter()
+                .map(|reqs| {
+                    reqs.iter()
+                        .map(|(set, _)| set.iter().filter_map(|c| slot16(*c)).collect())
+                        .collect()
+                })
+                .collect();
+            requirements.push(&flat)?;
             match anchor_of(&alternatives) {
                 Some(set) => {
                     for c in set {
-                        if let Some(v) = slot(compiler, c).and_then(|o| m.by_symbol.get_mut(o)) {
+                        if let Some(v) = slot(compiler, c).and_then(|o| by_symbol.get_mut(o)) {
                             if v.last() != Some(&i) {
                                 v.push(i);
                             }
                         }
                     }
                 }
-                None => m.always.push(i),
+                None => always.push(i),
             }
         }
-        Ok(m)
+        let mut rows = Rows::new();
+        for v in by_symbol {
+            rows.push(v)?;
+        }
+        Ok(WordMatcher {
+            regexes,
+            requirements,
+            lexical,
+            by_symbol: rows,
+            always,
+        })
     }
 
     /// Indices of the patterns matching one sentence (no sentence end inside), appended
@@ -95,31 +189,29 @@ impl WordMatcher {
         scratch.candidates.extend_from_slice(&self.always);
         scratch.present.clear();
         scratch.present.resize(self.by_symbol.len().div_ceil(64), 0);
-        scratch.seen.resize(self.regexes.len(), 0);
-        scratch.stamp = scratch.stamp.wrapping_add(1);
-        if scratch.stamp == 0 {
-            scratch.seen.fill(0);
-            scratch.stamp = 1;
-        }
+        scratch.seen.clear();
+        scratch.seen.resize(self.regexes.len().div_ceil(64), 0);
         let words = self.by_symbol.len() - ANCHOR_PUNCTUATION.len();
         for c in sentence.chars() {
             let o = slot_of(c, words);
-            if let Some(v) = self.by_symbol.get(o) {
-                for &p in v {
-                    // First time this sentence: a candidate.
-                    if let Some(seen) = scratch.seen.get_mut(usize::from(p)) {
-                        if *seen != scratch.stamp {
-                            *seen = scratch.stamp;
-                            scratch.candidates.push(p);
-                        }
+            if o >= self.by_symbol.len() {
+                continue;
+            }
+            if let Some(word) = scratch.present.get_mut(o / 64) {
+                *word |= 1u64 << (o % 64);
+            }
+            for &p in self.by_symbol.row(o) {
+                // First time this sentence: a candidate.
+                let bit = usize::from(p);
+                if let Some(seen) = scratch.seen.get_mut(bit / 64) {
+                    if *seen & (1 << (bit % 64)) == 0 {
+                        *seen |= 1 << (bit % 64);
+                        scratch.candidates.push(p);
                     }
-                }
-                if let Some(word) = scratch.present.get_mut(o / 64) {
-                    *word |= 1u64 << (o % 64);
                 }
             }
         }
-        let present = |o: &usize| {
+        let present = |o: usize| {
             scratch
                 .present
                 .get(o / 64)
@@ -127,12 +219,7 @@ impl WordMatcher {
         };
         for &i in &scratch.candidates {
             let i = usize::from(i);
-            // Some alternative needs all its requirements here before the regex is worth
-            // running.
-            let possible = self.requirements.get(i).is_some_and(|alts| {
-                alts.iter()
-                    .any(|reqs| reqs.iter().all(|r| r.iter().any(present)))
-            });
+            let possible = self.requirements.possible(i, present);
             let lexical = self.lexical.get(i).copied().unwrap_or(false);
             if possible && (lexical || self.regexes.get(i).is_some_and(|re| re.is_match(sentence)))
             {
@@ -245,10 +332,10 @@ impl AnchoredRegex {
 #[derive(Debug, Default)]
 pub struct Scratch {
     candidates: Vec<u16>,
+    /// A bit per slot whose symbol the sentence holds.
     present: Vec<u64>,
-    /// Per pattern: the stamp of the last sentence it became a candidate in.
-    seen: Vec<u32>,
-    stamp: u32,
+    /// A bit per pattern already a candidate in this sentence.
+    seen: Vec<u64>,
 }
 
 /// The `by_symbol` slot of an anchor symbol: word symbols first, then punctuation.

@@ -19,6 +19,7 @@ mod normalize;
 mod score;
 mod signals;
 mod symbols;
+mod table;
 
 #[cfg(test)]
 mod corpus_test;

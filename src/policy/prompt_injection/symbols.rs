@@ -15,8 +15,7 @@
 //! Leetspeak is read here too: a word such as `1gn0r3` whose digits read as letters give a
 //! catalogue word yields a second symbol string with that word's symbol.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use super::table::{PrefixList, WordTable};
 
 /// First private-use character given to a catalogue word.
 pub const FIRST_SYMBOL: u32 = 0xE000;
@@ -27,43 +26,11 @@ pub const LINK: char = '~';
 /// Punctuation symbols a pattern can be anchored on.
 pub const ANCHOR_PUNCTUATION: &str = ",:\"@~";
 
-/// FNV-1a: the lexicon is hashed once per word of every prompt; SipHash is more than a
-/// short, non-adversarial key set needs.
-#[derive(Default)]
-struct Fnv(u64);
-
-impl Hasher for Fnv {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        let mut h = if self.0 == 0 {
-            0xcbf2_9ce4_8422_2325
-        } else {
-            self.0
-        };
-        for b in bytes {
-            h ^= u64::from(*b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-        self.0 = h;
-    }
-}
-
-type FnvMap<K, V> = HashMap<K, V, BuildHasherDefault<Fnv>>;
-
 /// The words the catalogue names, each with its symbol.
 #[derive(Debug, Default)]
 pub struct Lexicon {
-    exact: FnvMap<String, char>,
-    /// `prefix*` entries, longest first.
-    prefixes: Vec<(String, char)>,
-    /// The same, bucketed by first byte (most words have no candidate at all).
-    by_first: Vec<Vec<(String, char)>>,
-    /// Per first byte, a bit per word length (32 and up share the last) of the exact
-    /// words: most words of a prompt are not catalogue words, and this says so without
-    /// hashing them.
-    shapes: Vec<u32>,
+    exact: WordTable,
+    prefixes: PrefixList,
     next: u32,
 }
 
@@ -74,32 +41,20 @@ impl Lexicon {
             None => (word.to_string(), false),
         };
         if is_prefix {
-            if let Some((_, c)) = self.prefixes.iter().find(|(p, _)| *p == map_key) {
-                return Ok(*c);
+            if let Some(c) = self.prefixes.get(&map_key) {
+                return Ok(c);
             }
         } else if let Some(c) = self.exact.get(&map_key) {
-            return Ok(*c);
+            return Ok(c);
         }
         let c = char::from_u32(FIRST_SYMBOL + self.next)
             .filter(|c| u32::from(*c) < 0xF900)
             .ok_or_else(|| "too many distinct words in the catalogue".to_string())?;
         self.next += 1;
-        let first = usize::from(map_key.as_bytes().first().copied().unwrap_or(0));
-        if self.by_first.is_empty() {
-            self.by_first = vec![Vec::new(); 256];
-            self.shapes = vec![0; 256];
-        }
         if is_prefix {
-            if let Some(bucket) = self.by_first.get_mut(first) {
-                bucket.push((map_key.clone(), c));
-                bucket.sort_by_key(|b| std::cmp::Reverse(b.0.len()));
-            }
-            self.prefixes.push((map_key, c));
+            self.prefixes.insert(&map_key, c)?;
         } else {
-            if let Some(shape) = self.shapes.get_mut(first) {
-                *shape |= shape_bit(map_key.len());
-            }
-            self.exact.insert(map_key, c);
+            self.exact.insert(&map_key, c);
         }
         Ok(c)
     }
@@ -118,34 +73,21 @@ impl Lexicon {
     }
 
     pub(super) fn lookup(&self, word: &str) -> char {
-        let first = usize::from(word.as_bytes().first().copied().unwrap_or(0));
-        let maybe_exact = self
-            .shapes
-            .get(first)
-            .is_some_and(|s| s & shape_bit(word.len()) != 0);
-        if maybe_exact {
-            if let Some(c) = self.exact.get(word) {
-                return *c;
-            }
+        if let Some(c) = self.exact.get(word) {
+            return c;
         }
         if let Some(stem) = word.strip_suffix("'s") {
             if let Some(c) = self.exact.get(stem) {
-                return *c;
+                return c;
             }
         }
-        if let Some((_, c)) = self
-            .by_first
-            .get(first)
-            .into_iter()
-            .flatten()
-            .find(|(p, _)| word.starts_with(p.as_str()))
-        {
-            return *c;
+        if let Some(c) = self.prefixes.longest_match(word) {
+            return c;
         }
         // Persona names: `BetterGPT`, `FreedomGPT`, `BasedGPT` read as `gpt`.
         if word.len() > 3 && word.ends_with("gpt") {
             if let Some(c) = self.exact.get("gpt") {
-                return *c;
+                return c;
             }
         }
         OTHER_WORD
@@ -159,15 +101,15 @@ impl Lexicon {
                 .exact
                 .iter()
                 .filter(|(w, _)| w.starts_with(p))
-                .map(|(_, c)| *c)
+                .map(|(_, c)| c)
                 .chain(
                     self.prefixes
                         .iter()
                         .filter(|(q, _)| q.starts_with(p))
-                        .map(|(_, c)| *c),
+                        .map(|(_, c)| c),
                 )
                 .collect(),
-            None => self.exact.get(word).copied().into_iter().collect(),
+            None => self.exact.get(word).into_iter().collect(),
         }
     }
 
@@ -301,11 +243,6 @@ impl Out {
             self.push(SENTENCE_END);
         }
     }
-}
-
-/// The bit of a word length in [`Lexicon::shapes`].
-fn shape_bit(len: usize) -> u32 {
-    1u32 << len.min(31)
 }
 
 /// `rest` starts with a common top-level domain followed by the end of the host.
