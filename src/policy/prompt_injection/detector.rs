@@ -11,7 +11,7 @@ use regex::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
 use super::compile::Compiler;
 use super::concepts::{self, Concepts};
 use super::decode::{self, Decoder, Hints};
-use super::lean::LeanSet;
+use super::lean::{LeanSet, ScreenedSet};
 use super::matcher::{AnchoredRegex, Scratch, WordMatcher};
 use super::normalize::normalize;
 use super::score::{score, Analysis, Evidence};
@@ -41,7 +41,7 @@ pub struct Detector {
     word_signals: Vec<Signal>,
     discussion_start: usize,
     atoms_start: usize,
-    chars: LeanSet,
+    chars: ScreenedSet,
     char_signals: Vec<Signal>,
     concepts: Concepts,
     scripts: LeanSet,
@@ -132,7 +132,7 @@ impl Detector {
             discussion_start,
             atoms_start,
             // The decoder's hints ride along at the end (`Detector::scan`).
-            chars: LeanSet::bytes(
+            chars: ScreenedSet::bytes(
                 &char_signals
                     .iter()
                     .map(|s| s.pattern)
@@ -330,8 +330,9 @@ impl Detector {
 #[cfg(test)]
 impl Detector {
     /// Panics unless the scan's shortcuts agree with the full searches on `text`: the
-    /// negation's anchor lets through every symbol string its regex matches, and the
-    /// character set reports the decoder's hints exactly where their regexes match.
+    /// negation's anchor lets through every symbol string its regex matches, the
+    /// character set (screened in two) finds what one set of all its patterns finds, and
+    /// it reports the decoder's hints exactly where their regexes match.
     pub fn check_shortcuts(&self, text: &str) {
         let folded = normalize(text).folded;
         let (main, leet) = self.lexicon.symbolize_with_leet(&folded);
@@ -344,6 +345,21 @@ impl Detector {
             }
         }
         let found = self.chars.matches(folded.as_bytes());
+        static WHOLE: std::sync::OnceLock<LeanSet> = std::sync::OnceLock::new();
+        let whole = WHOLE.get_or_init(|| {
+            let patterns: Vec<&str> = self
+                .char_signals
+                .iter()
+                .map(|s| s.pattern)
+                .chain([decode::ROT13_HINT, decode::REVERSE_HINT])
+                .collect();
+            LeanSet::bytes(&patterns).unwrap()
+        });
+        assert_eq!(
+            found,
+            whole.matches(folded.as_bytes()),
+            "character set in {text:?}"
+        );
         let n = self.char_signals.len();
         let hints = [decode::ROT13_HINT, decode::REVERSE_HINT];
         for (k, hint) in hints.iter().enumerate() {

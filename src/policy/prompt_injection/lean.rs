@@ -13,6 +13,8 @@ use regex_automata::nfa::thompson::WhichCaptures;
 use regex_automata::util::syntax;
 use regex_automata::{Input, MatchKind, PatternSet};
 
+use crate::policy::scan::screen::{needed, Screen};
+
 /// Largest compiled automaton a pattern may need.
 const SIZE_LIMIT: usize = 64 << 20;
 
@@ -85,9 +87,117 @@ impl LeanSet {
     }
 }
 
+/// Case-insensitive byte patterns (as [`LeanSet::bytes`]) in two sets: those every match
+/// of which holds a byte prose seldom has (no lowercase letter, no space: `<`, `[`, `:`,
+/// digits, capitals…), run only on a text holding one of those bytes, and the others,
+/// always run. In the gateway the set's tables are cold at every request, and its lazy
+/// DFA read them at most bytes of a text; most texts skip the screened set, and the rest
+/// is a smaller automaton (bench/RESULTS.md, twenty-third session).
+#[derive(Debug)]
+pub struct ScreenedSet {
+    screen: Screen,
+    screened: Part,
+    rest: Part,
+}
+
+/// Some of a `ScreenedSet`'s patterns: their set and their indices in the whole list.
+#[derive(Debug)]
+struct Part {
+    set: Option<LeanSet>,
+    index: Vec<usize>,
+}
+
+impl Part {
+    fn build<P: AsRef<str>>(patterns: &[P], index: Vec<usize>) -> Result<Part, BuildError> {
+        let mine: Vec<&str> = index
+            .iter()
+            .filter_map(|&i| patterns.get(i).map(AsRef::as_ref))
+            .collect();
+        let set = if mine.is_empty() {
+            None
+        } else {
+            Some(LeanSet::bytes(&mine)?)
+        };
+        Ok(Part { set, index })
+    }
+
+    fn matches(&self, haystack: &[u8], out: &mut Vec<usize>) {
+        if let Some(set) = &self.set {
+            out.extend(
+                set.matches(haystack)
+                    .into_iter()
+                    .filter_map(|p| self.index.get(p)),
+            );
+        }
+    }
+}
+
+impl ScreenedSet {
+    pub fn bytes<P: AsRef<str>>(patterns: &[P]) -> Result<ScreenedSet, BuildError> {
+        let mut parser = regex_syntax::ParserBuilder::new()
+            .case_insensitive(true)
+            .unicode(false)
+            .utf8(false)
+            .build();
+        let mut needs = Vec::new();
+        let (mut screened, mut rest) = (Vec::new(), Vec::new());
+        for (i, p) in patterns.iter().enumerate() {
+            match needed(&mut parser, p.as_ref()).filter(|n| !n.has_prose_bytes()) {
+                Some(n) => {
+                    needs.push(n);
+                    screened.push(i);
+                }
+                None => rest.push(i),
+            }
+        }
+        Ok(ScreenedSet {
+            screen: Screen::of(needs),
+            screened: Part::build(patterns, screened)?,
+            rest: Part::build(patterns, rest)?,
+        })
+    }
+
+    /// The indices of the patterns that match somewhere in `haystack`, in order.
+    pub fn matches(&self, haystack: impl AsRef<[u8]>) -> Vec<usize> {
+        let haystack = haystack.as_ref();
+        let mut out = Vec::new();
+        self.rest.matches(haystack, &mut out);
+        if self.screen.may_match(haystack) {
+            self.screened.matches(haystack, &mut out);
+        }
+        out.sort_unstable();
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Split by what the patterns need, the set finds what one set of them all finds.
+    #[test]
+    fn a_screened_set_agrees_with_the_whole_set() {
+        let patterns = [
+            r"<\|im_start\|>",
+            r"\bbackwards?\b",
+            r"\[/?INST\]",
+            r"(?-i:DAN)",
+        ];
+        let split = ScreenedSet::bytes(&patterns).unwrap();
+        assert_eq!(split.screened.index, [0, 2, 3]);
+        assert_eq!(split.rest.index, [1]);
+        let whole = LeanSet::bytes(&patterns).unwrap();
+        for text in [
+            &b"read it BACKWARDS <|im_start|> [INST]"[..],
+            b"backwards",
+            b"ask DAN",
+            b"ask dan",
+            b"plain prose, nothing else",
+            b"",
+        ] {
+            assert_eq!(split.matches(text), whole.matches(text), "{text:?}");
+        }
+    }
 
     /// The lean builds match exactly what `regex` matches.
     #[test]

@@ -72,6 +72,12 @@ impl ByteSet {
         self.bytes().map(frequency).sum()
     }
 
+    /// Whether the set holds a lowercase ASCII letter or a space: bytes nearly every text
+    /// holds, so a screen waiting for them lets nearly everything through.
+    pub fn has_prose_bytes(&self) -> bool {
+        self.contains(b' ') || (b'a'..=b'z').any(|b| self.contains(b))
+    }
+
     /// The byte of the set a text is least likely to hold.
     fn rarest(&self) -> Option<ByteSet> {
         self.bytes()
@@ -211,19 +217,28 @@ fn lead(c: char) -> u8 {
         .unwrap_or(0)
 }
 
+/// The bytes one of which every match of `pattern` holds, as `parser` reads it (`None`:
+/// none known, or it does not parse).
+pub fn needed(parser: &mut regex_syntax::Parser, pattern: &str) -> Option<ByteSet> {
+    need(&parser.parse(pattern).ok()?).any
+}
+
 /// The union of every pattern's needed bytes, or `None` when some pattern needs none
 /// known (it could match text of any bytes) or does not parse.
 #[derive(Debug)]
 pub struct Screen(ByteSet);
 
 impl Screen {
+    /// For patterns as `regex` reads them by default (Unicode, case as written).
     pub fn new(patterns: &[&str]) -> Option<Screen> {
-        let mut union = ByteSet::default();
-        for p in patterns {
-            let hir = regex_syntax::Parser::new().parse(p).ok()?;
-            union = union.union(need(&hir).any?);
-        }
-        Some(Screen(union))
+        let mut parser = regex_syntax::Parser::new();
+        let sets: Option<Vec<ByteSet>> = patterns.iter().map(|p| needed(&mut parser, p)).collect();
+        Some(Screen::of(sets?))
+    }
+
+    /// A screen letting through texts that hold a byte of any of `sets`.
+    pub fn of(sets: impl IntoIterator<Item = ByteSet>) -> Screen {
+        Screen(sets.into_iter().fold(ByteSet::default(), ByteSet::union))
     }
 
     /// Whether a match could lie in `text`: it holds a byte some pattern needs.
