@@ -19,6 +19,18 @@ struct Slot {
 }
 
 impl Slot {
+    /// A slot for a key of 1 to [`INLINE`] bytes.
+    fn new(key: &[u8], sym: char) -> Option<Slot> {
+        let len = u8::try_from(key.len()).ok().filter(|l| *l > 0)?;
+        let mut slot = Slot {
+            len,
+            sym,
+            ..Slot::default()
+        };
+        slot.key.get_mut(..key.len())?.copy_from_slice(key);
+        Some(slot)
+    }
+
     fn holds(&self, word: &[u8]) -> bool {
         usize::from(self.len) == word.len() && self.key.get(..word.len()) == Some(word)
     }
@@ -69,22 +81,11 @@ impl WordTable {
             self.long.insert(word.to_string(), sym);
             return;
         }
-        let Ok(len) = u8::try_from(w.len()) else {
+        let Some(slot) = Slot::new(w, sym) else {
             return;
         };
-        if len == 0 {
-            return;
-        }
         if (self.stored + 1) * 2 > self.slots.len() {
             self.grow();
-        }
-        let mut slot = Slot {
-            len,
-            sym,
-            ..Slot::default()
-        };
-        if let Some(k) = slot.key.get_mut(..w.len()) {
-            k.copy_from_slice(w);
         }
         self.place(slot);
     }
@@ -174,19 +175,11 @@ impl PrefixList {
             self.long.sort_by_key(|(p, _)| std::cmp::Reverse(p.len()));
             return Ok(());
         }
-        let (Ok(len), Some(&first)) = (u8::try_from(p.len()), p.first()) else {
+        let (Some(slot), Some(&first)) = (Slot::new(p, sym), p.first()) else {
             return Ok(());
         };
         if self.slots.len() >= usize::from(u16::MAX) {
             return Err("too many `prefix*` words in the catalogue".to_string());
-        }
-        let mut slot = Slot {
-            len,
-            sym,
-            ..Slot::default()
-        };
-        if let Some(k) = slot.key.get_mut(..p.len()) {
-            k.copy_from_slice(p);
         }
         self.slots.push(slot);
         self.slots
