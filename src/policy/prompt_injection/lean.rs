@@ -26,6 +26,14 @@ fn config(kind: MatchKind) -> meta::Config {
         .nfa_size_limit(Some(SIZE_LIMIT))
 }
 
+/// How [`LeanSet::bytes`] reads its patterns: ASCII, case-insensitive, over bytes.
+fn bytes_syntax() -> syntax::Config {
+    syntax::Config::new()
+        .case_insensitive(true)
+        .unicode(false)
+        .utf8(false)
+}
+
 /// One pattern over text (Unicode, case as written).
 #[derive(Debug)]
 pub struct LeanRegex(meta::Regex);
@@ -60,12 +68,7 @@ impl LeanSet {
     pub fn bytes<P: AsRef<str>>(patterns: &[P]) -> Result<LeanSet, BuildError> {
         meta::Builder::new()
             .configure(config(MatchKind::All))
-            .syntax(
-                syntax::Config::new()
-                    .case_insensitive(true)
-                    .unicode(false)
-                    .utf8(false),
-            )
+            .syntax(bytes_syntax())
             .build_many(patterns)
             .map(LeanSet)
     }
@@ -134,15 +137,14 @@ impl Part {
 
 impl ScreenedSet {
     pub fn bytes<P: AsRef<str>>(patterns: &[P]) -> Result<ScreenedSet, BuildError> {
-        let mut parser = regex_syntax::ParserBuilder::new()
-            .case_insensitive(true)
-            .unicode(false)
-            .utf8(false)
-            .build();
         let mut needs = Vec::new();
         let (mut screened, mut rest) = (Vec::new(), Vec::new());
         for (i, p) in patterns.iter().enumerate() {
-            match needed(&mut parser, p.as_ref()).filter(|n| !n.has_prose_bytes()) {
+            let hir = syntax::parse_with(p.as_ref(), &bytes_syntax()).ok();
+            match hir
+                .and_then(|h| needed(&h))
+                .filter(|n| !n.has_prose_bytes())
+            {
                 Some(n) => {
                     needs.push(n);
                     screened.push(i);

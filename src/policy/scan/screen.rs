@@ -217,10 +217,10 @@ fn lead(c: char) -> u8 {
         .unwrap_or(0)
 }
 
-/// The bytes one of which every match of `pattern` holds, as `parser` reads it (`None`:
-/// none known, or it does not parse).
-pub fn needed(parser: &mut regex_syntax::Parser, pattern: &str) -> Option<ByteSet> {
-    need(&parser.parse(pattern).ok()?).any
+/// The bytes one of which every match of a pattern (its syntax) holds (`None`: none
+/// known).
+pub fn needed(hir: &Hir) -> Option<ByteSet> {
+    need(hir).any
 }
 
 /// The union of every pattern's needed bytes, or `None` when some pattern needs none
@@ -232,7 +232,10 @@ impl Screen {
     /// For patterns as `regex` reads them by default (Unicode, case as written).
     pub fn new(patterns: &[&str]) -> Option<Screen> {
         let mut parser = regex_syntax::Parser::new();
-        let sets: Option<Vec<ByteSet>> = patterns.iter().map(|p| needed(&mut parser, p)).collect();
+        let sets: Option<Vec<ByteSet>> = patterns
+            .iter()
+            .map(|p| needed(&parser.parse(p).ok()?))
+            .collect();
         Some(Screen::of(sets?))
     }
 
